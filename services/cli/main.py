@@ -1,0 +1,32 @@
+"""The ``stableseg`` command line: one typer app, one module per command group."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+from rich.console import Console
+
+from shared.config import get_settings
+
+app = typer.Typer(help="stableseg: stable retailer segmentation for FMCG retail.", no_args_is_help=True)
+console = Console()
+
+
+@app.callback()
+def main() -> None:
+    """stableseg: stable retailer segmentation for FMCG retail."""
+
+
+@app.command("config")
+def show_config(as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
+    """Print the effective configuration (secrets masked)."""
+    values = get_settings().masked()
+    if as_json:
+        console.print_json(json.dumps(values, default=str))
+        return
+    for key, value in values.items():
+        console.print(f"[bold]{key}[/bold] = {value}")
+
+
+# Command groups are registered below, one line each.
