@@ -7,6 +7,7 @@ import json
 import typer
 from rich.console import Console
 
+from services.cli import serve
 from shared.config import get_settings
 
 app = typer.Typer(help="stableseg: stable retailer segmentation for FMCG retail.", no_args_is_help=True)
@@ -30,3 +31,4 @@ def show_config(as_json: bool = typer.Option(False, "--json", help="print JSON")
 
 
 # Command groups are registered below, one line each.
+app.command("serve")(serve.serve)
