@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import importlib
-from enum import Enum
+from enum import StrEnum
 
 import typer
 
@@ -11,7 +11,7 @@ from shared.config import get_settings
 from shared.logging import configure_logging
 
 
-class Service(str, Enum):
+class Service(StrEnum):
     ingest = "ingest"
     features = "features"
     trainer = "trainer"
