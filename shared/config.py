@@ -28,6 +28,7 @@ class Settings(BaseSettings):
     segment_partitions: int = Field(4, ge=1, description="partitions of segments.changes")
 
     # --- services --------------------------------------------------------------------------------
+    bind_host: str = Field("127.0.0.1", description="address the HTTP services listen on (0.0.0.0 in containers)")
     assigner_port: int = 8000
     ingest_port: int = 8001
     features_port: int = 8002
