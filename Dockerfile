@@ -18,7 +18,7 @@ FROM ${PYTHON_IMAGE} AS runtime-base
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
     STABLESEG_DATA_DIR=/var/lib/stableseg STABLESEG_LOG_FORMAT=json STABLESEG_BIND_HOST=0.0.0.0
 RUN groupadd --system --gid 10001 stableseg && useradd --system --uid 10001 --gid stableseg --no-create-home stableseg \
- && mkdir -p /var/lib/stableseg && chown stableseg:stableseg /var/lib/stableseg
+ && mkdir -p /var/lib/stableseg/artifacts && chown -R stableseg:stableseg /var/lib/stableseg
 USER 10001:10001
 WORKDIR /var/lib/stableseg
 # Liveness only: /healthz never depends on Kafka, Redis or SQL. HEALTH_PORT is set per service (compose, k8s).
