@@ -1,0 +1,108 @@
+"""Offline validation of the deployment files: compose spec, Kubernetes schemas, consistency with the code."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import kubernetes_validate
+import kubernetes_validate.utils
+import pytest
+import yaml
+
+from shared.config import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+COMPOSE = ROOT / "docker-compose.yml"
+OVERLAYS = ("dev", "prod")
+SERVICES = ("ingest", "features", "trainer", "assigner")
+SETTINGS_VARS = {f"STABLESEG_{name.upper()}" for name in Settings.model_fields}
+
+
+def _compose() -> dict:
+    return yaml.safe_load(COMPOSE.read_text())
+
+
+def _render(overlay: str) -> list[dict]:
+    kubectl = shutil.which("kubectl")
+    assert kubectl, "kubectl is required to render the kustomize overlays (install it: it renders offline)"
+    out = subprocess.run([kubectl, "kustomize", str(ROOT / "k8s/overlays" / overlay)], check=True,
+                         capture_output=True, text=True).stdout
+    return [doc for doc in yaml.safe_load_all(out) if doc]
+
+
+def test_compose_matches_the_compose_specification() -> None:
+    exe = Path(shutil.which("check-jsonschema") or ROOT / ".venv/bin/check-jsonschema")
+    result = subprocess.run([str(exe), "--builtin-schema", "vendor.compose-spec", str(COMPOSE)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_compose_depends_on_names_exist_and_services_are_wired() -> None:
+    services = _compose()["services"]
+    for name, service in services.items():
+        for dependency in service.get("depends_on", {}):
+            assert dependency in services, f"{name} depends on unknown service {dependency}"
+    for name in SERVICES:
+        assert services[name]["command"] == [name], f"compose service {name} must run `stableseg serve {name}`"
+
+
+def _env_names_in(text: str) -> set[str]:
+    return set(re.findall(r"\bSTABLESEG_[A-Z0-9_]+\b", text))
+
+
+@pytest.mark.parametrize("path", ["docker-compose.yml", "Dockerfile", "k8s"])
+def test_every_stableseg_variable_is_a_setting(path: str) -> None:
+    target = ROOT / path
+    files = sorted(target.rglob("*.yaml")) if target.is_dir() else [target]
+    used = set().union(*(_env_names_in(f.read_text()) for f in files))
+    assert used, f"no STABLESEG_ variables found in {path}"
+    unknown = used - SETTINGS_VARS
+    assert not unknown, f"{path} sets variables that Settings does not read: {sorted(unknown)}"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_kubernetes_manifests_validate_strictly(overlay: str) -> None:
+    docs = _render(overlay)
+    kinds = {doc["kind"] for doc in docs}
+    assert {"Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget", "ConfigMap", "Secret"} <= kinds
+    for doc in docs:
+        kubernetes_validate.validate(doc, "1.33", strict=True)
+
+
+def test_unknown_kind_is_a_validation_failure() -> None:
+    doc = {"apiVersion": "kafka.strimzi.io/v1beta2", "kind": "Kafka", "metadata": {"name": "x"}, "spec": {}}
+    with pytest.raises(kubernetes_validate.utils.SchemaNotFoundError):
+        kubernetes_validate.validate(doc, "1.33", strict=True)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_kubernetes_deployments_are_hardened_and_probed(overlay: str) -> None:
+    deployments = {d["metadata"]["name"]: d for d in _render(overlay) if d["kind"] == "Deployment"}
+    assert set(deployments) == {f"stableseg-{s}" for s in SERVICES}
+    for name, dep in deployments.items():
+        pod = dep["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True, name
+        (container,) = pod["containers"]
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True, name
+        assert container["livenessProbe"]["httpGet"]["path"] == "/healthz", name
+        assert container["readinessProbe"]["httpGet"]["path"] == "/readyz", name
+        assert {"requests", "limits"} <= set(container["resources"]), name
+        assert container["args"] == [name.removeprefix("stableseg-")], name
+    assert deployments["stableseg-trainer"]["spec"]["replicas"] == 1
+    assert deployments["stableseg-trainer"]["spec"]["strategy"]["type"] == "Recreate"
+
+
+def test_images_match_the_dockerfile_targets() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    targets = set(re.findall(r"^FROM \S+ AS (\S+)$", dockerfile, flags=re.MULTILINE))
+    assert {"service", "trainer"} <= targets
+    services = _compose()["services"]
+    assert services["trainer"]["image"].startswith("stableseg-trainer:")
+    for name in ("ingest", "features", "assigner", "init"):
+        assert services[name]["image"].startswith("stableseg:"), name
+    k8s_images = {c["image"].split(":")[0] for d in _render("prod") if d["kind"] == "Deployment"
+                  for c in d["spec"]["template"]["spec"]["containers"]}
+    assert k8s_images == {"stableseg", "stableseg-trainer"}
