@@ -1,0 +1,147 @@
+"""``behaviour-v2``: size-free behaviour (season shape, trend, volatility, assortment, activity).
+
+Every volume is first divided by the shop's own mean monthly volume (``r = q / mean q``), so multiplying a
+shop's sales by any factor leaves every feature unchanged: shop size cannot drive the representation.
+Levels are compared on ``z = log(r + 0.05)`` (log: multiplicative effects become additive; the 0.05 floor keeps
+a zero month finite at about -3). Every value is finite and bounded; edge cases are defined (see ``columns``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from shared.features.base import FeatureSet
+from shared.features.monthly import ShopMonths
+from shared.features.panel import Panel
+
+FLOOR = 0.05  # relative-volume floor inside the log
+TREND_LIMIT = 3.0  # |log growth per year| cap (x20 per year)
+VOLATILITY_LIMIT = 5.0
+MONTHS = tuple(range(1, 13))
+
+COLUMNS = (
+    # season_share_m: mean relative volume of calendar month m over the shop's years, normalised to sum 1 over the
+    #   12 months (0 for a month never active; all 0 when the shop never sold). The season's shape, not its size.
+    *(f"season_share_{m}" for m in MONTHS),
+    # season_entropy: entropy of the 12 shares / ln 12, in [0, 1]: 1 = flat year, low = concentrated season.
+    "season_entropy",
+    # sales_trend: yearly log growth of volume, OLS slope of z on time with calendar-month fixed effects (so the
+    #   season does not masquerade as trend, gaps and partial years are fine), clipped to +-3; 0 if not estimable
+    #   (no calendar month seen in two different years).
+    "sales_trend",
+    # assortment_trend: the same slope for relative unique products: is the range widening or narrowing.
+    "assortment_trend",
+    # sales_volatility: residual std of z after the month effects and the trend (dof-corrected), clipped to
+    #   [0, 5]: irregularity that neither season nor trend explains; 0 when there is no residual dof.
+    "sales_volatility",
+    # assortment_breadth: ln(1 + mean unique products per active month): how wide the range is (a behaviour:
+    #   a wide-range small shop and a narrow-range big one differ here, not in volume).
+    "assortment_breadth",
+    # activity_ratio: active months / months spanned from first to last active month, in (0, 1].
+    "activity_ratio",
+)
+
+
+def _clip(x: np.ndarray | float, low: float, high: float) -> np.ndarray:
+    return np.minimum(np.maximum(x, low), high)
+
+
+def _shares(month_avg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Row-normalised seasonal profile and its entropy / ln 12 (both 0 for an all-zero profile)."""
+    total = month_avg.sum(axis=-1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = np.where(total > 0, month_avg / total, 0.0)
+        ent = -np.where(share > 0, share * np.log(share), 0.0).sum(axis=-1) / np.log(12)
+    return share, ent
+
+
+def _relative_log(x: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.log(np.where(mean > 0, x / mean, 0.0) + FLOOR)
+
+
+class BehaviourV2(FeatureSet):
+    """Size-free behaviour: 12 seasonal shares, season entropy, sales and assortment trend, volatility,
+    assortment breadth, activity ratio (18 columns)."""
+
+    name = "behaviour-v2"
+    version = 2
+    columns = COLUMNS
+
+    def _batch(self, panel: Panel) -> np.ndarray:
+        n, code, counts = panel.n_shops, panel.code, panel.counts
+        key = panel.shop_month_key()
+        month_n = np.bincount(key, minlength=12 * n)
+        first, last = panel.period[panel.starts], panel.period[panel.starts + counts - 1]
+        t = (panel.period - first[code]) / 12.0  # years since the shop's first month
+        mean_q = panel.shop_sum(panel.qty) / counts
+        mean_u = panel.shop_sum(panel.uniq) / counts
+        rel = np.where(mean_q[code] > 0, panel.qty / np.where(mean_q > 0, mean_q, 1.0)[code], 0.0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            month_avg = np.where(month_n > 0, np.bincount(key, rel, 12 * n) / month_n, 0.0).reshape(n, 12)
+        share, ent = _shares(month_avg)
+
+        def month_demeaned(x: np.ndarray) -> np.ndarray:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                return x - (np.bincount(key, x, 12 * n) / month_n)[key]
+
+        dt = month_demeaned(t)
+        sxx = panel.shop_sum(dt * dt)
+        estimable = sxx > 1e-9
+        out = []
+        resid_ss = None
+        for x, mean in ((panel.qty, mean_q), (panel.uniq, mean_u)):
+            dz = month_demeaned(_relative_log(x, mean[code]))
+            slope = np.where(estimable, panel.shop_sum(dt * dz) / np.where(estimable, sxx, 1.0), 0.0)
+            out.append(slope)
+            if resid_ss is None:
+                resid_ss = panel.shop_sum((dz - slope[code] * dt) ** 2)
+        dof = counts - (month_n.reshape(n, 12) > 0).sum(axis=1) - estimable
+        vol = np.where(dof > 0, np.sqrt(resid_ss / np.maximum(dof, 1)), 0.0)
+        return np.column_stack(
+            [
+                share,
+                ent,
+                _clip(out[0], -TREND_LIMIT, TREND_LIMIT),
+                _clip(out[1], -TREND_LIMIT, TREND_LIMIT),
+                _clip(vol, 0.0, VOLATILITY_LIMIT),
+                np.log1p(mean_u),
+                counts / (last - first + 1),
+            ]
+        )
+
+    def compute_one(self, shop: ShopMonths) -> np.ndarray:
+        n = len(shop)
+        m0 = shop.month - 1
+        month_n = np.bincount(m0, minlength=12)
+        seen = month_n > 0
+        safe_n = np.maximum(month_n, 1)
+        t = (shop.period - shop.period[0]) / 12.0
+        mean_q, mean_u = shop.sales_qty.sum() / n, shop.unique_products.sum() / n
+        rel = shop.sales_qty / mean_q if mean_q > 0 else np.zeros(n)
+        share, ent = _shares(np.where(seen, np.bincount(m0, rel, 12) / safe_n, 0.0))
+
+        def month_demeaned(x: np.ndarray) -> np.ndarray:
+            return x - (np.bincount(m0, x, 12) / safe_n)[m0]
+
+        dt = month_demeaned(t)
+        sxx = float((dt * dt).sum())
+        estimable = sxx > 1e-9
+        slopes, resid_ss = [], 0.0
+        for x, mean in ((shop.sales_qty, mean_q), (shop.unique_products, mean_u)):
+            dz = month_demeaned(_relative_log(x, np.float64(mean)))
+            slope = float((dt * dz).sum() / sxx) if estimable else 0.0
+            slopes.append(slope)
+            if len(slopes) == 1:
+                resid_ss = float(((dz - slope * dt) ** 2).sum())
+        dof = n - int(seen.sum()) - int(estimable)
+        vol = np.sqrt(resid_ss / dof) if dof > 0 else 0.0
+        tail = [
+            ent,
+            _clip(slopes[0], -TREND_LIMIT, TREND_LIMIT),
+            _clip(slopes[1], -TREND_LIMIT, TREND_LIMIT),
+            _clip(vol, 0.0, VOLATILITY_LIMIT),
+            np.log1p(mean_u),
+            n / (shop.period[-1] - shop.period[0] + 1),
+        ]
+        return np.concatenate([share, np.array(tail, dtype=np.float64)])
