@@ -1,0 +1,121 @@
+"""Per-retailer outcome of a retrain: which segment each retailer holds now, and whether that is a change.
+
+After :func:`~shared.segments.matching.match_clusters` the new cluster of a retailer maps to a segment id. A
+retailer *changes* only when that mapped id differs from the segment it held. Two hysteresis rules keep a
+retailer where it was when the new model is not sure about it, so that sales teams see a segment move only
+when behaviour really moved (``weak_strength`` is :attr:`MatchParams.weak_strength`, default 0.1):
+
+1. **Weak switch is held.** The new cluster maps to a different segment, but the retailer's membership
+   strength there is below ``weak_strength`` and its previous segment continued: it keeps its previous
+   segment (``held``). A weak member sits on a cluster border; a reseeded retrain of the same data moves such
+   borders, while a retailer whose behaviour drifted lands firmly inside its new cluster and does change.
+   Holding repeats as long as the retailer stays weakly placed elsewhere (it never leaves a live segment on
+   a weak signal); it moves as soon as the new cluster holds it with at least ``weak_strength``.
+2. **One noisy retrain does not drop a stable retailer.** A retailer the new model calls noise keeps its
+   previous segment for that retrain (``held``, status "assigned", strength 0) when it held that segment with
+   strength >= ``weak_strength`` and the segment continued. Noise flips of border retailers are frequent
+   between reseeded retrains; dropping the segment each time would make accounts flicker in and out. The
+   kept strength is 0, so a second consecutive noisy retrain finds a weak previous membership and reports the
+   retailer as noise (status "noise", segment None, ``changed``). Weak members and members of retired
+   segments are reported as noise at once.
+
+No other smoothing: a retailer whose segment retired always gets its new cluster's segment (or noise), and a
+previously noisy or new retailer takes whatever the new model says. Retailers only in the previous assignment
+(no longer eligible) are not part of the result; the caller reports them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from shared.segments.lineage import MatchResult
+from shared.segments.matching import NOISE, MatchParams
+from shared.segments.validation import validate_labels, validate_strengths
+
+OUTPUT_COLUMNS = ("shop_id", "segment", "status", "strength", "changed", "from_segment", "reason", "held")
+PREVIOUS_STATUSES = ("assigned", "noise", "ineligible", "unknown")
+REASONS = ("retrain", "features")
+
+
+def assign_segments(previous_assignment: pd.DataFrame | None, new_labels: pd.Series, new_strengths: pd.Series,
+                    result: MatchResult, params: MatchParams | None = None, *, reason: str = "retrain") -> pd.DataFrame:
+    """One row per retailer of ``new_labels``: ``shop_id, segment`` (None when noise), ``status`` ("assigned" |
+    "noise"), ``strength`` (membership in the new model, 0 for noise), ``changed``, ``from_segment`` (previous
+    segment or None), ``reason`` (``reason`` for a changed known retailer, "new-retailer" for a retailer absent
+    from ``previous_assignment``, None when unchanged) and ``held`` (kept by a hysteresis rule).
+
+    ``previous_assignment`` has ``shop_id`` as index or column, and columns ``segment``, ``status``,
+    ``strength`` (None for the first model)."""
+    params = params or MatchParams()
+    if reason not in REASONS:
+        raise ValueError(f"reason: must be one of {REASONS}, got {reason!r}")
+    labels = validate_labels(new_labels, "new_labels")
+    strengths = validate_strengths(new_strengths, labels, "new_strengths").to_numpy()
+    prev = _validate_previous_assignment(previous_assignment)
+
+    label_values = labels.to_numpy()
+    unknown = sorted(set(np.unique(label_values[label_values != NOISE]).tolist()) - set(result.cluster_to_segment))
+    if unknown:
+        raise ValueError(f"new_labels: cluster {unknown[0]} has no segment in the match result")
+    mapped = np.array([result.cluster_to_segment.get(int(v)) for v in label_values], dtype=object)
+    noise = label_values == NOISE
+
+    known = labels.index.isin(prev.index)
+    aligned = prev.reindex(labels.index)
+    prev_seg = aligned["segment"].to_numpy(dtype=object, copy=True)
+    prev_seg[~known | pd.isna(prev_seg)] = None
+    prev_str = aligned["strength"].to_numpy(dtype=float)
+    has_prev = np.array([s is not None for s in prev_seg])
+    alive = pd.Series(prev_seg, dtype=object).isin(result.continued_segments).to_numpy()
+
+    weak_switch = ~noise & alive & (mapped != prev_seg) & (strengths < params.weak_strength)
+    noise_grace = noise & alive & (np.nan_to_num(prev_str, nan=0.0) >= params.weak_strength)
+    held = weak_switch | noise_grace
+    segment = np.where(held, prev_seg, mapped)
+    assigned = np.array([s is not None for s in segment])
+    changed = (assigned != has_prev) | (assigned & has_prev & (segment != prev_seg))
+    why = np.where(changed, np.where(known, reason, "new-retailer"), None).astype(object)
+
+    text = {"segment": segment, "status": np.where(assigned, "assigned", "noise"), "from_segment": prev_seg,
+            "reason": why}  # object columns keep None (not NaN) for JSON
+    return pd.DataFrame({
+        "shop_id": labels.index.to_numpy(),
+        **{name: pd.Series(values, dtype=object) for name, values in text.items()},
+        "strength": np.where(noise, 0.0, strengths),
+        "changed": changed,
+        "held": held,
+    })[list(OUTPUT_COLUMNS)]
+
+
+def _validate_previous_assignment(previous: pd.DataFrame | None) -> pd.DataFrame:
+    """shop_id-indexed frame with ``segment`` (str or None), ``status`` and ``strength`` checked for consistency."""
+    if previous is None:
+        return pd.DataFrame({"segment": pd.Series([], dtype=object), "status": pd.Series([], dtype=object),
+                             "strength": pd.Series([], dtype=float)})
+    if not isinstance(previous, pd.DataFrame):
+        raise ValueError(f"previous_assignment: must be a DataFrame, got {type(previous).__name__}")
+    frame = previous.set_index("shop_id") if "shop_id" in previous.columns else previous
+    missing = [c for c in ("segment", "status", "strength") if c not in frame.columns]
+    if missing:
+        raise ValueError(f"previous_assignment: missing column {missing[0]!r}")
+    if frame.index.has_duplicates:
+        raise ValueError(f"previous_assignment: shop_id {frame.index[frame.index.duplicated()][0]!r} "
+                         "appears more than once")
+    segment = frame["segment"].to_numpy(dtype=object, copy=True)
+    segment[pd.isna(segment)] = None
+    status = frame["status"].to_numpy(dtype=object)
+    strength = pd.to_numeric(frame["strength"], errors="coerce").to_numpy(dtype=float)
+    has_seg = np.array([s is not None for s in segment], dtype=bool)
+    bad_status = ~pd.Series(status, dtype=object).isin(PREVIOUS_STATUSES).to_numpy()
+    checks = (
+        (bad_status, "status", f"must be one of {PREVIOUS_STATUSES}"),
+        (has_seg != (status == "assigned"), "segment", "must be set exactly when status is 'assigned'"),
+        (has_seg & ~((strength >= 0) & (strength <= 1)), "strength", "must be a number in [0, 1] when assigned"),
+    )
+    for bad, field, problem in checks:
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise ValueError(f"previous_assignment.{field}: shop_id {frame.index[i]!r} {problem} "
+                             f"(segment={segment[i]!r}, status={status[i]!r}, strength={frame['strength'].iloc[i]!r})")
+    return pd.DataFrame({"segment": segment, "status": status, "strength": strength}, index=frame.index)

@@ -1,0 +1,148 @@
+"""Match the clusters of a new model to the segments of the previous one, on retailer ids.
+
+Two autoencoders' latent spaces are not comparable, so identity is decided by membership only:
+
+1. Contingency table previous segment x new cluster over retailers present in both runs and non-noise in both
+   (a retailer that is noise/unassigned on either side counts towards neither the segment's nor the cluster's
+   size). Jaccard ``J = |S & C| / |S | C|`` and share ``|S & C| / |S|`` come from it.
+2. A pair is *acceptable* when ``J >= min_jaccard`` (0.5, the dissolution line of the cluster-stability
+   literature) and the segment sends more than half of its members there. One-to-one continuation is
+   ``linear_sum_assignment(J masked to acceptable pairs, maximize=True)``. Masking matters: on raw Jaccard the
+   optimum can trade one acceptable pair (0.5) for two unacceptable ones (1/3 + 1/3) and lose a continuation.
+   Acceptable pairs are nearly a matching already (a segment has at most one cluster with > half of it), so
+   the solver only settles exact ties, e.g. two halves of one cluster.
+3. Determinism: segments are ordered by id number and clusters by their smallest member shop_id (clusters are
+   disjoint, so this is a key of the member set), before the table is built. Any relabelling of the new
+   clusters gives the same table, hence the same outcome; new ids go to clusters by (size desc, smallest
+   member shop_id).
+4. MONIC-style transitions (split, merge, birth, retirement) as documented on :class:`MatchResult`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import linear_sum_assignment
+
+from shared.segments.lineage import MatchResult, SegmentIdState, parse_segment_id, segment_sort_key
+from shared.segments.validation import shop_ranks, validate_labels, validate_previous
+
+NOISE = -1
+_EPS = 1e-12  # comparisons of ratios such as 4/8 against 0.5 must not depend on rounding
+
+
+@dataclass(frozen=True)
+class MatchParams:
+    """Thresholds of matching (``min_jaccard``, ``stable_jaccard``, ``split_min_share``) and of per-retailer
+    hysteresis (``weak_strength``, see :mod:`shared.segments.assignment`)."""
+
+    min_jaccard: float = 0.5
+    stable_jaccard: float = 0.75
+    split_min_share: float = 0.25
+    weak_strength: float = 0.1
+
+    def __post_init__(self) -> None:
+        for name in ("min_jaccard", "stable_jaccard", "split_min_share", "weak_strength"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
+                raise ValueError(f"MatchParams.{name}: must be a number in [0, 1], got {value!r}")
+        if self.min_jaccard <= 0.0:
+            raise ValueError(f"MatchParams.min_jaccard: must be > 0, got {self.min_jaccard}")
+        if self.stable_jaccard < self.min_jaccard:
+            raise ValueError(f"MatchParams.stable_jaccard: must be >= min_jaccard ({self.min_jaccard}), "
+                             f"got {self.stable_jaccard}")
+        if not 0.0 < self.split_min_share <= 0.5:
+            raise ValueError(f"MatchParams.split_min_share: must be in (0, 0.5], got {self.split_min_share}")
+
+
+def match_clusters(previous: pd.Series | None, new_labels: pd.Series, state: SegmentIdState,
+                   params: MatchParams | None = None) -> MatchResult:
+    """Give every non-noise cluster of ``new_labels`` (shop_id -> int, -1 noise) a segment id, continuing the
+    segments of ``previous`` (shop_id -> segment id, None/NaN when noise or unassigned) where membership
+    says so. ``previous=None`` (or no segment in it) is the first model: every cluster is born."""
+    params = params or MatchParams()
+    if not isinstance(state, SegmentIdState):
+        raise ValueError(f"state: must be a SegmentIdState, got {type(state).__name__}")
+    prev = validate_previous(previous)
+    labels = validate_labels(new_labels, "new_labels")
+    segments = sorted(set(prev.dropna().tolist()), key=segment_sort_key)
+    if segments and parse_segment_id(segments[-1]) >= state.next_number:
+        raise ValueError(f"state.next_number: is {state.next_number} but previous already uses {segments[-1]}; "
+                         "ids would be reused")
+
+    clusters, sizes, min_rank = _canonical_clusters(labels)
+    table = _contingency(prev, labels, segments, clusters)
+    seg_size = table.sum(axis=1, keepdims=True)
+    clu_size = table.sum(axis=0, keepdims=True)
+    union = seg_size + clu_size - table
+    jaccard = np.divide(table, union, out=np.zeros(table.shape), where=union > 0)
+    share = np.divide(table, seg_size, out=np.zeros(table.shape), where=seg_size > 0)
+    acceptable = (jaccard >= params.min_jaccard - _EPS) & (share > 0.5 + _EPS)
+
+    pairs: list[tuple[int, int]] = []
+    if acceptable.any():
+        rows, cols = linear_sum_assignment(np.where(acceptable, jaccard, 0.0), maximize=True)
+        pairs = [(int(r), int(c)) for r, c in zip(rows, cols, strict=True) if acceptable[r, c]]
+
+    cluster_to_segment = {int(clusters[c]): segments[r] for r, c in pairs}
+    fresh = sorted((c for c in range(len(clusters)) if int(clusters[c]) not in cluster_to_segment),
+                   key=lambda c: (-sizes[c], min_rank[c]))
+    new_ids, new_state = state.issue(len(fresh))
+    cluster_to_segment.update({int(clusters[c]): sid for c, sid in zip(fresh, new_ids, strict=True)})
+    seg_of = [cluster_to_segment[int(k)] for k in clusters]
+
+    split, split_children = [], set()
+    for r, segment in enumerate(segments):
+        parts = [c for c in np.flatnonzero(share[r] >= params.split_min_share - _EPS)]
+        if len(parts) >= 2:
+            parts.sort(key=lambda c, r=r: (-share[r, c], min_rank[c]))
+            split.append({"from": segment, "into": [seg_of[c] for c in parts]})
+            split_children.update(seg_of[c] for c in parts if seg_of[c] != segment)
+    merged = []
+    for c in sorted(range(len(clusters)), key=lambda c: min_rank[c]):
+        senders = [segments[r] for r in np.flatnonzero(share[:, c] > 0.5 + _EPS)]
+        if len(senders) >= 2:
+            merged.append({"from": senders, "into": seg_of[c]})
+    merged.sort(key=lambda m: segment_sort_key(m["into"]))
+
+    continued = [{"segment": segments[r], "cluster": int(clusters[c]), "jaccard": float(jaccard[r, c])}
+                 for r, c in sorted(pairs)]
+    kept = {entry["segment"] for entry in continued}
+    return MatchResult(
+        cluster_to_segment=dict(sorted(cluster_to_segment.items())),
+        continued=continued,
+        born=[sid for sid in new_ids if sid not in split_children],
+        retired=[s for s in segments if s not in kept],
+        split=split,
+        merged=merged,
+        state=new_state,
+        stable=[e["segment"] for e in continued if e["jaccard"] >= params.stable_jaccard - _EPS],
+    )
+
+
+def _canonical_clusters(labels: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Non-noise cluster labels ordered by their smallest member shop_id, with sizes and that member's rank."""
+    ranks = shop_ranks(labels.index)
+    values = labels.to_numpy()
+    mask = values != NOISE
+    if not mask.any():
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, empty
+    grouped = pd.DataFrame({"label": values[mask], "rank": ranks[mask]}).groupby("label")["rank"].agg(["min", "size"])
+    grouped = grouped.sort_values("min")
+    return grouped.index.to_numpy(np.int64), grouped["size"].to_numpy(np.int64), grouped["min"].to_numpy(np.int64)
+
+
+def _contingency(prev: pd.Series, labels: pd.Series, segments: list[str], clusters: np.ndarray) -> np.ndarray:
+    """Counts of retailers (present in both, non-noise in both) per (segment, cluster), in canonical order."""
+    table = np.zeros((len(segments), len(clusters)), dtype=np.int64)
+    if not segments or not len(clusters):
+        return table
+    common = prev.index.intersection(labels.index)
+    seg_codes = pd.Categorical(prev.loc[common].to_numpy(object), categories=segments).codes
+    clu_codes = pd.Categorical(labels.loc[common].to_numpy(), categories=clusters).codes
+    both = (seg_codes >= 0) & (clu_codes >= 0)
+    flat = seg_codes[both].astype(np.int64) * len(clusters) + clu_codes[both]
+    return np.bincount(flat, minlength=table.size).reshape(table.shape)
