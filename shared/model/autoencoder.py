@@ -1,0 +1,223 @@
+"""The seed's dense autoencoder (TensorFlow / Keras, CPU) as a scikit-learn transformer.
+
+TensorFlow is imported lazily inside this module only, so services that merely embed (with
+:class:`~shared.model.numpy_encoder.NumpyEncoder`) never load it. Training is deterministic: the same
+data and seed give bitwise identical weights (global seeds plus TensorFlow op determinism).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
+from shared.model.numpy_encoder import BatchNormParams, NumpyEncoder
+
+LATENT_LAYER = "latent_space"
+_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+EpochCallback = Callable[[int, int, dict[str, float]], None]
+"""Called after every epoch with ``(epoch_done, epochs_total, logs)``."""
+
+
+def _keras() -> Any:
+    """Import Keras (TensorFlow backend) with deterministic CPU ops; cheap after the first call."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TF C++ chatter; Python errors still raise
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    import keras
+    import tensorflow as tf
+
+    tf.config.experimental.enable_op_determinism()
+    return keras
+
+
+def _check_matrix(X: Any, name: str = "X") -> np.ndarray:
+    x = np.asarray(X, dtype=np.float32)
+    if x.ndim != 2:
+        raise ValueError(f"{name}: expected a 2-D array, got {x.ndim} dimension(s)")
+    if x.shape[0] < 2 or x.shape[1] < 2:
+        raise ValueError(f"{name}: needs at least 2 rows and 2 columns, got shape {x.shape}")
+    if not np.isfinite(x).all():
+        raise ValueError(f"{name}: contains NaN or infinite values")
+    return x
+
+
+class Autoencoder(BaseEstimator, TransformerMixin):
+    """Input n -> BN -> Dense(n//2) -> BN -> Dense(latent) -> LayerNorm ``latent_space`` -> Dense(n//2) -> Dense(n).
+
+    Learned attributes: ``model_`` (the Keras model), ``history_`` (dict of per-epoch lists), ``n_features_in_``.
+    """
+
+    def __init__(
+        self,
+        latent_dim: int = 5,
+        epochs: int = 30,
+        batch_size: int = 300,
+        validation_split: float = 0.35,
+        patience: int = 5,
+        l2: float = 1e-4,
+        learning_rate: float = 1e-3,
+        seed: int = 42,
+        verbose: int = 0,
+    ) -> None:
+        self.latent_dim = latent_dim
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.validation_split = validation_split
+        self.patience = patience
+        self.l2 = l2
+        self.learning_rate = learning_rate
+        self.seed = seed
+        self.verbose = verbose
+
+    def _build(self, keras: Any, n: int) -> Any:
+        layers, reg = keras.layers, keras.regularizers.L2(self.l2)
+        hidden = max(n // 2, 1)
+        inputs = keras.Input(shape=(n,), name="features")
+        x = layers.BatchNormalization(name="bn_input")(inputs)
+        x = layers.Dense(hidden, activation="relu", use_bias=False, kernel_regularizer=reg, name="encoder_hidden")(x)
+        x = layers.BatchNormalization(name="bn_hidden")(x)
+        x = layers.Dense(self.latent_dim, use_bias=False, kernel_regularizer=reg, name="latent_dense")(x)
+        latent = layers.LayerNormalization(name=LATENT_LAYER)(x)
+        x = layers.Dense(hidden, activation="relu", name="decoder_hidden")(latent)
+        outputs = layers.Dense(n, name="reconstruction")(x)
+        model = keras.Model(inputs, outputs, name="autoencoder")
+        model.compile(optimizer=keras.optimizers.Adam(self.learning_rate), loss="mse", metrics=["mae"])
+        return model
+
+    def fit(self, X: Any, y: Any = None, epoch_callback: EpochCallback | None = None) -> Autoencoder:
+        """Train on ``X`` (reconstruction); ``y`` is ignored. Returns self."""
+        if self.latent_dim < 1:
+            raise ValueError(f"latent_dim: must be >= 1, got {self.latent_dim}")
+        if not 0.0 <= self.validation_split < 1.0:
+            raise ValueError(f"validation_split: must be in [0, 1), got {self.validation_split}")
+        x = _check_matrix(X)
+        keras = _keras()
+        keras.utils.set_random_seed(self.seed)
+        self.model_ = self._build(keras, x.shape[1])
+        callbacks = []
+        if self.validation_split > 0:
+            callbacks.append(
+                keras.callbacks.EarlyStopping(
+                    monitor="val_loss", patience=self.patience, restore_best_weights=True
+                )
+            )
+        if epoch_callback is not None:
+            total = self.epochs
+            callbacks.append(
+                keras.callbacks.LambdaCallback(
+                    on_epoch_end=lambda epoch, logs: epoch_callback(epoch + 1, total, dict(logs or {}))
+                )
+            )
+        history = self.model_.fit(
+            x,
+            x,
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            validation_split=self.validation_split,
+            shuffle=True,
+            callbacks=callbacks,
+            verbose=self.verbose,
+        )
+        self.history_ = {key: [float(v) for v in values] for key, values in history.history.items()}
+        self.n_features_in_ = x.shape[1]
+        return self
+
+    def transform(self, X: Any) -> np.ndarray:
+        """Latent vectors (the ``latent_space`` output) as float64."""
+        check_is_fitted(self, "model_")
+        x = _check_matrix(X)
+        if x.shape[1] != self.n_features_in_:
+            raise ValueError(f"X: expected {self.n_features_in_} columns, got {x.shape[1]}")
+        keras = _keras()
+        encoder = keras.Model(self.model_.inputs, self.model_.get_layer(LATENT_LAYER).output)
+        return np.asarray(encoder.predict(x, batch_size=4096, verbose=0), dtype=np.float64)
+
+    def to_numpy_encoder(self) -> NumpyEncoder:
+        """The encoder half as a TensorFlow-free :class:`NumpyEncoder`."""
+        check_is_fitted(self, "model_")
+        return numpy_encoder_from_keras(self.model_)
+
+    def save_keras(self, path: str | Path, saved_at: str | None = None) -> Path:
+        """Save the Keras model as a byte-stable ``.keras`` file (see :func:`save_keras_stable`)."""
+        check_is_fitted(self, "model_")
+        return save_keras_stable(self.model_, path, saved_at=saved_at)
+
+
+def numpy_encoder_from_keras(model: Any) -> NumpyEncoder:
+    """Copy the encoder weights of a model built by :class:`Autoencoder` into a :class:`NumpyEncoder`."""
+
+    def bn(name: str) -> BatchNormParams:
+        layer = model.get_layer(name)
+        gamma, beta, mean, var = (np.asarray(w, dtype=np.float64) for w in layer.get_weights())
+        return BatchNormParams(gamma, beta, mean, var, epsilon=float(layer.epsilon))
+
+    ln = model.get_layer(LATENT_LAYER)
+    ln_gamma, ln_beta = (np.asarray(w, dtype=np.float64) for w in ln.get_weights())
+    return NumpyEncoder(
+        bn_input=bn("bn_input"),
+        hidden_kernel=np.asarray(model.get_layer("encoder_hidden").get_weights()[0], dtype=np.float64),
+        bn_hidden=bn("bn_hidden"),
+        latent_kernel=np.asarray(model.get_layer("latent_dense").get_weights()[0], dtype=np.float64),
+        ln_gamma=ln_gamma,
+        ln_beta=ln_beta,
+        ln_epsilon=float(ln.epsilon),
+    )
+
+
+def save_keras_stable(model: Any, path: str | Path, saved_at: str | None = None) -> Path:
+    """``model.save`` then rewrite the zip so equal weights give equal bytes.
+
+    Keras stamps ``metadata.json`` with the wall-clock ``date_saved`` and the weights entry with the current
+    zip time; both are replaced (``date_saved`` by ``saved_at`` or ``"unspecified"``, zip times by 1980-01-01).
+    The HDF5 weights themselves are byte-stable.
+    """
+    path = Path(path)
+    if path.suffix != ".keras":
+        raise ValueError(f"path: must end with .keras, got {path.name}")
+    tmp = path.with_name(f".{path.stem}.tmp.keras")
+    try:
+        model.save(tmp)
+        with zipfile.ZipFile(tmp) as src:
+            members = {info.filename: src.read(info.filename) for info in src.infolist()}
+    finally:
+        tmp.unlink(missing_ok=True)
+    if "metadata.json" in members:
+        meta = json.loads(members["metadata.json"])
+        meta["date_saved"] = saved_at or "unspecified"
+        members["metadata.json"] = json.dumps(meta, sort_keys=True).encode()
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as dst:
+        for name in sorted(members):
+            dst.writestr(zipfile.ZipInfo(name, date_time=_ZIP_EPOCH), members[name])
+    path.write_bytes(buffer.getvalue())
+    return path
+
+
+def save_loss_curve(history: dict[str, list[float]], path_png: str | Path) -> Path:
+    """Plot training / validation loss per epoch to a PNG (matplotlib Agg backend)."""
+    from matplotlib.figure import Figure  # a bare Figure renders PNG with Agg, without touching pyplot
+
+    if "loss" not in history:
+        raise ValueError("history: missing the 'loss' series")
+    fig = Figure(figsize=(6, 4), dpi=100)
+    ax = fig.add_subplot()
+    for key, label in (("loss", "training"), ("val_loss", "validation")):
+        if key in history:
+            ax.plot(range(1, len(history[key]) + 1), history[key], label=label)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("MSE loss")
+    ax.set_title("Autoencoder loss")
+    ax.legend()
+    fig.tight_layout()
+    path = Path(path_png)
+    fig.savefig(path, format="png", metadata={"Software": None})
+    return path
