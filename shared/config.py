@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     admin_token: SecretStr | None = None
     ingest_max_records: int = Field(10_000, ge=1, description="records per POST /v1/sales")
     ingest_max_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="body size limit of POST /v1/sales")
+    ingest_ack_timeout_seconds: float = Field(
+        10.0, gt=0, description="POST /v1/sales waits this long for broker acks, then answers 503"
+    )
     log_format: str = Field("auto", description="auto | json | console")
     log_level: str = "INFO"
 
