@@ -1,0 +1,20 @@
+"""The event bus everyone codes against: contract topics, CloudEvents encoding, producers."""
+
+from shared.bus.events import Event, EventDecodeError, KafkaRecord, decode_event, encode_event
+from shared.bus.producer import AsyncPublisher, make_sync_producer, publish
+from shared.bus.topics import ALL_TOPICS, ensure_topics, missing_topics, topic_specs
+
+__all__ = [
+    "ALL_TOPICS",
+    "AsyncPublisher",
+    "Event",
+    "EventDecodeError",
+    "KafkaRecord",
+    "decode_event",
+    "encode_event",
+    "ensure_topics",
+    "make_sync_producer",
+    "missing_topics",
+    "publish",
+    "topic_specs",
+]

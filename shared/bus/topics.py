@@ -1,0 +1,107 @@
+"""The contract topics, their partition counts, and explicit creation (never rely on broker auto-creation)."""
+
+from __future__ import annotations
+
+from kafka import KafkaAdminClient
+from kafka.admin import NewTopic
+from kafka.errors import KafkaConnectionError, RetriableError, TopicAlreadyExistsError
+from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential
+
+from shared.config import Settings
+from shared.logging import get_logger
+
+log = get_logger(__name__)
+
+SALES_MONTHLY = "sales.monthly"
+SALES_REJECTED = "sales.rejected"
+FEATURES_UPDATED = "features.updated"
+MONTHS_CLOSED = "months.closed"
+TRAINING_REQUESTS = "training.requests"
+MODELS_PUBLISHED = "models.published"
+SEGMENTS_CHANGES = "segments.changes"
+SEGMENTS_LINEAGE = "segments.lineage"
+
+ALL_TOPICS: tuple[str, ...] = (
+    SALES_MONTHLY,
+    SALES_REJECTED,
+    FEATURES_UPDATED,
+    MONTHS_CLOSED,
+    TRAINING_REQUESTS,
+    MODELS_PUBLISHED,
+    SEGMENTS_CHANGES,
+    SEGMENTS_LINEAGE,
+)
+
+# While the broker is starting (or restarting) these are expected; anything else is a real error.
+_TRANSIENT = (RetriableError, KafkaConnectionError)
+
+
+def topic_specs(settings: Settings) -> dict[str, int]:
+    """Contract topic name -> partition count from the settings."""
+    specs = dict.fromkeys(ALL_TOPICS, 1)
+    for topic in (SALES_MONTHLY, SALES_REJECTED, FEATURES_UPDATED):
+        specs[topic] = settings.sales_partitions
+    specs[SEGMENTS_CHANGES] = settings.segment_partitions
+    return specs
+
+
+def _admin(bootstrap: str) -> KafkaAdminClient:
+    return KafkaAdminClient(
+        bootstrap_servers=bootstrap, client_id="stableseg-admin", request_timeout_ms=5000,
+        bootstrap_timeout_ms=5000,
+    )  # fmt: skip
+
+
+def _validate(specs: dict[str, int]) -> None:
+    for name, partitions in specs.items():
+        if not name or not isinstance(partitions, int) or partitions < 1:
+            raise ValueError(f"topic {name!r}: partitions must be an integer >= 1, got {partitions!r}")
+
+
+@retry(retry=retry_if_exception_type(_TRANSIENT), stop=stop_after_delay(30), wait=wait_exponential(0.1, max=2),
+       reraise=True)  # fmt: skip
+def missing_topics(bootstrap: str, specs: dict[str, int] | list[str]) -> list[str]:
+    """Names from ``specs`` that do not exist on the broker (empty list = ready)."""
+    admin = _admin(bootstrap)
+    try:
+        existing = set(admin.list_topics())
+    finally:
+        admin.close()
+    return sorted(name for name in specs if name not in existing)
+
+
+@retry(retry=retry_if_exception_type(_TRANSIENT), stop=stop_after_delay(30), wait=wait_exponential(0.1, max=2),
+       reraise=True)  # fmt: skip
+def ensure_topics(bootstrap: str, specs: dict[str, int], replication_factor: int = 1) -> list[str]:
+    """Create the topics of ``specs`` that are missing; return the names created by this call.
+
+    Idempotent and safe when several services race (TopicAlreadyExists is fine). Retried while the broker starts.
+    An existing topic with a different partition count is left alone and logged as a warning.
+    """
+    _validate(specs)
+    admin = _admin(bootstrap)
+    try:
+        existing = set(admin.list_topics())
+        _warn_partition_mismatch(admin, {n: p for n, p in specs.items() if n in existing})
+        created: list[str] = []
+        for name in sorted(set(specs) - existing):
+            try:
+                admin.create_topics([NewTopic(name, specs[name], replication_factor)])
+                created.append(name)
+            except TopicAlreadyExistsError:
+                pass
+    finally:
+        admin.close()
+    if created:
+        log.info("topics.created", topics=created, bootstrap=bootstrap)
+    return created
+
+
+def _warn_partition_mismatch(admin: KafkaAdminClient, specs: dict[str, int]) -> None:
+    if not specs:
+        return
+    for topic in admin.describe_topics(sorted(specs)):
+        name = topic.get("name") or topic.get("topic")
+        actual, wanted = len(topic.get("partitions") or []), specs[name]
+        if actual != wanted:
+            log.warning("topics.partitions_mismatch", topic=name, actual=actual, configured=wanted)

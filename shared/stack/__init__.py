@@ -1,0 +1,30 @@
+"""The embedded infrastructure: a Kafka-protocol broker (tansu), Redis, and the SQLite data directory."""
+
+from shared.stack.broker import EmbeddedBroker, tansu_binary
+from shared.stack.process import (
+    BinaryNotFoundError,
+    ManagedProcess,
+    PortInUseError,
+    ProcessStatus,
+    StackError,
+    free_port,
+    port_in_use,
+)
+from shared.stack.redis import EmbeddedRedis, redis_server_binary
+from shared.stack.stack import Stack, UpReport
+
+__all__ = [
+    "BinaryNotFoundError",
+    "EmbeddedBroker",
+    "EmbeddedRedis",
+    "ManagedProcess",
+    "PortInUseError",
+    "ProcessStatus",
+    "Stack",
+    "StackError",
+    "UpReport",
+    "free_port",
+    "port_in_use",
+    "redis_server_binary",
+    "tansu_binary",
+]
