@@ -8,6 +8,8 @@ a zero month finite at about -3). Every value is finite and bounded; edge cases 
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from shared.features.base import FeatureSet
@@ -18,6 +20,7 @@ FLOOR = 0.05  # relative-volume floor inside the log
 TREND_LIMIT = 3.0  # |log growth per year| cap (x20 per year)
 VOLATILITY_LIMIT = 5.0
 MONTHS = tuple(range(1, 13))
+LN12 = math.log(12)
 
 COLUMNS = (
     # season_share_m: mean relative volume of calendar month m over the shop's years, normalised to sum 1 over the
@@ -47,11 +50,11 @@ def _clip(x: np.ndarray | float, low: float, high: float) -> np.ndarray:
 
 
 def _shares(month_avg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Row-normalised seasonal profile and its entropy / ln 12 (both 0 for an all-zero profile)."""
-    total = month_avg.sum(axis=-1, keepdims=True)
+    """Row-normalised seasonal profiles and their entropy / ln 12 (both 0 for an all-zero profile)."""
+    total = month_avg.sum(axis=1, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
         share = np.where(total > 0, month_avg / total, 0.0)
-        ent = -np.where(share > 0, share * np.log(share), 0.0).sum(axis=-1) / np.log(12)
+        ent = -np.where(share > 0, share * np.log(share), 0.0).sum(axis=1) / LN12
     return share, ent
 
 
@@ -111,37 +114,35 @@ class BehaviourV2(FeatureSet):
         )
 
     def compute_one(self, shop: ShopMonths) -> np.ndarray:
-        n = len(shop)
-        m0 = shop.month - 1
-        month_n = np.bincount(m0, minlength=12)
-        seen = month_n > 0
-        safe_n = np.maximum(month_n, 1)
-        t = (shop.period - shop.period[0]) / 12.0
-        mean_q, mean_u = shop.sales_qty.sum() / n, shop.unique_products.sum() / n
-        rel = shop.sales_qty / mean_q if mean_q > 0 else np.zeros(n)
-        share, ent = _shares(np.where(seen, np.bincount(m0, rel, 12) / safe_n, 0.0))
+        n, m0, q, u = len(shop), shop.month - 1, shop.sales_qty, shop.unique_products
+        safe_n = np.maximum(np.bincount(m0, minlength=12), 1)
+        n_seen = np.count_nonzero(np.bincount(m0, minlength=12))
+        mean_q, mean_u = q.sum() / n, u.sum() / n
+        month_avg = np.bincount(m0, q / mean_q if mean_q > 0 else np.zeros(n), 12) / safe_n
+        total = month_avg.sum()
+        share = month_avg / total if total > 0 else month_avg  # all 0 when the shop never sold
+        nonzero = share[share > 0]
+        ent = -(nonzero @ np.log(nonzero)) / LN12
 
         def month_demeaned(x: np.ndarray) -> np.ndarray:
             return x - (np.bincount(m0, x, 12) / safe_n)[m0]
 
-        dt = month_demeaned(t)
-        sxx = float((dt * dt).sum())
+        dt = month_demeaned((shop.period - shop.period[0]) / 12.0)
+        sxx = dt @ dt
         estimable = sxx > 1e-9
-        slopes, resid_ss = [], 0.0
-        for x, mean in ((shop.sales_qty, mean_q), (shop.unique_products, mean_u)):
-            dz = month_demeaned(_relative_log(x, np.float64(mean)))
-            slope = float((dt * dz).sum() / sxx) if estimable else 0.0
-            slopes.append(slope)
-            if len(slopes) == 1:
-                resid_ss = float(((dz - slope * dt) ** 2).sum())
-        dof = n - int(seen.sum()) - int(estimable)
-        vol = np.sqrt(resid_ss / dof) if dof > 0 else 0.0
-        tail = [
+        dz_q = month_demeaned(np.log((q / mean_q if mean_q > 0 else np.zeros(n)) + FLOOR))
+        dz_u = month_demeaned(np.log((u / mean_u if mean_u > 0 else np.zeros(n)) + FLOOR))
+        slope_q = (dt @ dz_q) / sxx if estimable else 0.0
+        slope_u = (dt @ dz_u) / sxx if estimable else 0.0
+        dof = n - n_seen - int(estimable)
+        resid = dz_q - slope_q * dt
+        vol = math.sqrt((resid @ resid) / dof) if dof > 0 else 0.0
+        tail = (
             ent,
-            _clip(slopes[0], -TREND_LIMIT, TREND_LIMIT),
-            _clip(slopes[1], -TREND_LIMIT, TREND_LIMIT),
-            _clip(vol, 0.0, VOLATILITY_LIMIT),
-            np.log1p(mean_u),
+            min(max(slope_q, -TREND_LIMIT), TREND_LIMIT),
+            min(max(slope_u, -TREND_LIMIT), TREND_LIMIT),
+            min(vol, VOLATILITY_LIMIT),
+            math.log1p(mean_u),
             n / (shop.period[-1] - shop.period[0] + 1),
-        ]
-        return np.concatenate([share, np.array(tail, dtype=np.float64)])
+        )
+        return np.concatenate((share, tail))

@@ -7,6 +7,7 @@ rows as numpy arrays, what the streaming service keeps per shop and feeds to ``F
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -120,22 +121,21 @@ class ShopMonths:
     period: np.ndarray = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        year = np.asarray(self.year, dtype=np.int64).ravel()
-        month = np.asarray(self.month, dtype=np.int64).ravel()
-        qty = np.asarray(self.sales_qty, dtype=np.float64).ravel()
-        uniq = np.asarray(self.unique_products, dtype=np.float64).ravel()
+        year = np.array(self.year, dtype=np.int64).ravel()  # copies: the caller's arrays stay untouched
+        month = np.array(self.month, dtype=np.int64).ravel()
+        qty = np.array(self.sales_qty, dtype=np.float64).ravel()
+        uniq = np.array(self.unique_products, dtype=np.float64).ravel()
         n = len(year)
         for name, arr in (("month", month), ("sales_qty", qty), ("unique_products", uniq)):
             if len(arr) != n:
                 raise ValueError(f"ShopMonths.{name}: length {len(arr)} differs from year's length {n}")
         if n == 0:
             raise ValueError("ShopMonths.year: a shop needs at least one month")
-        if ((month < MONTH_MIN) | (month > MONTH_MAX)).any():
+        if month.min() < MONTH_MIN or month.max() > MONTH_MAX:
             raise ValueError(f"ShopMonths.month: values must be {MONTH_MIN}..{MONTH_MAX}")
-        if not (np.isfinite(qty).all() and (qty >= 0).all()):
-            raise ValueError("ShopMonths.sales_qty: values must be finite and >= 0")
-        if not (np.isfinite(uniq).all() and (uniq >= 0).all()):
-            raise ValueError("ShopMonths.unique_products: values must be finite and >= 0")
+        for name, arr in (("sales_qty", qty), ("unique_products", uniq)):
+            if not (arr.min() >= 0 and arr.max() < np.inf):  # also false for NaN
+                raise ValueError(f"ShopMonths.{name}: values must be finite and >= 0")
         period = year * 12 + (month - 1)
         if n > 1 and not (period[1:] > period[:-1]).all():
             order = np.argsort(period, kind="stable")
@@ -147,6 +147,11 @@ class ShopMonths:
             object.__setattr__(self, name, arr)
         period.flags.writeable = False
         object.__setattr__(self, "period", period)
+
+    @cached_property
+    def year_starts(self) -> np.ndarray:
+        """Index of the first month of each active year."""
+        return np.flatnonzero(np.diff(self.year, prepend=self.year[0] - 1))
 
     def __len__(self) -> int:
         return len(self.year)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from shared.features.base import FeatureSet
@@ -14,25 +16,25 @@ SEASONAL_PRODUCTS = tuple(f"avg_unique_products_month_{m}" for m in MONTHS)
 
 
 def _rounded_mean(sums: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """Mean rounded to 2 decimals as the seed does (pandas .round == np.round, half to even); 0 where no count."""
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(counts > 0, np.round(sums / np.maximum(counts, 1), 2), 0.0)
+    """Mean rounded to 2 decimals as the seed does (pandas .round == np.round, half to even); 0 where no count
+    (the sum is 0 there)."""
+    return np.round(sums / np.maximum(counts, 1), 2)
 
 
-def _cv(std: np.ndarray | float, mean: np.ndarray | float, n: np.ndarray | int) -> np.ndarray:
-    """std / mean; 0 when the mean is 0 (seed) or with one month (seed: NaN)."""
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where((mean > 0) & (n > 1), std / mean, 0.0)
-
-
-def _finite_or_zero(x: np.ndarray) -> np.ndarray:
-    return np.where(np.isfinite(x), x, 0.0)
+def _median_or_zero(values: np.ndarray) -> float:
+    """NaN-skipping median (mean of the middle two for an even count); inf / NaN / no value -> 0."""
+    v = np.sort(values[~np.isnan(values)])
+    c = len(v)
+    if c == 0:
+        return 0.0
+    med = (v[(c - 1) // 2] + v[c // 2]) / 2
+    return float(med) if np.isfinite(med) else 0.0
 
 
 def _pct_change(values: np.ndarray) -> np.ndarray:
-    """pandas ``pct_change`` between consecutive values: x[i] / x[i-1] - 1 (0/0 -> NaN, x/0 -> inf)."""
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return values[1:] / values[:-1] - 1.0
+    """pandas ``pct_change`` between consecutive values: x[i] / x[i-1] - 1 (0/0 -> NaN, x/0 -> inf).
+    Call under ``np.errstate(invalid="ignore", divide="ignore")``."""
+    return values[1:] / values[:-1] - 1.0
 
 
 class SeedV1(FeatureSet):
@@ -58,54 +60,50 @@ class SeedV1(FeatureSet):
         avg_q = _rounded_mean(np.bincount(key, panel.qty, 12 * n).reshape(n, 12), month_n)
         avg_u = _rounded_mean(np.bincount(key, panel.uniq, 12 * n).reshape(n, 12), month_n)
 
-        cvs = []
-        for x in (panel.qty, panel.uniq):
-            mean = panel.shop_sum(x) / counts
-            ss = panel.shop_sum((x - mean[code]) ** 2)
-            cvs.append(_cv(np.sqrt(ss / np.maximum(counts - 1, 1)), mean, counts))
-
-        total = panel.shop_sum(panel.qty)
         with np.errstate(invalid="ignore", divide="ignore"):
+            cvs = []  # coefficient of variation, ddof 1; 0 for a zero mean (seed) or one month (seed: NaN)
+            for x in (panel.qty, panel.uniq):
+                mean = panel.shop_sum(x) / counts
+                std = np.sqrt(panel.shop_sum((x - mean[code]) ** 2) / np.maximum(counts - 1, 1))
+                cvs.append(np.where((mean > 0) & (counts > 1), std / mean, 0.0))
+
+            total = panel.shop_sum(panel.qty)
             p = np.where(total[code] > 0, panel.qty / total[code], 0.0)
             h = panel.shop_sum(np.where(p > 0, -p * np.log(p), 0.0))
             k = (month_n > 0).sum(axis=1)
             entropy = np.where(k > 1, h / np.log(k), 0.0)
 
-        ycode, ystart, ylen = panel.years()
-        same_shop = ycode[1:] == ycode[:-1]
-        growth = []
-        for yearly in (segment_sum(panel.qty, ystart), segment_sum(panel.uniq, ystart) / ylen):
-            pct = np.full(len(ycode), np.nan)
-            pct[1:][same_shop] = _pct_change(yearly)[same_shop]
-            growth.append(_finite_or_zero(segment_median(pct, ycode, n)))
+            ycode, ystart, ylen = panel.years()
+            same_shop = ycode[1:] == ycode[:-1]
+            growth = []
+            for yearly in (segment_sum(panel.qty, ystart), segment_sum(panel.uniq, ystart) / ylen):
+                pct = np.full(len(ycode), np.nan)
+                pct[1:][same_shop] = _pct_change(yearly)[same_shop]
+                med = segment_median(pct, ycode, n)
+                growth.append(np.where(np.isfinite(med), med, 0.0))
         return np.column_stack([avg_q, avg_u, *cvs, entropy, *growth])
 
     def compute_one(self, shop: ShopMonths) -> np.ndarray:
-        m0 = shop.month - 1
+        q, u, m0, n = shop.sales_qty, shop.unique_products, shop.month - 1, len(shop)
         month_n = np.bincount(m0, minlength=12)
-        avg_q = _rounded_mean(np.bincount(m0, shop.sales_qty, 12), month_n)
-        avg_u = _rounded_mean(np.bincount(m0, shop.unique_products, 12), month_n)
-        n = len(shop)
-        cvs = []
-        for x in (shop.sales_qty, shop.unique_products):
+        avg_q = _rounded_mean(np.bincount(m0, q, 12), month_n)
+        avg_u = _rounded_mean(np.bincount(m0, u, 12), month_n)
+        tail = []
+        for x in (q, u):  # coefficient of variation, ddof 1
             mean = x.sum() / n
-            std = np.sqrt(((x - mean) ** 2).sum() / max(n - 1, 1))
-            cvs.append(float(_cv(std, mean, n)))
+            d = x - mean
+            tail.append(math.sqrt((d @ d) / (n - 1)) / mean if n > 1 and mean > 0 else 0.0)
 
-        total = shop.sales_qty.sum()
-        entropy = 0.0
-        k = int((month_n > 0).sum())
-        if total > 0 and k > 1:
-            p = shop.sales_qty[shop.sales_qty > 0] / total
-            entropy = float(-(p * np.log(p)).sum() / np.log(k))
+        total, k = q.sum(), np.count_nonzero(month_n)
+        p = q[q > 0] / total if total > 0 else q[:0]
+        tail.append(float(-(p @ np.log(p)) / math.log(k)) if k > 1 else 0.0)
 
-        ystart = np.flatnonzero(np.r_[True, shop.year[1:] != shop.year[:-1]])
-        ylen = np.diff(np.r_[ystart, n])
-        growth = []
-        for yearly in (np.add.reduceat(shop.sales_qty, ystart), np.add.reduceat(shop.unique_products, ystart) / ylen):
-            pct = _pct_change(yearly)
-            pct = np.sort(pct[~np.isnan(pct)])
-            c = len(pct)
-            med = (pct[(c - 1) // 2] + pct[c // 2]) / 2 if c else 0.0
-            growth.append(float(med) if np.isfinite(med) else 0.0)
-        return np.concatenate([avg_q, avg_u, [*cvs, entropy, *growth]])
+        starts = shop.year_starts
+        if len(starts) < 2:
+            tail += [0.0, 0.0]
+        else:
+            years_len = np.diff(starts, append=n)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                for yearly in (np.add.reduceat(q, starts), np.add.reduceat(u, starts) / years_len):
+                    tail.append(_median_or_zero(_pct_change(yearly)))
+        return np.concatenate((avg_q, avg_u, tail))
