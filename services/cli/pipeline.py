@@ -1,0 +1,76 @@
+"""`stableseg pipeline run`: the seed's batch pipelines in one command."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from shared.config import get_settings
+from shared.data.csv_io import SalesCSVError
+from shared.features import EligibilityRule, get_feature_set
+from shared.logging import configure_logging
+from shared.model.params import ModelParams
+
+app = typer.Typer(help="Batch pipeline (the seed's four scripts in one).", no_args_is_help=True)
+console = Console(stderr=True)
+
+
+def comparison_table(summary: dict) -> Table:
+    """The seed's raw-vs-latent comparison: clusters, noise, largest share, ARI."""
+    title = f"{summary['feature_set']}: {summary['eligible']} eligible shops, {summary['features']} features"
+    table = Table(title=title)
+    table.add_column("space")
+    for name in ("clusters", "noise", "largest share", "ARI"):
+        table.add_column(name, justify="right")
+    for space in ("raw", "latent"):
+        s = summary[space]
+        ari = f"{s['ari']:.3f}" if "ari" in s else "-"
+        table.add_row(space, str(s["clusters"]), f"{s['noise_ratio']:.1%}", f"{s['largest_share']:.1%}", ari)
+    return table
+
+
+@app.command("run")
+def run(
+    input_csv: Path = typer.Option(..., "--input", exists=True, dir_okay=False, help="sales CSV (Kaggle schema)"),
+    artifacts: Path = typer.Option(..., "--artifacts", file_okay=False, help="output folder"),
+    truth: Path | None = typer.Option(None, "--truth", exists=True, dir_okay=False, help="truth.csv for ARI"),
+    feature_set: str | None = typer.Option(None, "--feature-set", help="feature set (default: configured)"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object on stdout"),
+) -> None:
+    """Features, autoencoder, latent and raw HDBSCAN, inference and insights; artifacts into --artifacts."""
+    from shared.pipeline import run_pipeline  # imports TensorFlow lazily, only for this command
+
+    settings = get_settings()
+    configure_logging("json" if as_json else settings.log_format, "WARNING" if as_json else settings.log_level)
+    name = feature_set or settings.feature_set
+    try:
+        get_feature_set(name)
+    except (KeyError, ValueError) as exc:
+        raise typer.BadParameter(str(exc), param_hint="--feature-set") from exc
+    params = ModelParams.from_settings(settings)
+    rule = EligibilityRule(settings.min_tenure_years, settings.min_avg_active_months_per_year)
+    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+               TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=as_json) as bar:
+        tasks: dict[str, int] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        try:
+            result = run_pipeline(input_csv, artifacts, name, params, rule, truth, progress)
+        except (SalesCSVError, ValueError) as exc:
+            console.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(2) from exc
+    if as_json:
+        typer.echo(json.dumps(result.summary))
+        return
+    Console().print(comparison_table(result.summary))
+    Console().print(f"artifacts written to {artifacts} in {result.summary['seconds']['total']:.1f} s")
