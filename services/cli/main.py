@@ -7,7 +7,7 @@ import json
 import typer
 from rich.console import Console
 
-from services.cli import pipeline, serve, stack
+from services.cli import ingest, pipeline, serve, stack
 from shared.config import get_settings
 
 app = typer.Typer(help="stableseg: stable retailer segmentation for FMCG retail.", no_args_is_help=True)
@@ -34,3 +34,4 @@ def show_config(as_json: bool = typer.Option(False, "--json", help="print JSON")
 app.command("serve")(serve.serve)
 app.add_typer(stack.app, name="stack")
 app.add_typer(pipeline.app, name="pipeline")
+app.command("ingest")(ingest.ingest)

@@ -1,0 +1,95 @@
+"""``stableseg ingest CSV``: bulk-load a Kaggle-schema sales CSV into ``sales.monthly``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from kafka.errors import KafkaError
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
+
+from services.ingest.bulk import DEFAULT_CHUNKSIZE, BulkLoadError, LoadSummary, count_data_lines, load_csv
+from shared.bus import ensure_topics, make_sync_producer, topic_specs
+from shared.config import get_settings
+from shared.data.csv_io import SalesCSVError
+from shared.logging import configure_logging
+
+console = Console(stderr=True)
+EXIT_BROKER, EXIT_BAD_FILE = 1, 2
+
+
+class RowsPerSecond(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        return Text(f"{task.speed:,.0f} rows/s" if task.speed else "- rows/s", style="progress.data.speed")
+
+
+def ingest(
+    csv: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True, help="sales CSV (Kaggle schema)"),
+    bootstrap: str | None = typer.Option(None, help="Kafka bootstrap servers [default: STABLESEG_KAFKA_BOOTSTRAP]"),
+    rejects_out: Path | None = typer.Option(
+        None, "--rejects-out", help="write every rejected row to this CSV (line, field, message, the fields)"
+    ),
+    chunksize: int = typer.Option(DEFAULT_CHUNKSIZE, min=1, help="rows read and validated at a time"),
+    as_json: bool = typer.Option(False, "--json", help="print the summary as one JSON object on stdout"),
+) -> None:
+    """Bulk-load a sales CSV into sales.monthly (rejected rows go to sales.rejected), with a progress bar and a
+    summary. Exit status 1 when the broker fails, 2 when the file is unreadable. Re-running a load is safe:
+    records replace earlier ones with the same (shop_id, product_id, year, month)."""
+    settings = get_settings()
+    configure_logging(settings.log_format, "WARNING")
+    bootstrap = bootstrap or settings.kafka_bootstrap
+    try:
+        ensure_topics(bootstrap, topic_specs(settings))
+        producer = make_sync_producer(bootstrap, max_block_ms=15_000, request_timeout_ms=10_000)
+    except KafkaError as exc:
+        console.print(f"[red]error:[/red] cannot reach the Kafka broker at {bootstrap}: {exc!r}")
+        raise typer.Exit(EXIT_BROKER) from None
+    total = count_data_lines(csv)
+    progress = Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), RowsPerSecond(),
+        TimeElapsedColumn(), console=console, transient=as_json,
+    )  # fmt: skip
+    try:
+        with progress:
+            task = progress.add_task(f"ingest {csv.name}", total=total)
+            summary = load_csv(
+                csv, producer, chunksize=chunksize, rejects_out=rejects_out,
+                on_progress=lambda rows: progress.advance(task, rows),
+            )  # fmt: skip
+    except SalesCSVError as exc:
+        console.print(f"[red]error:[/red] {csv}: {exc}")
+        raise typer.Exit(EXIT_BAD_FILE) from None
+    except (BulkLoadError, KafkaError) as exc:
+        console.print(f"[red]error:[/red] broker at {bootstrap} failed: {exc}")
+        raise typer.Exit(EXIT_BROKER) from None
+    finally:
+        producer.close(timeout=10)
+    if as_json:
+        typer.echo(json.dumps(summary.as_dict()))
+    else:
+        _print_summary(summary, rejects_out)
+
+
+def _print_summary(summary: LoadSummary, rejects_out: Path | None) -> None:
+    table = Table(title="ingest summary", show_header=False)
+    for name, value in (
+        ("rows read", f"{summary.rows_read:,}"),
+        ("produced", f"{summary.produced:,}"),
+        ("rejected", f"{summary.rejected:,}"),
+        ("seconds", f"{summary.seconds:.2f}"),
+        ("rows/s", f"{summary.rows_per_second:,.0f}"),
+    ):
+        table.add_row(name, value)
+    console.print(table)
+    if not summary.rejected:
+        return
+    console.print(f"[yellow]{summary.rejected:,} rejected rows[/yellow] (sent to sales.rejected), first ones:")
+    for entry in summary.examples:
+        problems = "; ".join(f"{e['field']}: {e['message']}" for e in entry["errors"])
+        console.print(f"  line {entry['line']}: {problems}")
+    where = f"full list in {rejects_out}" if rejects_out else "use --rejects-out FILE for the full list"
+    console.print(f"  ({where})")
