@@ -15,9 +15,10 @@ when behaviour really moved (``weak_strength`` is :attr:`MatchParams.weak_streng
    previous segment for that retrain (``held``, status "assigned", strength 0) when it held that segment with
    strength >= ``weak_strength`` and the segment continued. Noise flips of border retailers are frequent
    between reseeded retrains; dropping the segment each time would make accounts flicker in and out. The
-   kept strength is 0, so a second consecutive noisy retrain finds a weak previous membership and reports the
-   retailer as noise (status "noise", segment None, ``changed``). Weak members and members of retired
-   segments are reported as noise at once.
+   kept strength is 0, so a second consecutive noisy retrain finds no membership to hold on to and reports the
+   retailer as noise (status "noise", segment None, ``changed``): grace lasts one retrain in a row, whatever
+   ``weak_strength`` is. Weak members and members of retired segments are reported as noise at once.
+   ``noise_grace=False`` reports every fall into noise at once.
 
 No other smoothing: a retailer whose segment retired always gets its new cluster's segment (or noise), and a
 previously noisy or new retailer takes whatever the new model says. Retailers only in the previous assignment
@@ -31,7 +32,7 @@ import pandas as pd
 
 from shared.segments.lineage import MatchResult
 from shared.segments.matching import NOISE, MatchParams
-from shared.segments.validation import validate_labels, validate_strengths
+from shared.segments.validation import shop, validate_labels, validate_strengths
 
 OUTPUT_COLUMNS = ("shop_id", "segment", "status", "strength", "changed", "from_segment", "reason", "held")
 PREVIOUS_STATUSES = ("assigned", "noise", "ineligible", "unknown")
@@ -70,7 +71,8 @@ def assign_segments(previous_assignment: pd.DataFrame | None, new_labels: pd.Ser
     alive = pd.Series(prev_seg, dtype=object).isin(result.continued_segments).to_numpy()
 
     weak_switch = ~noise & alive & (mapped != prev_seg) & (strengths < params.weak_strength)
-    noise_grace = noise & alive & (np.nan_to_num(prev_str, nan=0.0) >= params.weak_strength)
+    prev_str = np.nan_to_num(prev_str, nan=0.0)
+    noise_grace = noise & alive & (prev_str > 0) & (prev_str >= params.weak_strength) & params.noise_grace
     held = weak_switch | noise_grace
     segment = np.where(held, prev_seg, mapped)
     assigned = np.array([s is not None for s in segment])
@@ -100,7 +102,7 @@ def _validate_previous_assignment(previous: pd.DataFrame | None) -> pd.DataFrame
     if missing:
         raise ValueError(f"previous_assignment: missing column {missing[0]!r}")
     if frame.index.has_duplicates:
-        raise ValueError(f"previous_assignment: shop_id {frame.index[frame.index.duplicated()][0]!r} "
+        raise ValueError(f"previous_assignment: shop_id {shop(frame.index[frame.index.duplicated()][0])!r} "
                          "appears more than once")
     segment = frame["segment"].to_numpy(dtype=object, copy=True)
     segment[pd.isna(segment)] = None
@@ -116,6 +118,6 @@ def _validate_previous_assignment(previous: pd.DataFrame | None) -> pd.DataFrame
     for bad, field, problem in checks:
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            raise ValueError(f"previous_assignment.{field}: shop_id {frame.index[i]!r} {problem} "
-                             f"(segment={segment[i]!r}, status={status[i]!r}, strength={frame['strength'].iloc[i]!r})")
+            got = f"segment={segment[i]!r}, status={status[i]!r}, strength={shop(frame['strength'].iloc[i])!r}"
+            raise ValueError(f"previous_assignment.{field}: shop_id {shop(frame.index[i])!r} {problem} ({got})")
     return pd.DataFrame({"segment": segment, "status": status, "strength": strength}, index=frame.index)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from numbers import Integral
 from typing import Any
 
 SEGMENT_ID_PATTERN = re.compile(r"^seg-(\d{4,})$")
@@ -18,9 +19,9 @@ LINEAGE_FIELDS = ("model_version", "previous_version", "continued", "born", "ret
 
 def format_segment_id(number: int) -> str:
     """``7 -> "seg-0007"`` (at least four digits; more when the counter passes 9999)."""
-    if isinstance(number, bool) or not isinstance(number, int) or number < 1:
+    if isinstance(number, bool) or not isinstance(number, Integral) or number < 1:
         raise ValueError(f"segment number: must be a positive integer, got {number!r}")
-    return f"seg-{number:04d}"
+    return f"seg-{int(number):04d}"
 
 
 def parse_segment_id(segment: str) -> int:

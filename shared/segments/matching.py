@@ -36,18 +36,22 @@ _EPS = 1e-12  # comparisons of ratios such as 4/8 against 0.5 must not depend on
 @dataclass(frozen=True)
 class MatchParams:
     """Thresholds of matching (``min_jaccard``, ``stable_jaccard``, ``split_min_share``) and of per-retailer
-    hysteresis (``weak_strength``, see :mod:`shared.segments.assignment`)."""
+    hysteresis (``weak_strength``, ``noise_grace``; see :mod:`shared.segments.assignment`). ``weak_strength=0``
+    and ``noise_grace=False`` turn hysteresis off."""
 
     min_jaccard: float = 0.5
     stable_jaccard: float = 0.75
     split_min_share: float = 0.25
     weak_strength: float = 0.1
+    noise_grace: bool = True
 
     def __post_init__(self) -> None:
         for name in ("min_jaccard", "stable_jaccard", "split_min_share", "weak_strength"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
                 raise ValueError(f"MatchParams.{name}: must be a number in [0, 1], got {value!r}")
+        if not isinstance(self.noise_grace, bool):
+            raise ValueError(f"MatchParams.noise_grace: must be a bool, got {self.noise_grace!r}")
         if self.min_jaccard <= 0.0:
             raise ValueError(f"MatchParams.min_jaccard: must be > 0, got {self.min_jaccard}")
         if self.stable_jaccard < self.min_jaccard:
