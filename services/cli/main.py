@@ -8,6 +8,7 @@ import typer
 from rich.console import Console
 
 from services.cli import ingest, pipeline, serve, stack
+from services.cli.db import app as db_app
 from shared.config import get_settings
 
 app = typer.Typer(help="stableseg: stable retailer segmentation for FMCG retail.", no_args_is_help=True)
@@ -35,3 +36,4 @@ app.command("serve")(serve.serve)
 app.add_typer(stack.app, name="stack")
 app.add_typer(pipeline.app, name="pipeline")
 app.command("ingest")(ingest.ingest)
+app.add_typer(db_app, name="db")

@@ -1,0 +1,93 @@
+"""Plain, immutable values the registry hands out (detached from any database session)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+SEGMENT_ID_PATTERN = re.compile(r"^seg-(\d{4,})$")
+
+
+def format_segment_id(number: int) -> str:
+    """``7 -> "seg-0007"`` (the public segment id format)."""
+    if number < 1:
+        raise ValueError(f"segment number: must be >= 1, got {number}")
+    return f"seg-{number:04d}"
+
+
+def segment_number(segment_id: str) -> int | None:
+    """The number inside a ``seg-NNNN`` id, or None for an id of another shape."""
+    match = SEGMENT_ID_PATTERN.match(segment_id)
+    return int(match.group(1)) if match else None
+
+
+@dataclass(frozen=True, slots=True)
+class ModelVersionInfo:
+    """A registry entry."""
+
+    version: int
+    created_at: datetime
+    feature_set: str
+    params: dict[str, Any]
+    metrics: dict[str, Any]
+    training_rows: int
+    data_as_of: str
+    artifact_uri: str | None
+    sha256: str | None
+    status: str
+    reason: str | None
+    tags: dict[str, Any]
+    seed: int
+    aliases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentInfo:
+    """A stable segment identity and its latest description."""
+
+    segment_id: str
+    name: str
+    first_version: int
+    last_version: int
+    status: str = "active"
+    size: int = 0
+    profile: dict[str, Any] = field(default_factory=dict)
+    parent_segment: str | None = None
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AssignmentChange:
+    """One retailer's new state, as recorded by ``Registry.record_assignments``."""
+
+    shop_id: str
+    segment_id: str | None
+    status: str = "assigned"
+    strength: float | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AssignmentInfo:
+    """One interval of a retailer's history (``valid_to`` None = current)."""
+
+    shop_id: str
+    segment_id: str | None
+    status: str
+    strength: float | None
+    model_version: int | None
+    reason: str | None
+    valid_from: datetime
+    valid_to: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class LineageInfo:
+    """The ``segments.lineage`` payload stored for one model version."""
+
+    model_version: int
+    previous_version: int | None
+    payload: dict[str, Any]
+    created_at: datetime

@@ -1,0 +1,25 @@
+"""The model registry and segment store: ``Registry(engine_or_url)``.
+
+One class, one transaction per call, on SQLite (default) or PostgreSQL (production); the schema comes from the
+alembic migrations (``shared.storage.db.upgrade_database``). The operations live in small mixins:
+versions and aliases (``versions.py``), segments, segment ids and lineage (``segments.py``), assignment
+history (``assignments.py``) and leases (``locks.py``).
+"""
+
+from __future__ import annotations
+
+from shared.storage.assignments import AssignmentsMixin
+from shared.storage.base import NotFoundError, RegistryError, StateError
+from shared.storage.locks import TRAINING_LOCK, LocksMixin
+from shared.storage.segments import SegmentsMixin
+from shared.storage.versions import CURRENT, VersionsMixin
+
+
+class Registry(VersionsMixin, SegmentsMixin, AssignmentsMixin, LocksMixin):
+    """Model versions, aliases, segments, assignment history, lineage and locks in one SQL database."""
+
+    def __enter__(self) -> Registry:
+        return self
+
+
+__all__ = ["CURRENT", "TRAINING_LOCK", "NotFoundError", "Registry", "RegistryError", "StateError"]
