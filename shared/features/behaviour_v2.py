@@ -2,8 +2,9 @@
 
 Every volume is first divided by the shop's own mean monthly volume (``r = q / mean q``), so multiplying a
 shop's sales by any factor leaves every feature unchanged: shop size cannot drive the representation.
-Levels are compared on ``z = log(r + 0.05)`` (log: multiplicative effects become additive; the 0.05 floor keeps
-a zero month finite at about -3). Every value is finite and bounded; edge cases are defined (see ``columns``).
+Levels are compared on ``z = log(max(r, 0.05))`` (log: multiplicative effects become additive; the floor keeps a
+zero month finite at about -3 without biasing ordinary months). Every value is finite and bounded; edge cases
+are defined (see ``columns``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from shared.features.base import FeatureSet
 from shared.features.monthly import ShopMonths
 from shared.features.panel import Panel
 
-FLOOR = 0.05  # relative-volume floor inside the log
+FLOOR = 0.05  # relative-volume floor before the log
 TREND_LIMIT = 3.0  # |log growth per year| cap (x20 per year)
 VOLATILITY_LIMIT = 5.0
 MONTHS = tuple(range(1, 13))
@@ -60,7 +61,7 @@ def _shares(month_avg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _relative_log(x: np.ndarray, mean: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.log(np.where(mean > 0, x / mean, 0.0) + FLOOR)
+        return np.log(np.maximum(np.where(mean > 0, x / mean, 0.0), FLOOR))
 
 
 class BehaviourV2(FeatureSet):
@@ -130,8 +131,8 @@ class BehaviourV2(FeatureSet):
         dt = month_demeaned((shop.period - shop.period[0]) / 12.0)
         sxx = dt @ dt
         estimable = sxx > 1e-9
-        dz_q = month_demeaned(np.log((q / mean_q if mean_q > 0 else np.zeros(n)) + FLOOR))
-        dz_u = month_demeaned(np.log((u / mean_u if mean_u > 0 else np.zeros(n)) + FLOOR))
+        dz_q = month_demeaned(np.log(np.maximum(q / mean_q if mean_q > 0 else np.zeros(n), FLOOR)))
+        dz_u = month_demeaned(np.log(np.maximum(u / mean_u if mean_u > 0 else np.zeros(n), FLOOR)))
         slope_q = (dt @ dz_q) / sxx if estimable else 0.0
         slope_u = (dt @ dz_u) / sxx if estimable else 0.0
         dof = n - n_seen - int(estimable)
