@@ -111,6 +111,10 @@ def test_previously_noisy_and_new_retailers() -> None:
          "previous_assignment.strength: shop_id 1 must be a number in"),
         (pd.DataFrame({"shop_id": [1], "segment": ["seg-0001"], "status": ["assigned"]}),
          "previous_assignment: missing column 'strength'"),
+        (pd.DataFrame({"shop_id": [1], "segment": ["A"], "status": ["assigned"], "strength": [0.5]}),
+         "previous_assignment.segment: segment id: expected 'seg-NNNN'"),
+        (pd.DataFrame({"shop_id": [1, 1], "segment": [None] * 2, "status": ["noise"] * 2, "strength": [0.0] * 2}),
+         "previous_assignment: shop_id 1 appears more than once"),
     ],
 )
 def test_bad_previous_assignment_names_field(previous: pd.DataFrame, message: str) -> None:

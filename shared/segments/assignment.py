@@ -30,7 +30,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from shared.segments.lineage import MatchResult
+from shared.segments.lineage import MatchResult, parse_segment_id
 from shared.segments.matching import NOISE, MatchParams
 from shared.segments.validation import shop, validate_labels, validate_strengths
 
@@ -56,29 +56,29 @@ def assign_segments(previous_assignment: pd.DataFrame | None, new_labels: pd.Ser
     prev = _validate_previous_assignment(previous_assignment)
 
     label_values = labels.to_numpy()
-    unknown = sorted(set(np.unique(label_values[label_values != NOISE]).tolist()) - set(result.cluster_to_segment))
-    if unknown:
-        raise ValueError(f"new_labels: cluster {unknown[0]} has no segment in the match result")
-    mapped = np.array([result.cluster_to_segment.get(int(v)) for v in label_values], dtype=object)
     noise = label_values == NOISE
+    # segments as integer codes into `names`; code -1 (None) is "no segment", names[-1] is that None
+    names = sorted(set(result.cluster_to_segment.values()) | set(pd.unique(prev["segment"].dropna())))
+    lookup = pd.Index(names, dtype=object)
+    names_or_none = np.array([*names, None], dtype=object)
+    mapped = _cluster_codes(label_values, noise, result.cluster_to_segment, lookup)
 
-    known = labels.index.isin(prev.index)
-    aligned = prev.reindex(labels.index)
-    prev_seg = aligned["segment"].to_numpy(dtype=object, copy=True)
-    prev_seg[~known | pd.isna(prev_seg)] = None
-    prev_str = aligned["strength"].to_numpy(dtype=float)
-    has_prev = np.array([s is not None for s in prev_seg])
-    alive = pd.Series(prev_seg, dtype=object).isin(result.continued_segments).to_numpy()
+    pos = np.arange(len(labels)) if prev.index.equals(labels.index) else prev.index.get_indexer(labels.index)
+    known = pos >= 0
+    prev_code = _take(lookup.get_indexer(prev["segment"].to_numpy(dtype=object)), pos, -1)
+    prev_str = _take(np.nan_to_num(prev["strength"].to_numpy(dtype=float), nan=0.0), pos, 0.0)
+    continued = np.zeros(len(names) + 1, dtype=bool)
+    continued[lookup.get_indexer(list(result.continued_segments))] = True
+    alive = continued[prev_code]  # index -1 hits the trailing False
 
-    weak_switch = ~noise & alive & (mapped != prev_seg) & (strengths < params.weak_strength)
-    prev_str = np.nan_to_num(prev_str, nan=0.0)
+    weak_switch = ~noise & alive & (mapped != prev_code) & (strengths < params.weak_strength)
     noise_grace = noise & alive & (prev_str > 0) & (prev_str >= params.weak_strength) & params.noise_grace
     held = weak_switch | noise_grace
-    segment = np.where(held, prev_seg, mapped)
-    assigned = np.array([s is not None for s in segment])
-    changed = (assigned != has_prev) | (assigned & has_prev & (segment != prev_seg))
+    code = np.where(held, prev_code, mapped)
+    assigned = code >= 0
+    changed = code != prev_code
+    segment, prev_seg = names_or_none[code], names_or_none[prev_code]
     why = np.where(changed, np.where(known, reason, "new-retailer"), None).astype(object)
-
     text = {"segment": segment, "status": np.where(assigned, "assigned", "noise"), "from_segment": prev_seg,
             "reason": why}  # object columns keep None (not NaN) for JSON
     return pd.DataFrame({
@@ -88,6 +88,27 @@ def assign_segments(previous_assignment: pd.DataFrame | None, new_labels: pd.Ser
         "changed": changed,
         "held": held,
     })[list(OUTPUT_COLUMNS)]
+
+
+def _cluster_codes(labels: np.ndarray, noise: np.ndarray, cluster_to_segment: dict[int, str],
+                   lookup: pd.Index) -> np.ndarray:
+    """Code (position in ``lookup``) of each label's segment; -1 for noise."""
+    clusters = np.array(sorted(cluster_to_segment), dtype=np.int64)
+    codes = lookup.get_indexer([cluster_to_segment[c] for c in clusters.tolist()])
+    at = np.searchsorted(clusters, labels)
+    found = at < len(clusters)
+    found[found] = clusters[at[found]] == labels[found]
+    unknown = ~noise & ~found
+    if unknown.any():
+        raise ValueError(f"new_labels: cluster {labels[np.flatnonzero(unknown)[0]]} has no segment in the match result")
+    return _take(codes, np.where(noise, -1, at), -1)
+
+
+def _take(values: np.ndarray, positions: np.ndarray, fill: float) -> np.ndarray:
+    """``values[positions]`` with ``fill`` where the position is -1."""
+    if not len(values):
+        return np.full(len(positions), fill, dtype=values.dtype)
+    return np.where(positions >= 0, values[np.maximum(positions, 0)], fill)
 
 
 def _validate_previous_assignment(previous: pd.DataFrame | None) -> pd.DataFrame:
@@ -105,10 +126,15 @@ def _validate_previous_assignment(previous: pd.DataFrame | None) -> pd.DataFrame
         raise ValueError(f"previous_assignment: shop_id {shop(frame.index[frame.index.duplicated()][0])!r} "
                          "appears more than once")
     segment = frame["segment"].to_numpy(dtype=object, copy=True)
-    segment[pd.isna(segment)] = None
+    has_seg = ~pd.isna(segment)
+    segment[~has_seg] = None
+    for value in pd.unique(segment[has_seg]).tolist():
+        try:
+            parse_segment_id(value)
+        except ValueError as exc:
+            raise ValueError(f"previous_assignment.segment: {exc}") from None
     status = frame["status"].to_numpy(dtype=object)
     strength = pd.to_numeric(frame["strength"], errors="coerce").to_numpy(dtype=float)
-    has_seg = np.array([s is not None for s in segment], dtype=bool)
     bad_status = ~pd.Series(status, dtype=object).isin(PREVIOUS_STATUSES).to_numpy()
     checks = (
         (bad_status, "status", f"must be one of {PREVIOUS_STATUSES}"),

@@ -27,7 +27,7 @@ import pandas as pd
 from scipy.optimize import linear_sum_assignment
 
 from shared.segments.lineage import MatchResult, SegmentIdState, parse_segment_id, segment_sort_key
-from shared.segments.validation import shop_ranks, validate_labels, validate_previous
+from shared.segments.validation import validate_labels, validate_previous
 
 NOISE = -1
 _EPS = 1e-12  # comparisons of ratios such as 4/8 against 0.5 must not depend on rounding
@@ -71,7 +71,7 @@ def match_clusters(previous: pd.Series | None, new_labels: pd.Series, state: Seg
         raise ValueError(f"state: must be a SegmentIdState, got {type(state).__name__}")
     prev = validate_previous(previous)
     labels = validate_labels(new_labels, "new_labels")
-    segments = sorted(set(prev.dropna().tolist()), key=segment_sort_key)
+    segments = sorted(pd.unique(prev.dropna()).tolist(), key=segment_sort_key)
     if segments and parse_segment_id(segments[-1]) >= state.next_number:
         raise ValueError(f"state.next_number: is {state.next_number} but previous already uses {segments[-1]}; "
                          "ids would be reused")
@@ -127,16 +127,21 @@ def match_clusters(previous: pd.Series | None, new_labels: pd.Series, state: Seg
 
 
 def _canonical_clusters(labels: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Non-noise cluster labels ordered by their smallest member shop_id, with sizes and that member's rank."""
-    ranks = shop_ranks(labels.index)
+    """Non-noise cluster labels ordered by their smallest member shop_id, with sizes and that order's rank."""
     values = labels.to_numpy()
     mask = values != NOISE
     if not mask.any():
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty, empty
-    grouped = pd.DataFrame({"label": values[mask], "rank": ranks[mask]}).groupby("label")["rank"].agg(["min", "size"])
-    grouped = grouped.sort_values("min")
-    return grouped.index.to_numpy(np.int64), grouped["size"].to_numpy(np.int64), grouped["min"].to_numpy(np.int64)
+    members = pd.Series(labels.index[mask])
+    try:
+        smallest = members.groupby(values[mask]).min()
+        order = smallest.argsort().to_numpy()
+    except TypeError:  # shop_ids of mixed types: compare their text
+        smallest = members.astype(str).groupby(values[mask]).min()
+        order = smallest.argsort().to_numpy()
+    sizes = np.bincount(np.searchsorted(smallest.index.to_numpy(), values[mask]), minlength=len(smallest))
+    return smallest.index.to_numpy(np.int64)[order], sizes[order], np.arange(len(order), dtype=np.int64)
 
 
 def _contingency(prev: pd.Series, labels: pd.Series, segments: list[str], clusters: np.ndarray) -> np.ndarray:
@@ -144,9 +149,11 @@ def _contingency(prev: pd.Series, labels: pd.Series, segments: list[str], cluste
     table = np.zeros((len(segments), len(clusters)), dtype=np.int64)
     if not segments or not len(clusters):
         return table
-    common = prev.index.intersection(labels.index)
-    seg_codes = pd.Categorical(prev.loc[common].to_numpy(object), categories=segments).codes
-    clu_codes = pd.Categorical(labels.loc[common].to_numpy(), categories=clusters).codes
+    seg_codes = pd.Index(segments, dtype=object).get_indexer(prev.to_numpy(dtype=object))
+    if not prev.index.equals(labels.index):
+        pos = prev.index.get_indexer(labels.index)
+        seg_codes = np.where(pos >= 0, seg_codes[np.maximum(pos, 0)], -1)
+    clu_codes = pd.Index(clusters).get_indexer(labels.to_numpy())
     both = (seg_codes >= 0) & (clu_codes >= 0)
     flat = seg_codes[both].astype(np.int64) * len(clusters) + clu_codes[both]
     return np.bincount(flat, minlength=table.size).reshape(table.shape)

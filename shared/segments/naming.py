@@ -27,16 +27,16 @@ from shared.segments.lineage import MatchResult, segment_sort_key
 
 PROFILE_FIELDS = ("seasonality", "growth", "volatility", "assortment", "activity")
 SEPARATOR = " · "
-# Season of a peak by the centre month of its 3-month window (Oct-Dec centred on November is "festive").
+# Season of a peak by the centre month of its window: November and December are "festive".
 _SEASON_BY_CENTRE = {11: "festive", 12: "festive", 1: "winter", 2: "winter", 3: "spring", 4: "spring",
                      5: "spring", 6: "summer", 7: "summer", 8: "summer", 9: "autumn", 10: "autumn"}
 
 
 @dataclass(frozen=True)
 class NameRules:
-    """Thresholds of the name parts. A 3-month window is a *peak* when it holds at least ``peak_ratio`` times
-    its flat share (3/12); a second peak, at least 3 months from the first, needs ``second_peak_ratio`` of the
-    first one's share too."""
+    """Thresholds of the name parts. A 3-month window (centre weighted 1, neighbours 0.5) is a *peak* when it
+    holds at least ``peak_ratio`` times what a flat year puts there; a second peak, centred at least 3 months
+    from the first, needs ``second_peak_ratio`` of the first one's weight too."""
 
     peak_ratio: float = 1.25
     second_peak_ratio: float = 0.8
@@ -111,8 +111,9 @@ def _season(curve: np.ndarray, rules: NameRules) -> str:
     if total <= 0:
         return "year-round"
     shares = curve / total
-    windows = shares + np.roll(shares, 1) + np.roll(shares, -1)  # window centred on each month
-    threshold = rules.peak_ratio * 3 / 12
+    # 3-month window centred on each month, the centre counting double so a one-month spike names its own month
+    windows = shares + 0.5 * (np.roll(shares, 1) + np.roll(shares, -1))
+    threshold = rules.peak_ratio * 2 / 12
     first = int(np.argmax(windows))
     if windows[first] < threshold:
         return "year-round"

@@ -48,7 +48,7 @@ def validate_previous(previous: object) -> pd.Series:
     values = series.to_numpy(dtype=object, copy=True)
     null = pd.isna(values)
     values[null] = None
-    for segment in set(values[~null].tolist()):
+    for segment in pd.unique(values[~null]).tolist():
         try:
             parse_segment_id(segment)
         except ValueError as exc:
@@ -74,14 +74,3 @@ def validate_strengths(strengths: object, labels: pd.Series, name: str) -> pd.Se
         raise ValueError(f"{name}: shop_id {shop(labels.index[i])!r} has strength {shop(aligned[i])!r}; "
                          "strengths must be finite numbers in [0, 1]")
     return pd.Series(aligned, index=labels.index)
-
-
-def shop_ranks(index: pd.Index) -> np.ndarray:
-    """Rank of every shop_id in sorted order (natural order; text order when ids mix types)."""
-    try:
-        order = index.argsort()
-    except TypeError:
-        order = index.astype(str).argsort()
-    ranks = np.empty(len(index), dtype=np.int64)
-    ranks[order] = np.arange(len(index))
-    return ranks
