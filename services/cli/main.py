@@ -7,7 +7,7 @@ import json
 import typer
 from rich.console import Console
 
-from services.cli import ingest, pipeline, serve, stack
+from services.cli import ingest, pipeline, serve, stack, topics
 from services.cli.db import app as db_app
 from shared.config import get_settings
 
@@ -35,5 +35,6 @@ def show_config(as_json: bool = typer.Option(False, "--json", help="print JSON")
 app.command("serve")(serve.serve)
 app.add_typer(stack.app, name="stack")
 app.add_typer(pipeline.app, name="pipeline")
+app.add_typer(topics.app, name="topics")
 app.command("ingest")(ingest.ingest)
 app.add_typer(db_app, name="db")
