@@ -57,11 +57,16 @@ def status() -> None:
     """Show what runs where: pid, port, health, log file."""
     stack = Stack(get_settings())
     table = Table(title=f"stableseg stack ({stack.data_dir})")
-    for column in ("component", "pid", "port", "running", "healthy", "log"):
-        table.add_column(column)
+    for column in ("component", "pid", "port", "running", "healthy"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("log / url", overflow="fold")
     for s in stack.status():
         mark = {True: "[green]yes[/green]", False: "[red]no[/red]"}
         table.add_row(s.name, str(s.pid or "-"), str(s.port), mark[s.running], mark[s.healthy], str(s.log_file))
     db = stack.database_url
     table.add_row("database", "-", "-", "-", "-", db)
     console.print(table)
+
+
+if __name__ == "__main__":  # `python -m services.cli.stack up`: without importing the other command groups
+    app()

