@@ -9,6 +9,7 @@ from rich.console import Console
 
 from services.cli import ingest, pipeline, serve, stack, topics
 from services.cli.db import app as db_app
+from services.cli.generate import generate as generate_command
 from shared.config import get_settings
 
 app = typer.Typer(help="stableseg: stable retailer segmentation for FMCG retail.", no_args_is_help=True)
@@ -38,3 +39,4 @@ app.add_typer(pipeline.app, name="pipeline")
 app.add_typer(topics.app, name="topics")
 app.command("ingest")(ingest.ingest)
 app.add_typer(db_app, name="db")
+app.command("generate")(generate_command)
