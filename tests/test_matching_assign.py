@@ -4,9 +4,11 @@ on simulated retrains (same data reseeded: >= 98 % keep their id; drift: >= 90 %
 from __future__ import annotations
 
 import hdbscan
+import hypothesis.strategies as st
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
 
 from shared.segments import MatchParams, SegmentIdState, assign_segments, match_clusters
 
@@ -135,6 +137,28 @@ def test_bad_strengths_and_unknown_clusters_are_named() -> None:
         assign_segments(None, labels_of({7: [1, 2]}), pd.Series([0.5, 0.5], index=[1, 2]), result)
     with pytest.raises(ValueError, match="reason: must be one of"):
         assign_segments(None, labels, pd.Series([0.5, 0.5], index=[1, 2]), result, reason="manual")
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), move=st.floats(0, 1), weak=st.floats(0, 1))
+def test_outcome_invariants_and_numbering_independence(seed: int, move: float, weak: float) -> None:
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(5, 60))
+    first = pd.Series(rng.integers(-1, 4, n), index=range(n))
+    previous, state = first_model(first)
+    previous["strength"] = np.where(previous["segment"].isna(), 0.0, rng.random(n))
+    labels = pd.Series(np.where(rng.random(n) < move, rng.integers(-1, 5, n), first), index=range(n))
+    strengths = pd.Series(rng.random(n), index=range(n))
+    params = MatchParams(weak_strength=weak)
+    out = retrain(previous, labels, strengths, state, params)
+    perm = {c: 1000 - 7 * c for c in range(5)} | {-1: -1}
+    relabelled = retrain(previous, labels.map(perm).astype(np.int64), strengths, state, params)
+    pd.testing.assert_frame_equal(out, relabelled)
+    assert (out["changed"] == (out["segment"].fillna("") != out["from_segment"].fillna(""))).all()
+    assert not (out["held"] & out["changed"]).any()
+    assert ((out["status"] == "noise") == out["segment"].isna()).all()
+    assert (out.loc[labels == -1, "strength"] == 0).all()
+    assert (out.loc[~out["held"] & (labels != -1), "strength"] == strengths[~out["held"] & (labels != -1)]).all()
 
 
 # --- stability bars on simulated retrains (behaviour blobs, a fresh "latent space" per retrain) --------------------

@@ -76,7 +76,7 @@ def match_clusters(previous: pd.Series | None, new_labels: pd.Series, state: Seg
         raise ValueError(f"state.next_number: is {state.next_number} but previous already uses {segments[-1]}; "
                          "ids would be reused")
 
-    clusters, sizes, min_rank = _canonical_clusters(labels)
+    clusters, sizes = _canonical_clusters(labels)  # position in `clusters` is the canonical rank
     table = _contingency(prev, labels, segments, clusters)
     seg_size = table.sum(axis=1, keepdims=True)
     clu_size = table.sum(axis=0, keepdims=True)
@@ -92,20 +92,20 @@ def match_clusters(previous: pd.Series | None, new_labels: pd.Series, state: Seg
 
     cluster_to_segment = {int(clusters[c]): segments[r] for r, c in pairs}
     fresh = sorted((c for c in range(len(clusters)) if int(clusters[c]) not in cluster_to_segment),
-                   key=lambda c: (-sizes[c], min_rank[c]))
+                   key=lambda c: (-sizes[c], c))
     new_ids, new_state = state.issue(len(fresh))
     cluster_to_segment.update({int(clusters[c]): sid for c, sid in zip(fresh, new_ids, strict=True)})
     seg_of = [cluster_to_segment[int(k)] for k in clusters]
 
     split, split_children = [], set()
     for r, segment in enumerate(segments):
-        parts = [c for c in np.flatnonzero(share[r] >= params.split_min_share - _EPS)]
+        parts = np.flatnonzero(share[r] >= params.split_min_share - _EPS).tolist()
         if len(parts) >= 2:
-            parts.sort(key=lambda c, r=r: (-share[r, c], min_rank[c]))
+            parts.sort(key=lambda c, r=r: (-share[r, c], c))
             split.append({"from": segment, "into": [seg_of[c] for c in parts]})
             split_children.update(seg_of[c] for c in parts if seg_of[c] != segment)
     merged = []
-    for c in sorted(range(len(clusters)), key=lambda c: min_rank[c]):
+    for c in range(len(clusters)):
         senders = [segments[r] for r in np.flatnonzero(share[:, c] > 0.5 + _EPS)]
         if len(senders) >= 2:
             merged.append({"from": senders, "into": seg_of[c]})
@@ -126,13 +126,13 @@ def match_clusters(previous: pd.Series | None, new_labels: pd.Series, state: Seg
     )
 
 
-def _canonical_clusters(labels: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Non-noise cluster labels ordered by their smallest member shop_id, with sizes and that order's rank."""
+def _canonical_clusters(labels: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Non-noise cluster labels ordered by their smallest member shop_id, and their sizes."""
     values = labels.to_numpy()
     mask = values != NOISE
     if not mask.any():
         empty = np.zeros(0, dtype=np.int64)
-        return empty, empty, empty
+        return empty, empty
     members = pd.Series(labels.index[mask])
     try:
         smallest = members.groupby(values[mask]).min()
@@ -141,7 +141,7 @@ def _canonical_clusters(labels: pd.Series) -> tuple[np.ndarray, np.ndarray, np.n
         smallest = members.astype(str).groupby(values[mask]).min()
         order = smallest.argsort().to_numpy()
     sizes = np.bincount(np.searchsorted(smallest.index.to_numpy(), values[mask]), minlength=len(smallest))
-    return smallest.index.to_numpy(np.int64)[order], sizes[order], np.arange(len(order), dtype=np.int64)
+    return smallest.index.to_numpy(np.int64)[order], sizes[order]
 
 
 def _contingency(prev: pd.Series, labels: pd.Series, segments: list[str], clusters: np.ndarray) -> np.ndarray:
