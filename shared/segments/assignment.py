@@ -10,7 +10,8 @@ when behaviour really moved (``weak_strength`` is :attr:`MatchParams.weak_streng
    segment (``held``). A weak member sits on a cluster border; a reseeded retrain of the same data moves such
    borders, while a retailer whose behaviour drifted lands firmly inside its new cluster and does change.
    Holding repeats as long as the retailer stays weakly placed elsewhere (it never leaves a live segment on
-   a weak signal); it moves as soon as the new cluster holds it with at least ``weak_strength``.
+   a weak signal); it moves as soon as the new cluster holds it with at least ``weak_strength``. Its reported
+   strength stays the (weak) one from the new model, so the flag is visible downstream.
 2. **One noisy retrain does not drop a stable retailer.** A retailer the new model calls noise keeps its
    previous segment for that retrain (``held``, status "assigned", strength 0) when it held that segment with
    strength >= ``weak_strength`` and the segment continued. Noise flips of border retailers are frequent
