@@ -19,6 +19,7 @@ from shared.bus import (
     ensure_topics,
     make_sync_producer,
     missing_topics,
+    partition_mismatches,
     publish,
     topic_specs,
 )
@@ -123,6 +124,18 @@ def test_ensure_topics_idempotent_with_partition_counts(fresh_kafka_bootstrap: s
     finally:
         admin.close()
     assert described == specs
+
+
+def test_tansu_auto_creates_unknown_topics_so_ensure_topics_must_run_first(fresh_kafka_bootstrap: str) -> None:
+    """tansu v0.6.0-510f3e2 auto-creates a topic on first produce (4 partitions), ignoring the client's
+    allow_auto_create_topics=False: ensure_topics must run before any producer; mismatches are detectable."""
+    producer = make_sync_producer(fresh_kafka_bootstrap, allow_auto_create_topics=False)
+    try:
+        publish(producer, encode_event("x.auto", {}, "k", "/test", event_type="io.test")).get(timeout=10)
+    finally:
+        producer.close()
+    assert ensure_topics(fresh_kafka_bootstrap, {"x.auto": 1, "x.new": 2}) == ["x.new"]
+    assert partition_mismatches(fresh_kafka_bootstrap, {"x.auto": 1, "x.new": 2, "x.absent": 1}) == {"x.auto": (4, 1)}
 
 
 def test_ensure_topics_rejects_bad_partition_count(kafka_bootstrap: str) -> None:

@@ -2,7 +2,7 @@
 
 from shared.bus.events import Event, EventDecodeError, KafkaRecord, decode_event, encode_event
 from shared.bus.producer import AsyncPublisher, make_sync_producer, publish
-from shared.bus.topics import ALL_TOPICS, ensure_topics, missing_topics, topic_specs
+from shared.bus.topics import ALL_TOPICS, ensure_topics, missing_topics, partition_mismatches, topic_specs
 
 __all__ = [
     "ALL_TOPICS",
@@ -15,6 +15,7 @@ __all__ = [
     "ensure_topics",
     "make_sync_producer",
     "missing_topics",
+    "partition_mismatches",
     "publish",
     "topic_specs",
 ]

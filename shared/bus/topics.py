@@ -97,11 +97,30 @@ def ensure_topics(bootstrap: str, specs: dict[str, int], replication_factor: int
     return created
 
 
-def _warn_partition_mismatch(admin: KafkaAdminClient, specs: dict[str, int]) -> None:
-    if not specs:
-        return
-    for topic in admin.describe_topics(sorted(specs)):
+def _mismatches(admin: KafkaAdminClient, specs: dict[str, int]) -> dict[str, tuple[int, int]]:
+    found: dict[str, tuple[int, int]] = {}
+    for topic in admin.describe_topics(sorted(specs)) if specs else []:
         name = topic.get("name") or topic.get("topic")
         actual, wanted = len(topic.get("partitions") or []), specs[name]
         if actual != wanted:
-            log.warning("topics.partitions_mismatch", topic=name, actual=actual, configured=wanted)
+            found[name] = (actual, wanted)
+    return found
+
+
+def _warn_partition_mismatch(admin: KafkaAdminClient, specs: dict[str, int]) -> None:
+    for name, (actual, wanted) in _mismatches(admin, specs).items():
+        log.warning("topics.partitions_mismatch", topic=name, actual=actual, configured=wanted)
+
+
+@retry(retry=retry_if_exception_type(_TRANSIENT), stop=stop_after_delay(30), wait=wait_exponential(0.1, max=2),
+       reraise=True)  # fmt: skip
+def partition_mismatches(bootstrap: str, specs: dict[str, int]) -> dict[str, tuple[int, int]]:
+    """Existing topics whose partition count differs from ``specs``: name -> (actual, configured).
+
+    Typically a topic auto-created by the broker before ``ensure_topics`` ran (tansu creates 4 partitions)."""
+    admin = _admin(bootstrap)
+    try:
+        existing = set(admin.list_topics())
+        return _mismatches(admin, {n: p for n, p in specs.items() if n in existing})
+    finally:
+        admin.close()
