@@ -79,18 +79,24 @@ class Autoencoder(BaseEstimator, TransformerMixin):
         self.verbose = verbose
 
     def _build(self, keras: Any, n: int) -> Any:
-        layers, reg = keras.layers, keras.regularizers.L2(self.l2)
+        # Explicit names and one regularizer per layer: Keras would otherwise auto-number names ("adam_1") and
+        # record a shared object's id() in config.json, making the saved .keras file differ between fits.
+        layers = keras.layers
+
+        def reg() -> Any:
+            return keras.regularizers.L2(self.l2)
+
         hidden = max(n // 2, 1)
         inputs = keras.Input(shape=(n,), name="features")
         x = layers.BatchNormalization(name="bn_input")(inputs)
-        x = layers.Dense(hidden, activation="relu", use_bias=False, kernel_regularizer=reg, name="encoder_hidden")(x)
+        x = layers.Dense(hidden, activation="relu", use_bias=False, kernel_regularizer=reg(), name="encoder_hidden")(x)
         x = layers.BatchNormalization(name="bn_hidden")(x)
-        x = layers.Dense(self.latent_dim, use_bias=False, kernel_regularizer=reg, name="latent_dense")(x)
+        x = layers.Dense(self.latent_dim, use_bias=False, kernel_regularizer=reg(), name="latent_dense")(x)
         latent = layers.LayerNormalization(name=LATENT_LAYER)(x)
         x = layers.Dense(hidden, activation="relu", name="decoder_hidden")(latent)
         outputs = layers.Dense(n, name="reconstruction")(x)
         model = keras.Model(inputs, outputs, name="autoencoder")
-        model.compile(optimizer=keras.optimizers.Adam(self.learning_rate), loss="mse", metrics=["mae"])
+        model.compile(optimizer=keras.optimizers.Adam(self.learning_rate, name="adam"), loss="mse", metrics=["mae"])
         return model
 
     def fit(self, X: Any, y: Any = None, epoch_callback: EpochCallback | None = None) -> Autoencoder:
