@@ -54,49 +54,71 @@ class SalesBatch:
         return list(out.values())
 
 
-def _integers(raw: pd.Series, field: str, low: int, high: int, problems: list) -> pd.Series:
-    num = pd.to_numeric(raw, errors="coerce").astype("float64")
+def _numbers(column: pd.Series) -> tuple[pd.Series, pd.Series | None]:
+    """(values as float64, the text when the parser left the column as text, else None)."""
+    if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+        return column.astype("float64"), None
+    text = column.astype("str").fillna("")
+    return pd.to_numeric(text, errors="coerce").astype("float64"), text
+
+
+def _empty(column: pd.Series) -> np.ndarray:
+    if pd.api.types.is_numeric_dtype(column):
+        return np.zeros(len(column), dtype=bool)
+    return (column.astype("str").fillna("") == "").to_numpy(dtype=bool)
+
+
+def _shown(value: float, text: str | None) -> str:
+    return repr(text) if text is not None else f"{value:g}"
+
+
+def _integers(column: pd.Series, field: str, low: int, high: int, problems: list) -> pd.Series:
+    num, text = _numbers(column)
     not_int = num.isna() | (num % 1 != 0)
-    problems.append((field, not_int, lambda v, r: f"must be an integer, got {r!r}"))
-    problems.append((field, ~not_int & ((num < low) | (num > high)),
+    problems.append((field, not_int, text, lambda v, r: f"must be an integer, got {_shown(v, r)}"))
+    problems.append((field, ~not_int & ((num < low) | (num > high)), text,
                      lambda v, r: f"must be between {low} and {high}, got {int(v)}"))
     return num
 
 
 def validate_frame(raw: pd.DataFrame, first_line: int = 2) -> SalesBatch:
-    """Validate raw text fields (one row per CSV line starting at ``first_line``) in a vectorised way."""
-    raw = raw[list(SALES_FIELDS)].fillna("").reset_index(drop=True)
-    problems: list = []  # (field, mask, message(value, raw text))
-    ids = {f: raw[f].str.strip() for f in ("shop_id", "product_id")}
-    blank = np.logical_and.reduce([raw[f].eq("").to_numpy() for f in SALES_FIELDS])
-    problems.append(("record", pd.Series(blank), lambda v, r: "empty line"))
+    """Validate one block of parsed CSV rows (row i is line ``first_line + i``) in a vectorised way.
+
+    Id columns are text; the others may be numbers (the parser's fast path) or text (a block with bad values).
+    """
+    raw = raw[list(SALES_FIELDS)].reset_index(drop=True)
+    problems: list = []  # (field, mask, text or None, message(value, text))
+    ids = {f: raw[f].astype("str").fillna("") for f in ("shop_id", "product_id")}
+    blank = np.logical_and.reduce([_empty(raw[f]) for f in SALES_FIELDS])
+    problems.append(("record", pd.Series(blank), None, lambda v, r: "empty line"))
     for field, text in ids.items():
         length = text.str.len()
-        problems.append((field, (length == 0) & ~blank, lambda v, r: "must not be empty"))
-        problems.append((field, length > ID_MAX_LENGTH,
-                         lambda v, r: f"must be at most {ID_MAX_LENGTH} characters, got {len(r.strip())}"))
+        problems.append((field, length == 0, text, lambda v, r: "must not be empty"))
+        problems.append((field, length > ID_MAX_LENGTH, text,
+                         lambda v, r: f"must be at most {ID_MAX_LENGTH} characters, got {len(r)}"))
     year = _integers(raw["year"], "year", YEAR_MIN, YEAR_MAX, problems)
     month = _integers(raw["month"], "month", MONTH_MIN, MONTH_MAX, problems)
-    qty = pd.to_numeric(raw["sales_qty"], errors="coerce").astype("float64")
-    is_nan_text = pd.Series(False, index=raw.index)
-    is_nan_text[qty.isna()] = raw["sales_qty"][qty.isna()].str.strip().str.lower().isin(["nan", "+nan", "-nan"])
-    problems.append(("sales_qty", qty.isna() & ~is_nan_text, lambda v, r: f"must be a number, got {r!r}"))
-    problems.append(("sales_qty", (qty.isna() & is_nan_text) | np.isinf(qty),
-                     lambda v, r: f"must be a finite number, got {r!r}"))
-    problems.append(("sales_qty", qty < 0, lambda v, r: f"must be >= 0, got {v:g}"))
+    qty, qty_text = _numbers(raw["sales_qty"])
+    missing = qty.isna()
+    nan_text = missing.copy() if qty_text is None else missing & qty_text.str.strip().str.lower().isin(
+        ["nan", "+nan", "-nan"])
+    problems.append(("sales_qty", missing & ~nan_text, qty_text, lambda v, r: f"must be a number, got {r!r}"))
+    problems.append(("sales_qty", nan_text | np.isinf(qty), qty_text,
+                     lambda v, r: f"must be a finite number, got {_shown(v, r)}"))
+    problems.append(("sales_qty", (qty < 0) & ~np.isinf(qty), qty_text, lambda v, r: f"must be >= 0, got {v:g}"))
 
     values = {"year": year, "month": month, "sales_qty": qty}
     bad = np.zeros(len(raw), dtype=bool)
     parts = []
-    for field, mask, message in problems:
+    for field, mask, text, message in problems:
         mask = mask.to_numpy(dtype=bool) & (~blank if field != "record" else True)
         if not mask.any():
             continue
         bad |= mask
         idx = np.flatnonzero(mask)
-        texts = raw[field].iloc[idx].tolist() if field != "record" else [""] * idx.size
+        texts = text.iloc[idx].tolist() if text is not None else [None] * idx.size
         vals = values[field].iloc[idx].tolist() if field in values else [None] * idx.size
-        part = raw.iloc[idx].astype(object)
+        part = raw.iloc[idx].astype("str").fillna("").astype(object)
         part.insert(0, "message", [message(v, r) for v, r in zip(vals, texts, strict=True)])
         part.insert(0, "field", field)
         part.insert(0, "line", idx + first_line)
@@ -118,13 +140,15 @@ def _sort_rejects(rejected: pd.DataFrame) -> pd.DataFrame:
 
 
 def _header(path: Path) -> list[str]:
+    """The header's column names as written; raises when one of SALES_FIELDS is missing."""
     try:
-        columns = [str(c).strip() for c in pd.read_csv(path, nrows=0, skipinitialspace=True).columns]
+        columns = [str(c) for c in pd.read_csv(path, nrows=0, skipinitialspace=True).columns]
     except pd.errors.EmptyDataError:
         raise SalesCSVError(1, "header", "the file is empty (expected a header line)") from None
+    names = [c.strip() for c in columns]
     for field in SALES_FIELDS:
-        if field not in columns:
-            raise SalesCSVError(1, field, f"missing column {field!r} (the header has: {', '.join(columns)})")
+        if field not in names:
+            raise SalesCSVError(1, field, f"missing column {field!r} (the header has: {', '.join(names)})")
     return columns
 
 
@@ -133,9 +157,11 @@ def iter_sales_batches(path: str | Path, chunksize: int = DEFAULT_CHUNKSIZE) -> 
     path = Path(path)
     if chunksize < 1:
         raise ValueError(f"chunksize: must be a positive integer, got {chunksize!r}")
-    _header(path)
-    reader = pd.read_csv(path, usecols=lambda c: c.strip() in SALES_FIELDS, dtype=str, keep_default_na=False,
-                         na_filter=False, skip_blank_lines=False, skipinitialspace=True, chunksize=chunksize)
+    text_columns = {c: str for c in _header(path) if c.strip() in ("shop_id", "product_id")}
+    # ids as text; numbers parsed by the C parser (a column it cannot parse comes back as text)
+    reader = pd.read_csv(path, usecols=lambda c: c.strip() in SALES_FIELDS, keep_default_na=False, na_filter=False,
+                         dtype=text_columns,
+                         skip_blank_lines=False, skipinitialspace=True, chunksize=chunksize)
     with reader:
         for chunk in reader:
             chunk.columns = [c.strip() for c in chunk.columns]
