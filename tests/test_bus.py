@@ -6,10 +6,12 @@ import asyncio
 import uuid
 from datetime import UTC, datetime
 
+import orjson
 import pytest
 import redis
 from aiokafka import AIOKafkaConsumer
-from kafka import KafkaAdminClient, KafkaConsumer
+from aiokafka.errors import KafkaConnectionError
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 from shared.bus import (
     AsyncPublisher,
@@ -25,6 +27,7 @@ from shared.bus import (
 )
 from shared.bus import topics as t
 from shared.config import Settings
+from shared.stack import free_port
 
 pytestmark = pytest.mark.xdist_group("stack")
 
@@ -181,16 +184,10 @@ def test_aiokafka_round_trip_with_cloudevents_and_redis_ping(
     for message in received:
         event = decode_event(message.value, list(message.headers), message.key)
         assert event.type == "io.stableseg.sales.monthly.v1"
-        assert event.data == orjson_loads(sent[event.id].value)
+        assert event.data == orjson.loads(sent[event.id].value)
         partitions_by_key.setdefault(event.key, set()).add(message.partition)
     assert all(len(p) == 1 for p in partitions_by_key.values())  # one key -> one partition (ordering per shop)
     assert {m.partition for m in metas} <= set(range(topics[t.SALES_MONTHLY]))
-
-
-def orjson_loads(value: bytes) -> dict:
-    import orjson
-
-    return orjson.loads(value)
 
 
 def test_async_publisher_on_tansu_falls_back_from_idempotence(kafka_bootstrap: str, topics: dict[str, int]) -> None:
@@ -206,6 +203,17 @@ def test_async_publisher_on_tansu_falls_back_from_idempotence(kafka_bootstrap: s
     assert offset >= 0
 
 
+def test_async_publisher_without_broker_fails_loudly() -> None:
+    async def scenario() -> None:
+        publisher = AsyncPublisher(f"127.0.0.1:{free_port()}", request_timeout_ms=2000)
+        await publisher.start()
+
+    with pytest.raises(KafkaConnectionError):
+        asyncio.run(scenario())
+    with pytest.raises(RuntimeError, match="call start"):
+        asyncio.run(AsyncPublisher("127.0.0.1:1").send_and_wait(GOOD))
+
+
 def test_sync_producer_is_idempotent_on_tansu_and_delivers(kafka_bootstrap: str, topics: dict[str, int]) -> None:
     producer = make_sync_producer(kafka_bootstrap)
     try:
@@ -217,8 +225,6 @@ def test_sync_producer_is_idempotent_on_tansu_and_delivers(kafka_bootstrap: str,
         producer.close()
     consumer = KafkaConsumer(bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=5000)
     try:
-        from kafka import TopicPartition
-
         tp = TopicPartition(t.MODELS_PUBLISHED, meta.partition)
         consumer.assign([tp])
         consumer.seek(tp, meta.offset)

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError as AIOKafkaError
+from aiokafka.errors import ClusterAuthorizationFailedError, UnknownError, UnsupportedVersionError
 from aiokafka.structs import RecordMetadata
 from kafka import KafkaProducer
 from kafka.producer.future import FutureRecordMetadata
@@ -25,6 +25,10 @@ log = get_logger(__name__)
 # Throughput: wait up to 20 ms to fill 256 KiB batches (sales records are ~100 bytes).
 _SYNC_DEFAULTS: dict[str, Any] = {"acks": "all", "linger_ms": 20, "batch_size": 256 * 1024, "retries": 5}
 _ASYNC_DEFAULTS: dict[str, Any] = {"acks": "all", "linger_ms": 20, "max_batch_size": 256 * 1024}
+# (client, bootstrap) pairs whose broker refused idempotence: later producers skip the failing attempt.
+_REFUSED: set[tuple[str, str]] = set()
+# How a broker says no to aiokafka's InitProducerId (tansu: UnknownError).
+_IDEMPOTENCE_REFUSALS = (UnknownError, UnsupportedVersionError, ClusterAuthorizationFailedError)
 
 
 def _producer_id_granted(producer: KafkaProducer, timeout: float) -> bool:
@@ -45,11 +49,12 @@ def _producer_id_granted(producer: KafkaProducer, timeout: float) -> bool:
 def make_sync_producer(bootstrap: str, idempotent: bool = True, **overrides: Any) -> KafkaProducer:
     """A kafka-python producer (acks=all, batching tuned for throughput), idempotent when the broker allows it."""
     config = {**_SYNC_DEFAULTS, "bootstrap_servers": bootstrap, "client_id": "stableseg", **overrides}
-    if idempotent:
+    if idempotent and ("kafka-python", bootstrap) not in _REFUSED:
         producer = KafkaProducer(enable_idempotence=True, **config)
         if _producer_id_granted(producer, timeout=5.0):
             return producer
         producer.close(timeout=1)
+        _REFUSED.add(("kafka-python", bootstrap))
         log.warning("producer.idempotence_unavailable", bootstrap=bootstrap, client="kafka-python")
     return KafkaProducer(enable_idempotence=False, **config)
 
@@ -79,14 +84,15 @@ class AsyncPublisher:
 
     async def start(self) -> None:
         config = {**_ASYNC_DEFAULTS, "bootstrap_servers": self.bootstrap, "client_id": "stableseg", **self.overrides}
-        if self.idempotent:
+        if self.idempotent and ("aiokafka", self.bootstrap) not in _REFUSED:
             producer = AIOKafkaProducer(enable_idempotence=True, **config)
             try:
                 await producer.start()
                 self._producer, self._idempotent_active = producer, True
                 return
-            except AIOKafkaError as exc:
+            except _IDEMPOTENCE_REFUSALS as exc:  # not connection errors: those propagate
                 await producer.stop()
+                _REFUSED.add(("aiokafka", self.bootstrap))
                 log.warning(
                     "producer.idempotence_unavailable", bootstrap=self.bootstrap, client="aiokafka", error=str(exc)
                 )
