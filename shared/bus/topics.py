@@ -1,4 +1,9 @@
-"""The contract topics, their partition counts, and explicit creation (never rely on broker auto-creation)."""
+"""The contract topics, their partition counts, and explicit creation (never rely on broker auto-creation).
+
+The embedded tansu (v0.6.0-510f3e2) DOES auto-create an unknown topic on a producer's first metadata request, with
+4 partitions, whatever the client's ``allow_auto_create_topics``: call ``ensure_topics`` before producing, and use
+``partition_mismatches`` to detect a topic that was auto-created with the wrong count.
+"""
 
 from __future__ import annotations
 
