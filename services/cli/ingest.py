@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import typer
+from aiokafka.errors import KafkaError as AIOKafkaError
 from kafka.errors import KafkaError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
@@ -13,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from services.ingest.bulk import DEFAULT_CHUNKSIZE, BulkLoadError, LoadSummary, count_data_lines, load_csv
-from shared.bus import ensure_topics, make_sync_producer, topic_specs
+from shared.bus import ensure_topics, topic_specs
 from shared.config import get_settings
 from shared.data.csv_io import SalesCSVError
 from shared.logging import configure_logging
@@ -44,7 +45,6 @@ def ingest(
     bootstrap = bootstrap or settings.kafka_bootstrap
     try:
         ensure_topics(bootstrap, topic_specs(settings))
-        producer = make_sync_producer(bootstrap, max_block_ms=15_000, request_timeout_ms=10_000)
     except KafkaError as exc:
         console.print(f"[red]error:[/red] cannot reach the Kafka broker at {bootstrap}: {exc!r}")
         raise typer.Exit(EXIT_BROKER) from None
@@ -57,17 +57,15 @@ def ingest(
         with progress:
             task = progress.add_task(f"ingest {csv.name}", total=total)
             summary = load_csv(
-                csv, producer, chunksize=chunksize, rejects_out=rejects_out,
+                csv, bootstrap, chunksize=chunksize, rejects_out=rejects_out,
                 on_progress=lambda rows: progress.advance(task, rows),
             )  # fmt: skip
     except SalesCSVError as exc:
         console.print(f"[red]error:[/red] {csv}: {exc}")
         raise typer.Exit(EXIT_BAD_FILE) from None
-    except (BulkLoadError, KafkaError) as exc:
-        console.print(f"[red]error:[/red] broker at {bootstrap} failed: {exc}")
+    except (BulkLoadError, KafkaError, AIOKafkaError) as exc:
+        console.print(f"[red]error:[/red] broker at {bootstrap} failed: {exc!r}")
         raise typer.Exit(EXIT_BROKER) from None
-    finally:
-        producer.close(timeout=10)
     if as_json:
         typer.echo(json.dumps(summary.as_dict()))
     else:
