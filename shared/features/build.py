@@ -7,7 +7,7 @@ import pandas as pd
 
 from shared.features.base import FeatureSet
 from shared.features.eligibility import EligibilityRule
-from shared.features.monthly import ShopMonths, monthly_table
+from shared.features.monthly import ShopMonths, monthly_panel
 from shared.features.panel import Panel
 from shared.features.registry import get_feature_set
 from shared.logging import get_logger
@@ -21,9 +21,9 @@ def shop_as_of(shop: ShopMonths) -> str:
 
 
 def _as_of(panel: Panel) -> np.ndarray:
-    last = panel.starts + panel.counts - 1
-    years, months = panel.year[last].tolist(), panel.month[last].tolist()
-    return np.array([f"{y:04d}-{m:02d}" for y, m in zip(years, months, strict=True)], dtype=object)
+    periods, inverse = np.unique(panel.period[panel.starts + panel.counts - 1], return_inverse=True)
+    labels = np.array([f"{p // 12:04d}-{p % 12 + 1:02d}" for p in periods.tolist()], dtype=object)
+    return labels[inverse]
 
 
 def features_from_monthly(
@@ -46,8 +46,7 @@ def build_features(
     """Raw sales -> one row per shop (index ``shop_id`` sorted): ``eligible`` (bool), ``as_of`` ("YYYY-MM" of
     the latest active month), then the feature columns (float64). Every shop is listed; filter on ``eligible``."""
     rule = rule if rule is not None else EligibilityRule()
-    monthly = monthly_table(sales)
-    out = features_from_monthly(monthly, feature_set, rule)
+    out = features_from_monthly(monthly_panel(sales), feature_set, rule)
     log.info(
         "features.built",
         rows=len(sales),

@@ -12,62 +12,82 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
+from shared.features.columns import (
+    MONTHLY_COLUMNS,
+    SALES_COLUMNS,
+    id_codes,
+    id_keys,
+    int_column,
+    qty_column,
+    require_columns,
+)
+from shared.features.panel import Panel
 from shared.schemas import MONTH_MAX, MONTH_MIN, YEAR_MAX, YEAR_MIN
 
-SALES_COLUMNS = ("shop_id", "product_id", "year", "month", "sales_qty")
-MONTHLY_COLUMNS = ("shop_id", "year", "month", "monthly_sales_qty", "monthly_unique_products")
-_EMPTY_DTYPES = (object, np.int64, np.int64, np.float64, np.int64)
+__all__ = ["MONTHLY_COLUMNS", "SALES_COLUMNS", "ShopMonths", "monthly_panel", "monthly_table"]
 
 
-def require_columns(frame: pd.DataFrame, columns: tuple[str, ...], what: str) -> None:
-    """Raise ValueError naming every missing column."""
-    if not isinstance(frame, pd.DataFrame):
-        raise TypeError(f"{what}: expected a pandas DataFrame, got {type(frame).__name__}")
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise ValueError(f"{what}: missing column(s) {missing}; expected {list(columns)}")
+def _superseded_mask(cell: np.ndarray, product: np.ndarray, n_products: int, n_cells: int) -> np.ndarray | None:
+    """Replace rule: mask of the rows to keep (the last of each (cell, product)), None when all are kept.
 
-
-def _bad_rows(name: str, mask: np.ndarray, problem: str, index: pd.Index) -> None:
-    if mask.any():
-        first = index[int(np.flatnonzero(mask)[0])]
-        raise ValueError(f"{name}: {int(mask.sum())} row(s) {problem} (first at index {first!r})")
-
-
-def _int_column(frame: pd.DataFrame, name: str, low: int, high: int) -> np.ndarray:
-    """An integer column as int64, checked for missing, non-integer and out-of-range values."""
-    values = pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-    _bad_rows(name, np.isnan(values), "are missing or not numbers", frame.index)
-    _bad_rows(name, values != np.floor(values), "are not integers", frame.index)
-    _bad_rows(name, (values < low) | (values > high), f"are outside {low}..{high}", frame.index)
-    return values.astype(np.int64)
-
-
-def _qty_column(frame: pd.DataFrame) -> np.ndarray:
-    values = pd.to_numeric(frame["sales_qty"], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-    _bad_rows("sales_qty", ~np.isfinite(values), "are missing, not numbers or not finite", frame.index)
-    _bad_rows("sales_qty", values < 0, "are negative", frame.index)
-    return values
-
-
-def _id_codes(frame: pd.DataFrame, name: str, sort: bool) -> tuple[np.ndarray, pd.Index]:
-    codes, uniques = pd.factorize(frame[name], sort=sort)
-    _bad_rows(name, codes < 0, "are missing", frame.index)
-    return codes.astype(np.int64, copy=False), pd.Index(uniques, name=name)
-
-
-def _latest_rows(cell: np.ndarray, product: np.ndarray, n_cells: int, n_products: int) -> np.ndarray:
-    """Row numbers of the last row of every (cell, product), sorted by (cell, product): the replace rule."""
-    if n_cells * n_products < 2**62:
-        key = cell * n_products + product
-        order = np.argsort(key, kind="stable")  # stable: equal keys stay in row order, the last one wins
-        key = key[order]
-        last = np.r_[key[1:] != key[:-1], True]
-    else:  # too many combinations for one int64 key
+    One value sort of ``(cell, product, row)`` packed in an int64 (SIMD-sorted: much faster than an argsort or a
+    hash); a row followed by the same key in the sorted order has been replaced by a later one.
+    """
+    n = len(cell)
+    bits = max(n - 1, 1).bit_length()
+    if (n_cells * n_products) << bits >= 2**63:  # too many combinations for one int64: stable lexsort
         order = np.lexsort((product, cell))
         c, p = cell[order], product[order]
-        last = np.r_[(c[1:] != c[:-1]) | (p[1:] != p[:-1]), True]
-    return order[last]
+        replaced = (c[1:] == c[:-1]) & (p[1:] == p[:-1])
+        rows = order[:-1][replaced]
+    else:
+        packed = cell * n_products
+        packed += product
+        packed <<= bits
+        packed |= np.arange(n)
+        packed.sort()
+        key = packed >> bits
+        rows = packed[:-1][key[1:] == key[:-1]] & ((1 << bits) - 1)
+    if not len(rows):
+        return None
+    keep = np.ones(n, bool)
+    keep[rows] = False
+    return keep
+
+
+def _cell_totals(cell: np.ndarray, qty: np.ndarray, n_cells: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(cells present ascending, sum of qty, row count) per cell; sums run in row order."""
+    if n_cells <= 8 * len(cell) + (1 << 20):  # dense bins: about the memory of the rows themselves
+        counts = np.bincount(cell, minlength=n_cells)
+        present = np.flatnonzero(counts)
+        return present, np.bincount(cell, qty, n_cells)[present], counts[present]
+    order = np.argsort(cell, kind="stable")
+    c = cell[order]
+    starts = np.flatnonzero(np.r_[True, c[1:] != c[:-1]])
+    return c[starts], np.add.reduceat(qty[order], starts), np.diff(np.r_[starts, len(c)])
+
+
+def monthly_panel(sales: pd.DataFrame) -> Panel:
+    """``monthly_table`` as a ``Panel`` (what the batch features consume, without a DataFrame round trip)."""
+    require_columns(sales, SALES_COLUMNS, "sales")
+    shop, shops = id_codes(sales, "shop_id")
+    product, n_products = id_keys(sales, "product_id")
+    year = int_column(sales, "year", YEAR_MIN, YEAR_MAX)
+    month = int_column(sales, "month", MONTH_MIN, MONTH_MAX)
+    qty = qty_column(sales)
+    if len(sales) == 0:
+        empty = np.zeros(0, np.int64)
+        return Panel.from_sorted(shops, empty, empty, empty, np.zeros(0), np.zeros(0))
+    year0 = int(year.min())
+    n_periods = (int(year.max()) - year0 + 1) * 12
+    cell = shop * n_periods + (year - year0) * 12 + (month - 1)  # (shop, year-month), ordered like the output
+    n_cells = len(shops) * n_periods
+    keep = _superseded_mask(cell, product, n_products, n_cells)
+    if keep is not None:
+        cell, qty = cell[keep], qty[keep]
+    cells, sums, counts = _cell_totals(cell, qty, n_cells)
+    code, period = np.divmod(cells, n_periods)  # every shop has a row, so codes stay dense
+    return Panel.from_sorted(shops, code, year0 + period // 12, period % 12 + 1, sums, counts.astype(np.float64))
 
 
 def monthly_table(sales: pd.DataFrame) -> pd.DataFrame:
@@ -77,34 +97,7 @@ def monthly_table(sales: pd.DataFrame) -> pd.DataFrame:
     month): ``monthly_sales_qty`` = sum of sales_qty, ``monthly_unique_products`` = distinct products (a product
     with qty 0 still counts). Numpy sort-based grouping: no pandas groupby.
     """
-    require_columns(sales, SALES_COLUMNS, "sales")
-    shop, shops = _id_codes(sales, "shop_id", sort=True)
-    product, products = _id_codes(sales, "product_id", sort=False)
-    year = _int_column(sales, "year", YEAR_MIN, YEAR_MAX)
-    month = _int_column(sales, "month", MONTH_MIN, MONTH_MAX)
-    qty = _qty_column(sales)
-    if len(sales) == 0:
-        return pd.DataFrame({c: pd.Series(dtype=t) for c, t in zip(MONTHLY_COLUMNS, _EMPTY_DTYPES, strict=True)})
-
-    year0 = int(year.min())
-    n_periods = (int(year.max()) - year0 + 1) * 12
-    cell = shop * n_periods + (year - year0) * 12 + (month - 1)  # (shop, year-month), ordered like the output
-    kept = _latest_rows(cell, product, len(shops) * n_periods, max(len(products), 1))
-    cell_k = cell[kept]
-    starts = np.flatnonzero(np.r_[True, cell_k[1:] != cell_k[:-1]])
-    sums = np.add.reduceat(qty[kept], starts)
-    counts = np.diff(np.r_[starts, len(cell_k)])
-    cells = cell_k[starts]
-    period = cells % n_periods
-    return pd.DataFrame(
-        {
-            "shop_id": shops.take(cells // n_periods).array,
-            "year": year0 + period // 12,
-            "month": period % 12 + 1,
-            "monthly_sales_qty": sums,
-            "monthly_unique_products": counts.astype(np.int64),
-        }
-    )
+    return monthly_panel(sales).to_frame()
 
 
 @dataclass(frozen=True)

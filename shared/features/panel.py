@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from shared.features.monthly import MONTHLY_COLUMNS, require_columns
+from shared.features.columns import MONTHLY_COLUMNS, require_columns
 
 
 @dataclass(frozen=True)
@@ -53,9 +53,30 @@ class Panel:
             code, year, month, period, qty, uniq = (a[order] for a in (code, year, month, period, qty, uniq))
             if ((code[1:] == code[:-1]) & (period[1:] == period[:-1])).any():
                 raise ValueError("monthly: a (shop_id, year, month) appears more than once")
+        return cls.from_sorted(pd.Index(shops), code, year, month, qty, uniq)
+
+    @classmethod
+    def from_sorted(
+        cls, shops: pd.Index, code: np.ndarray, year: np.ndarray, month: np.ndarray, qty: np.ndarray, uniq: np.ndarray
+    ) -> Panel:
+        """From arrays already sorted by (code, year, month), unique, and validated."""
+        n = len(code)
         starts = np.flatnonzero(np.r_[True, code[1:] != code[:-1]]) if n else np.zeros(0, np.int64)
         counts = np.diff(np.r_[starts, n]).astype(np.int64)
-        return cls(pd.Index(shops, name="shop_id"), code, starts, counts, year, month, period, qty, uniq)
+        period = year * 12 + (month - 1)
+        return cls(shops.rename("shop_id"), code, starts, counts, year, month, period, qty, uniq)
+
+    def to_frame(self) -> pd.DataFrame:
+        """The monthly table (``MONTHLY_COLUMNS``), sorted by shop_id, year, month."""
+        return pd.DataFrame(
+            {
+                "shop_id": self.shops.take(self.code).array,
+                "year": self.year,
+                "month": self.month,
+                "monthly_sales_qty": self.qty,
+                "monthly_unique_products": self.uniq.astype(np.int64),
+            }
+        )
 
     @property
     def n_shops(self) -> int:
