@@ -7,11 +7,10 @@ from shared.stack.process import (
     PortInUseError,
     ProcessStatus,
     StackError,
-    free_port,
-    port_in_use,
 )
 from shared.stack.redis import EmbeddedRedis, redis_server_binary
 from shared.stack.stack import Stack, UpReport
+from shared.stack.system import free_port, port_in_use
 
 __all__ = [
     "BinaryNotFoundError",

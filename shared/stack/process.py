@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,10 +12,9 @@ from pathlib import Path
 from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from shared.logging import get_logger
+from shared.stack.system import alive, die_with_parent, port_in_use, runs_binary
 
 log = get_logger(__name__)
-
-_PR_SET_PDEATHSIG = 1
 
 
 class StackError(RuntimeError):
@@ -31,58 +27,6 @@ class PortInUseError(StackError):
 
 class BinaryNotFoundError(StackError):
     """The executable of a component is missing."""
-
-
-def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
-    """True when ``host:port`` cannot be bound (something listens there)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return True
-    return False
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that is free right now (the kernel's choice)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
-_PRCTL = ctypes.CDLL(None, use_errno=True).prctl if sys.platform == "linux" else None  # loaded before any fork
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    """Ask Linux to SIGTERM the child when the process that started it exits (test fixtures leave no orphans)."""
-    if _PRCTL is not None:
-        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-def _alive(pid: int) -> bool:
-    """True for a live process that is not a zombie."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        return not Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z")
-    except (OSError, IndexError):
-        return True  # no /proc (not Linux): liveness is all we know
-
-
-def _runs_binary(pid: int, binary: Path) -> bool:
-    """True when ``pid`` executes ``binary`` (checked through /proc/<pid>/exe where available)."""
-    try:
-        return Path(os.readlink(f"/proc/{pid}/exe")).resolve() == binary.resolve()
-    except OSError:
-        try:
-            return binary.name in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-        except OSError:
-            return True
 
 
 class _NotReady(Exception):
@@ -145,7 +89,7 @@ class ManagedProcess:
             pid = int(self.pid_file.read_text().strip())
         except (OSError, ValueError):
             return None
-        if not _alive(pid) or not _runs_binary(pid, self.binary()):
+        if not alive(pid) or not runs_binary(pid, self.binary()):
             return None
         return pid
 
@@ -183,7 +127,7 @@ class ManagedProcess:
                 stdin=subprocess.DEVNULL,
                 cwd=self.data_dir,
                 start_new_session=not self.die_with_parent,
-                preexec_fn=_die_with_parent if self.die_with_parent else None,
+                preexec_fn=die_with_parent if self.die_with_parent else None,
             )
         self.pid_file.write_text(f"{self._popen.pid}\n")
         log.info("stack.start", component=self.name, pid=self._popen.pid, port=self.port)
@@ -262,7 +206,7 @@ class ManagedProcess:
                 return False
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if not _alive(pid):
+            if not alive(pid):
                 return True
             time.sleep(0.05)
         return False
