@@ -69,7 +69,8 @@ def _empty(column: pd.Series) -> np.ndarray:
 
 
 def _shown(value: float, text: str | None) -> str:
-    return repr(text) if text is not None else f"{value:g}"
+    """The offending value as quoted text (the parser's number formatted back when no text is kept)."""
+    return repr(text if text is not None else f"{value:g}")
 
 
 def _integers(column: pd.Series, field: str, low: int, high: int, problems: list) -> pd.Series:

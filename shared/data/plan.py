@@ -38,7 +38,7 @@ class ShopPlan:
     end_t: np.ndarray  # month index after the tenure
     gap_start: np.ndarray
     gap_end: np.ndarray  # == gap_start when the shop has no gap
-    log_size: np.ndarray  # log of the shop's mean monthly units at its start
+    log_size: np.ndarray  # log of the shop's monthly units halfway through its tenure (before any drift)
     before: BehaviourParams
     after: BehaviourParams  # drawn for every shop, used from change_t on
 

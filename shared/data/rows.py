@@ -51,7 +51,9 @@ def block_rows(rng: np.random.Generator, plan: ShopPlan, months: int) -> dict[st
     activity = np.where(after, a.activity[:, None], b.activity[:, None])
     active = in_tenure & ((rng.random((n, months)) < activity) | (rel == 0))
 
-    log_level = (plan.log_size[:, None] + np.log1p(b.growth)[:, None] * before_rel / 12.0
+    # the shop's size is its level halfway through its (pre-drift) tenure: growth does not change the mean size
+    mid = ((np.minimum(plan.end_t, plan.change_t) - plan.start_t - 1) / 2.0)[:, None]
+    log_level = (plan.log_size[:, None] + np.log1p(b.growth)[:, None] * (before_rel - mid) / 12.0
                  + np.log1p(a.growth)[:, None] * after_rel / 12.0)
     cal = t % 12
     season = np.where(after, a.season[:, cal[0]], b.season[:, cal[0]])
