@@ -114,8 +114,8 @@ def sales_router(settings: Settings, link: BrokerLink, metrics: IngestMetrics) -
             log.warning("ingest.broker_unavailable", records=len(events), error=str(exc))
             raise HTTPException(
                 503,
-                f"broker unavailable, the records were not acknowledged: {exc}. Retry the same request later "
-                "(records are replace-on-key, so a retry never double counts)",
+                f"broker unavailable, the records were not acknowledged (some may still be written): {exc}. "
+                "Retry the same request later (records are replace-on-key, so a retry never double counts)",
                 {"Retry-After": str(RETRY_AFTER_SECONDS)},
             ) from None
         metrics.records.labels(outcome="accepted").inc(accepted)
