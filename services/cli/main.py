@@ -7,7 +7,7 @@ import json
 import typer
 from rich.console import Console
 
-from services.cli import ingest, pipeline, serve, stack, topics
+from services.cli import ingest, pipeline, serve, stack, system, topics
 from services.cli.db import app as db_app
 from services.cli.generate import generate as generate_command
 from shared.config import get_settings
@@ -37,6 +37,9 @@ app.command("serve")(serve.serve)
 app.add_typer(stack.app, name="stack")
 app.add_typer(pipeline.app, name="pipeline")
 app.add_typer(topics.app, name="topics")
+app.command("up")(system.up)
+app.command("down")(system.down)
+app.command("status")(system.status)
 app.command("ingest")(ingest.ingest)
 app.add_typer(db_app, name="db")
 app.command("generate")(generate_command)
