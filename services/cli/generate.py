@@ -41,6 +41,8 @@ def generate(
                                     progress=lambda done, total: bar.update(task, completed=done, total=total))
         except ValueError as exc:
             raise typer.BadParameter(str(exc)) from exc
+        except OSError as exc:
+            raise typer.BadParameter(f"out: cannot write there ({exc})") from exc
     console.print(
         f"wrote {summary.rows:,} rows for {summary.retailers:,} retailers ({summary.first_month} to "
         f"{summary.last_month}, {summary.drifted:,} drifted) in {summary.seconds:.1f} s\n"
