@@ -11,10 +11,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from shared.config import get_settings
-from shared.data.csv_io import SalesCSVError
-from shared.features import EligibilityRule, get_feature_set
 from shared.logging import configure_logging
-from shared.model.params import ModelParams
 
 app = typer.Typer(help="Batch pipeline (the seed's four scripts in one).", no_args_is_help=True)
 console = Console(stderr=True)
@@ -43,7 +40,11 @@ def run(
     as_json: bool = typer.Option(False, "--json", help="print one JSON object on stdout"),
 ) -> None:
     """Features, autoencoder, latent and raw HDBSCAN, inference and insights; artifacts into --artifacts."""
-    from shared.pipeline import run_pipeline  # imports TensorFlow lazily, only for this command
+    # Heavy imports (pandas, scikit-learn, TensorFlow) only when the command runs: `stableseg --help` stays fast.
+    from shared.data.csv_io import SalesCSVError
+    from shared.features import EligibilityRule, get_feature_set
+    from shared.model.params import ModelParams
+    from shared.pipeline import run_pipeline
 
     settings = get_settings()
     configure_logging("json" if as_json else settings.log_format, "WARNING" if as_json else settings.log_level)
