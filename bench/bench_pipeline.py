@@ -1,0 +1,83 @@
+"""Quality and speed of `stableseg pipeline run` on the project's generator (issue 3's bars).
+
+    .venv/bin/python bench/bench_pipeline.py --retailers 20000 --years 5 --data-seed 3 --out /tmp/bench-pipeline
+
+Runs, on one generated dataset: behaviour-v2 (model seed 42), behaviour-v2 again (model seed 7) for
+seed-robustness, behaviour-v2 once more with seed 42 to check identical labels, and seed-v1. Prints a markdown
+table (the README's) and one JSON object with every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+from sklearn.metrics import adjusted_rand_score
+
+STABLESEG = [sys.executable, "-m", "services.cli"]
+
+
+def run(cmd: list[str], env: dict[str, str] | None = None) -> str:
+    result = subprocess.run(cmd, check=True, capture_output=True, text=True, env={**os.environ, **(env or {})})
+    return result.stdout
+
+
+def pipeline(data: Path, out: Path, feature_set: str, seed: int) -> tuple[dict, pd.DataFrame, float]:
+    began = time.perf_counter()
+    stdout = run([*STABLESEG, "pipeline", "run", "--input", str(data / "sales.csv"), "--truth",
+                  str(data / "truth.csv"), "--artifacts", str(out), "--feature-set", feature_set, "--json"],
+                 env={"STABLESEG_SEED": str(seed)})
+    wall = time.perf_counter() - began
+    predictions = pd.read_csv(out / "cluster_predictions.csv", dtype={"shop_id": str}).set_index("shop_id")
+    return json.loads(stdout.strip().splitlines()[-1]), predictions, wall
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--retailers", type=int, default=20000)
+    parser.add_argument("--years", type=int, default=5)
+    parser.add_argument("--data-seed", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=Path("/tmp/bench-pipeline"))
+    parser.add_argument("--skip-seed-v1", action="store_true")
+    args = parser.parse_args()
+    data = args.out / "data"
+    if not (data / "sales.csv").exists():
+        run([*STABLESEG, "generate", "--retailers", str(args.retailers), "--years", str(args.years), "--seed",
+             str(args.data_seed), "--out", str(data)])
+    results: dict[str, dict] = {}
+    a, pred_a, wall_a = pipeline(data, args.out / "bv2-seed42", "behaviour-v2", 42)
+    _, pred_b, _ = pipeline(data, args.out / "bv2-seed7", "behaviour-v2", 7)
+    _, pred_c, _ = pipeline(data, args.out / "bv2-seed42-again", "behaviour-v2", 42)
+    results["behaviour-v2"] = {**a, "wall_seconds": round(wall_a, 1),
+                               "seed_robustness_ari": adjusted_rand_score(pred_a["latent_cluster"],
+                                                                          pred_b["latent_cluster"]),
+                               "identical_labels_on_rerun": bool(pred_a.equals(pred_c))}
+    if not args.skip_seed_v1:
+        s1, pred_s1, wall_s1 = pipeline(data, args.out / "seed-v1-seed42", "seed-v1", 42)
+        _, pred_s2, _ = pipeline(data, args.out / "seed-v1-seed7", "seed-v1", 7)
+        results["seed-v1"] = {**s1, "wall_seconds": round(wall_s1, 1),
+                              "seed_robustness_ari": adjusted_rand_score(pred_s1["latent_cluster"],
+                                                                         pred_s2["latent_cluster"])}
+    truth = pd.read_csv(data / "truth.csv")
+    largest_true = truth["archetype"].value_counts(normalize=True).max()
+    print("| feature set | space | clusters | noise | largest share | ARI | seed-robustness ARI | seconds |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, r in results.items():
+        for space in ("latent", "raw"):
+            s = r[space]
+            robust = f"{r['seed_robustness_ari']:.3f}" if space == "latent" else "-"
+            seconds = r["seconds"]["total"] if space == "latent" else ""
+            print(f"| {name} | {space} | {s['clusters']} | {s['noise_ratio']:.1%} | {s['largest_share']:.1%} | "
+                  f"{s.get('ari', float('nan')):.3f} | {robust} | {seconds} |")
+    print(json.dumps({"retailers": args.retailers, "years": args.years, "largest_true_share": largest_true,
+                      "results": results}, default=float))
+
+
+if __name__ == "__main__":
+    main()
