@@ -18,11 +18,15 @@ pytestmark = pytest.mark.xdist_group("model")
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def data() -> np.ndarray:
+def make_data() -> np.ndarray:
     X, _ = make_blobs(n_samples=600, n_features=10, centers=4, random_state=0)
     X[:, 0] *= 50.0  # one large-scale column, like unscaled sales volumes
     return X
+
+
+@pytest.fixture(scope="module")
+def data() -> np.ndarray:
+    return make_data()
 
 
 @pytest.fixture(scope="module")
@@ -128,6 +132,19 @@ def test_keras_file_is_byte_stable_and_loadable(tmp_path: Path, data: np.ndarray
     assert model.get_layer(LATENT_LAYER).epsilon == fitted.model_.get_layer(LATENT_LAYER).epsilon
     with pytest.raises(ValueError, match=r"path: must end with \.keras"):
         save_keras_stable(fitted.model_, tmp_path / "x.h5")
+
+
+def test_keras_file_is_identical_across_processes(tmp_path: Path, fitted: Autoencoder) -> None:
+    here = fitted.save_keras(tmp_path / "here.keras", saved_at="t")
+    code = (
+        "import sys\n"
+        "from tests.test_autoencoder import make_data\n"
+        "from shared.model.autoencoder import Autoencoder\n"
+        f"Autoencoder(epochs=3, seed=42).fit(make_data()).save_keras({str(tmp_path / 'there.keras')!r}, saved_at='t')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert here.read_bytes() == (tmp_path / "there.keras").read_bytes()
 
 
 def test_loss_curve_png(tmp_path: Path, fitted: Autoencoder) -> None:

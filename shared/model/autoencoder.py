@@ -182,9 +182,9 @@ def numpy_encoder_from_keras(model: Any) -> NumpyEncoder:
 def save_keras_stable(model: Any, path: str | Path, saved_at: str | None = None) -> Path:
     """``model.save`` then rewrite the zip so equal weights give equal bytes.
 
-    Keras stamps ``metadata.json`` with the wall-clock ``date_saved`` and the weights entry with the current
-    zip time; both are replaced (``date_saved`` by ``saved_at`` or ``"unspecified"``, zip times by 1980-01-01).
-    The HDF5 weights themselves are byte-stable.
+    Keras stamps ``metadata.json`` with the wall-clock ``date_saved``, the weights entry with the current zip
+    time, and ``config.json`` with ``id()``s of shared objects (e.g. the float32 dtype policy); they are
+    replaced by ``saved_at`` (or ``"unspecified"``), 1980-01-01 and 1, 2, ... The HDF5 weights are byte-stable.
     """
     path = Path(path)
     if path.suffix != ".keras":
@@ -200,12 +200,30 @@ def save_keras_stable(model: Any, path: str | Path, saved_at: str | None = None)
         meta = json.loads(members["metadata.json"])
         meta["date_saved"] = saved_at or "unspecified"
         members["metadata.json"] = json.dumps(meta, sort_keys=True).encode()
+    if "config.json" in members:
+        config = _renumber_shared_objects(json.loads(members["config.json"]), {})
+        members["config.json"] = json.dumps(config).encode()
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as dst:
         for name in sorted(members):
             dst.writestr(zipfile.ZipInfo(name, date_time=_ZIP_EPOCH), members[name])
     path.write_bytes(buffer.getvalue())
     return path
+
+
+def _renumber_shared_objects(node: Any, ids: dict[int, int]) -> Any:
+    """Replace Keras' ``shared_object_id`` values (Python ``id()``s, different in every process) by 1, 2, ...
+
+    in order of first appearance; objects that shared an id still share one, so loading is unchanged.
+    """
+    if isinstance(node, dict):
+        out = {key: _renumber_shared_objects(value, ids) for key, value in node.items()}
+        if isinstance(out.get("shared_object_id"), int):
+            out["shared_object_id"] = ids.setdefault(out["shared_object_id"], len(ids) + 1)
+        return out
+    if isinstance(node, list):
+        return [_renumber_shared_objects(value, ids) for value in node]
+    return node
 
 
 def save_loss_curve(history: dict[str, list[float]], path_png: str | Path) -> Path:
