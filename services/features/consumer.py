@@ -1,0 +1,177 @@
+"""The ``sales.monthly`` consumer: an aiokafka group member that keeps its offsets in Redis.
+
+On every assignment it seeks each partition to the record Redis says was applied last (that record comes back
+once more and its fingerprint proves the log is the one we applied; a different record means the topic was
+re-created, e.g. by a memory-only broker restart, and the partition restarts from the beginning). With no stored
+offset it starts at the beginning. Batches come from ``getmany`` (up to ``max_records``); the processor reports
+gaps (store behind the consumer, e.g. after a wipe) and the consumer seeks back. Kafka commits mirror the Redis
+offsets for lag tooling only; they are never read back. Errors never end the loop: it backs off and retries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
+
+from services.features.processor import Processor
+from shared.logging import get_logger
+
+log = get_logger("stableseg.features.consumer")
+
+
+class _Seeker(ConsumerRebalanceListener):
+    def __init__(self, loop: SalesConsumer) -> None:
+        self.loop = loop
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        log.info("features.partitions_revoked", partitions=sorted(tp.partition for tp in revoked))
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        await self.loop.position(set(assigned))
+
+
+class SalesConsumer:
+    """``await run()`` until ``stop()``; ``lag`` is the records behind the high watermarks of our partitions."""
+
+    def __init__(self, bootstrap: str, topic: str, group_id: str, processor: Processor, *, max_records: int = 5000,
+                 poll_ms: int = 500, session_timeout_ms: int = 10_000, heartbeat_ms: int = 3000,
+                 rebalance_timeout_ms: int = 20_000, metrics: Any = None) -> None:  # fmt: skip
+        self.bootstrap, self.topic, self.group_id = bootstrap, topic, group_id
+        self.processor = processor
+        self.max_records = max_records
+        self.poll_ms = poll_ms
+        self.timeouts = {"session_timeout_ms": session_timeout_ms, "heartbeat_interval_ms": heartbeat_ms,
+                         "rebalance_timeout_ms": rebalance_timeout_ms}  # fmt: skip
+        self.metrics = metrics
+        self.consumer: AIOKafkaConsumer | None = None
+        self.next_offsets: dict[int, int] = {}
+        self.lag = 0
+        self.assigned: set[int] = set()
+        self._stop = asyncio.Event()
+        self._last_commit = 0.0
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.processor.stopping = True
+
+    def _new_consumer(self) -> AIOKafkaConsumer:
+        return AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap, group_id=self.group_id, client_id="stableseg-features",
+            enable_auto_commit=False, auto_offset_reset="earliest", max_poll_records=self.max_records,
+            max_partition_fetch_bytes=4 * 1024 * 1024, fetch_max_bytes=32 * 1024 * 1024,
+            max_poll_interval_ms=600_000, **self.timeouts,
+        )  # fmt: skip
+
+    async def position(self, assigned: set[TopicPartition]) -> None:
+        """Seek newly assigned partitions to the offsets Redis holds (see the module docstring)."""
+        consumer = self.consumer
+        assert consumer is not None
+        mine = {tp for tp in assigned if tp.topic == self.topic}
+        self.assigned = {tp.partition for tp in mine}
+        if not mine:
+            return
+        await self.processor.load_epoch()
+        stored = await self.processor.stored_offsets()
+        begin = await consumer.beginning_offsets(list(mine))
+        end = await consumer.end_offsets(list(mine))
+        for tp in sorted(mine):
+            self.processor.floors[tp.partition] = begin[tp]
+            offset, fp = stored.get(tp.partition, (None, ""))
+            if offset is not None and offset >= end[tp]:  # we applied more than this log holds: a new log
+                log.warning("features.log_reset", partition=tp.partition, stored=offset, end=end[tp])
+                await self.processor.forget(tp.partition, offset, fp)
+                offset = None
+            target = begin[tp] if offset is None else max(offset, begin[tp])
+            consumer.seek(tp, target)
+            self.next_offsets[tp.partition] = target
+        log.info("features.partitions_assigned", partitions=sorted(self.assigned),
+                 positions={tp.partition: self.next_offsets[tp.partition] for tp in mine})  # fmt: skip
+
+    async def run(self) -> None:
+        """Consume until stopped; recreate the consumer after fatal errors (never crash-loop)."""
+        backoff = 0.5
+        while not self._stop.is_set():
+            self.consumer = self._new_consumer()
+            try:
+                await self.consumer.start()
+                self.consumer.subscribe([self.topic], listener=_Seeker(self))
+                await self.processor.recompute_pending()
+                await self._loop()
+                backoff = 0.5
+            except asyncio.CancelledError:
+                if not self._stop.is_set():
+                    raise
+            except Exception as exc:  # KafkaError, broker gone, ...: log, back off, start over
+                log.warning("features.consumer_error", error=repr(exc), retry_in=backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+            finally:
+                await self._close()
+
+    async def _close(self) -> None:
+        if self.consumer is not None:
+            try:
+                await self.consumer.stop()
+            except Exception as exc:  # stopping a broken consumer must not mask the original problem
+                log.debug("features.consumer_stop_error", error=repr(exc))
+            self.consumer = None
+
+    async def _loop(self) -> None:
+        consumer = self.consumer
+        assert consumer is not None
+        idle_since = time.monotonic()
+        while not self._stop.is_set():
+            fetched = await consumer.getmany(timeout_ms=self.poll_ms, max_records=self.max_records)
+            batches = {tp.partition: recs for tp, recs in fetched.items() if recs and tp.topic == self.topic}
+            if not batches:
+                self._update_lag()
+                if time.monotonic() - idle_since > 5:
+                    await self.processor.recompute_pending()
+                    idle_since = time.monotonic()
+                continue
+            started = time.perf_counter()
+            outcome = await self.processor.handle(batches)
+            for partition, records in batches.items():
+                self.next_offsets[partition] = records[-1].offset + 1
+            if outcome.reseek_all:
+                await self.position({TopicPartition(self.topic, p) for p in self.assigned})
+            for partition, offset in outcome.seeks.items():
+                tp = TopicPartition(self.topic, partition)
+                target = self.processor.floors.get(partition, 0) if offset is None else offset
+                consumer.seek(tp, target)
+                self.next_offsets[partition] = target
+            self._record(outcome, time.perf_counter() - started)
+            await self._commit()
+
+    def _record(self, outcome: Any, seconds: float) -> None:
+        self._update_lag()
+        if self.metrics is not None:
+            self.metrics.observe(outcome, seconds, self.lag)
+
+    def _update_lag(self) -> None:
+        consumer = self.consumer
+        if consumer is None:
+            return
+        lag = 0
+        for partition in self.assigned:
+            high = consumer.highwater(TopicPartition(self.topic, partition))
+            if high is not None:
+                lag += max(0, high - self.next_offsets.get(partition, high))
+        self.lag = lag
+        if self.metrics is not None:
+            self.metrics.lag.set(lag)
+
+    async def _commit(self) -> None:
+        """Mirror positions into Kafka at most every 2 s (monitoring only; Redis holds the truth)."""
+        if self.consumer is None or time.monotonic() - self._last_commit < 2:
+            return
+        self._last_commit = time.monotonic()
+        offsets = {TopicPartition(self.topic, p): o for p, o in self.next_offsets.items() if p in self.assigned}
+        try:
+            await self.consumer.commit(offsets)
+        except KafkaError as exc:
+            log.debug("features.commit_skipped", error=repr(exc))

@@ -1,0 +1,213 @@
+"""One batch of ``sales.monthly`` records -> Redis state, feature hashes and derived events (engine-agnostic).
+
+Order of effects per batch (each step idempotent, so a crash anywhere is repaired by redelivery):
+1. decode + validate every record (the value is the record in both CloudEvents binary mode and plain JSON);
+   invalid ones go to ``sales.rejected`` (source "features") and are acknowledged before their offsets are stored;
+2. APPLY per partition (cells, aggregates, revision, dirty mark, offset: one atomic script);
+3. recompute the dirty shops of the batch, publish ``features.updated`` (one per shop and feature set), then
+   WRITE the hashes (a shop leaves the dirty set only then);
+4. publish and trim the ``months.closed`` outbox.
+Redis errors are retried (tenacity) without acknowledging anything; the batch is not left until it is applied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import redis
+from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
+
+from services.features.compute import feature_entries
+from services.features.state import Row, ShopState, canonical_qty, fingerprint
+from shared.bus import KafkaRecord, encode_event
+from shared.bus.topics import FEATURES_UPDATED, MONTHS_CLOSED, SALES_REJECTED
+from shared.feature_store import EPOCH_KEY, prefix_for
+from shared.features import EligibilityRule, FeatureSet
+from shared.logging import get_logger
+from shared.schemas import validate_record
+
+log = get_logger("stableseg.features")
+SOURCE = "stableseg/features"
+APPLY_CHUNK = 5000
+Publish = Callable[[Sequence[KafkaRecord]], Awaitable[None]]
+REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)
+
+
+@dataclass
+class Outcome:
+    """What a batch did: counts, and the partitions the consumer must re-position (partition -> offset or None
+    for the beginning). ``reseek_all``: the store was wiped (new epoch); re-read every partition's offset."""
+
+    applied: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    recomputed: int = 0
+    seeks: dict[int, int | None] = field(default_factory=dict)
+    reseek_all: bool = False
+
+
+def _reject(raw: Any, errors: list[dict[str, str]]) -> KafkaRecord:
+    key = raw.get("shop_id") if isinstance(raw, dict) else None
+    key = str(key)[:64] if isinstance(key, str | int) and not isinstance(key, bool) else ""
+    data = {"record": raw, "errors": errors, "source": "features"}
+    return encode_event(SALES_REJECTED, data, key=key, source=SOURCE)
+
+
+def parse(record: Any) -> tuple[Row, KafkaRecord | None]:
+    """A consumer record -> (APPLY row, rejection event or None)."""
+    fp = fingerprint(record.key, record.value, record.timestamp)
+    try:
+        raw: Any = orjson.loads(record.value) if record.value else None
+    except orjson.JSONDecodeError as exc:
+        text = record.value.decode("utf-8", "replace")
+        return Row(record.offset, fp, record.timestamp), _reject(text, [{"field": "value", "message": str(exc)}])
+    sale, errors = validate_record(raw)
+    if sale is None:
+        return Row(record.offset, fp, record.timestamp), _reject(raw, errors)
+    row = Row(record.offset, fp, record.timestamp, sale.shop_id, sale.product_id, sale.period,
+              canonical_qty(sale.sales_qty))  # fmt: skip
+    return row, None
+
+
+class Processor:
+    """Applies batches for one consumer; ``floors`` holds each partition's beginning offset (set by the consumer
+    on assignment)."""
+
+    def __init__(self, client: redis.Redis, publish: Publish, feature_sets: list[FeatureSet], rule: EligibilityRule,
+                 topic: str, recompute_chunk: int = 2000, metrics: Any = None) -> None:  # fmt: skip
+        self.redis = client
+        self.state = ShopState(client)
+        self.publish = publish
+        self.feature_sets = feature_sets
+        self.rule = rule
+        self.topic = topic
+        self.recompute_chunk = recompute_chunk
+        self.metrics = metrics
+        self.floors: dict[int, int] = {}
+        self.epoch = -1
+        self.stopping = False
+
+    @property
+    def prefix(self) -> str:
+        return prefix_for(self.epoch)
+
+    def partition_key(self, partition: int) -> str:
+        return f"{self.topic}:{partition}"
+
+    async def call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run a blocking Redis step in a thread, retrying connection errors until it succeeds (or we stop)."""
+        retrying = AsyncRetrying(retry=retry_if_exception_type(REDIS_ERRORS), wait=wait_exponential(0.1, max=2),
+                                 before_sleep=self._redis_down, reraise=True)  # fmt: skip
+        async for attempt in retrying:
+            with attempt:
+                if self.stopping and attempt.retry_state.attempt_number > 1:
+                    raise asyncio.CancelledError("stopping while Redis is down")
+                result = await asyncio.to_thread(fn, *args)
+        if self.metrics is not None:
+            self.metrics.redis_up.set(1)
+        return result
+
+    def _redis_down(self, state: Any) -> None:
+        if self.metrics is not None:
+            self.metrics.redis_up.set(0)
+        error = state.outcome.exception() if state.outcome else None
+        log.warning("features.redis_unavailable", attempt=state.attempt_number, error=repr(error))
+
+    async def load_epoch(self) -> int:
+        self.epoch = int(await self.call(self.redis.get, EPOCH_KEY) or 0)
+        return self.epoch
+
+    async def stored_offsets(self) -> dict[int, tuple[int, str]]:
+        if self.epoch < 0:
+            await self.load_epoch()
+        offsets = await self.call(self.state.offsets, self.prefix)
+        head = f"{self.topic}:"
+        return {int(k[len(head):]): v for k, v in offsets.items() if k.startswith(head)}
+
+    async def forget(self, partition: int, offset: int, fp: str) -> None:
+        await self.call(self.state.forget_offset, self.prefix, self.partition_key(partition), f"{offset}:{fp}")
+
+    async def handle(self, batches: dict[int, list[Any]]) -> Outcome:
+        """Process records grouped by partition (each list in offset order)."""
+        out = Outcome()
+        if self.epoch < 0:
+            await self.load_epoch()
+        parsed: dict[int, list[Row]] = {}
+        rejects: list[KafkaRecord] = []
+        for partition, records in batches.items():
+            rows = parsed.setdefault(partition, [])
+            for record in records:
+                row, reject = parse(record)
+                rows.append(row)
+                if reject is not None:
+                    rejects.append(reject)
+        if rejects:
+            await self.publish(rejects)
+            out.rejected = len(rejects)
+        dirty: set[str] = set()
+        for partition, rows in parsed.items():
+            for start in range(0, len(rows), APPLY_CHUNK):
+                chunk = rows[start : start + APPLY_CHUNK]
+                floor = self.floors.get(partition, 0)
+                res = await self.call(self.state.apply, self.epoch, self.prefix, self.partition_key(partition),
+                                      floor, chunk)  # fmt: skip
+                out.applied += res.applied
+                out.duplicates += res.duplicates
+                dirty.update(res.dirty)
+                if res.status == "epoch":
+                    out.reseek_all = True
+                    await self.load_epoch()
+                    return out
+                if res.status == "gap":
+                    log.warning("features.gap", partition=partition, expected=res.next_offset)
+                    out.seeks[partition] = res.next_offset
+                    break
+                if res.status == "changed":
+                    stored = (await self.stored_offsets()).get(partition)
+                    log.warning("features.log_changed", partition=partition, stored=stored)
+                    if stored is not None:
+                        await self.forget(partition, *stored)
+                    out.seeks[partition] = None
+                    break
+        out.recomputed = await self.recompute(sorted(dirty))
+        await self.flush_outbox()
+        return out
+
+    async def recompute(self, shops: list[str]) -> int:
+        """Recompute, publish and write the feature hashes of ``shops``."""
+        done = 0
+        for start in range(0, len(shops), self.recompute_chunk):
+            chunk = shops[start : start + self.recompute_chunk]
+            batch = await self.call(self.state.months, self.prefix, chunk)
+            entries, updates = await asyncio.to_thread(feature_entries, batch, self.feature_sets, self.rule)
+            await self.publish([encode_event(FEATURES_UPDATED, u.as_event(), key=u.shop_id, source=SOURCE)
+                                for u in updates])  # fmt: skip
+            if await self.call(self.state.write, self.epoch, self.prefix, entries) < 0:
+                await self.load_epoch()
+                return done
+            done += len(chunk)
+        return done
+
+    async def recompute_pending(self, limit: int = 20_000) -> int:
+        """Shops left dirty by a crash (ours or another worker's) between APPLY and WRITE."""
+        if self.epoch < 0:
+            await self.load_epoch()
+        shops = await self.call(self.state.dirty, self.prefix, limit)
+        return await self.recompute(shops) if shops else 0
+
+    async def flush_outbox(self) -> int:
+        sent = 0
+        while True:
+            items = await self.call(self.state.outbox, self.prefix, 100)
+            if not items:
+                return sent
+            events = [encode_event(MONTHS_CLOSED, orjson.loads(item), key="", source=SOURCE) for item in items]
+            await self.publish(events)
+            await self.call(self.state.ack_outbox, self.prefix, len(items))
+            sent += len(items)
+            for item in items:
+                log.info("features.month_closed", **orjson.loads(item))

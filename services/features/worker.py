@@ -1,0 +1,111 @@
+"""The features worker: publisher, processor, consumer and topic keeper wired together (one per process).
+
+Readiness = Redis answers, the broker answers and every contract topic exists. The keeper re-creates missing
+topics (a memory-only broker loses them on restart); until then readiness is false and the consumer waits
+(it never crash-loops). Redis data is never touched by a broker restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from typing import Any
+
+import redis
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from services.features.consumer import SalesConsumer
+from services.features.processor import Processor
+from shared.bus import AsyncPublisher, KafkaRecord, ensure_topics, missing_topics, topic_specs
+from shared.bus.topics import SALES_MONTHLY
+from shared.config import Settings
+from shared.features import FEATURE_SETS, EligibilityRule
+from shared.logging import get_logger
+
+log = get_logger("stableseg.features.worker")
+GROUP_ID = "stableseg-features"
+
+
+class FeaturesWorker:
+    """``await start()`` / ``await stop()``; ``ready()`` for /readyz."""
+
+    def __init__(self, settings: Settings, metrics: Any = None, *, max_records: int = 5000,
+                 keeper_interval: float = 5.0) -> None:  # fmt: skip
+        self.settings = settings
+        self.specs = topic_specs(settings)
+        self.keeper_interval = keeper_interval
+        self.redis = redis.Redis.from_url(settings.redis_url, socket_timeout=30, socket_connect_timeout=5)
+        self.publisher = AsyncPublisher(settings.kafka_bootstrap, request_timeout_ms=15_000)
+        self.publisher_started = False
+        self.topics_ok = False
+        rule = EligibilityRule(settings.min_tenure_years, settings.min_avg_active_months_per_year)
+        feature_sets = [FEATURE_SETS[name] for name in sorted(FEATURE_SETS)]
+        self.processor = Processor(self.redis, self.publish, feature_sets, rule, SALES_MONTHLY, metrics=metrics)
+        self.consumer = SalesConsumer(settings.kafka_bootstrap, SALES_MONTHLY, GROUP_ID, self.processor,
+                                      max_records=max_records, metrics=metrics)  # fmt: skip
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._keep_topics(), name="features-topics"),
+                       asyncio.create_task(self._consume(), name="features-consumer")]  # fmt: skip
+
+    async def stop(self) -> None:
+        self.consumer.stop()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self.publisher_started:
+            await self.publisher.stop()
+        self.redis.close()
+
+    async def publish(self, records: Sequence[KafkaRecord]) -> None:
+        """Send and wait for every acknowledgement; retried while the broker is away (nothing advances)."""
+        if not records:
+            return
+        retrying = AsyncRetrying(retry=retry_if_exception_type(Exception), wait=wait_exponential(0.2, max=5),
+                                 before_sleep=lambda s: log.warning("features.publish_retry", attempt=s.attempt_number,
+                                 error=repr(s.outcome.exception()) if s.outcome else None))  # fmt: skip
+        async for attempt in retrying:
+            with attempt:
+                if self.processor.stopping and attempt.retry_state.attempt_number > 1:
+                    raise asyncio.CancelledError("stopping while the broker is unavailable")
+                if not self.publisher_started:
+                    await self.publisher.start()
+                    self.publisher_started = True
+                await self.publisher.send_batch(records)
+
+    async def _consume(self) -> None:
+        while not self.topics_ok:  # first start: the topics must exist before we subscribe
+            await asyncio.sleep(0.2)
+        await self.consumer.run()
+
+    async def _keep_topics(self) -> None:
+        once = stop_after_attempt(1)
+        while True:
+            try:
+                missing = await asyncio.to_thread(missing_topics.retry_with(stop=once), self.settings.kafka_bootstrap,
+                                                  self.specs)  # fmt: skip
+                if missing:
+                    self.topics_ok = False
+                    log.warning("features.topics_missing", topics=missing)
+                    await asyncio.to_thread(ensure_topics.retry_with(stop=once), self.settings.kafka_bootstrap,
+                                            self.specs)  # fmt: skip
+                    missing = await asyncio.to_thread(missing_topics.retry_with(stop=once),
+                                                      self.settings.kafka_bootstrap, self.specs)  # fmt: skip
+                self.topics_ok = not missing
+            except Exception as exc:  # broker down: not ready, try again later
+                self.topics_ok = False
+                log.warning("features.broker_unavailable", error=repr(exc))
+            await asyncio.sleep(self.keeper_interval if self.topics_ok else 1.0)
+
+    async def redis_ready(self) -> bool:
+        return bool(await asyncio.to_thread(self.redis.ping))
+
+    def broker_ready(self) -> bool:
+        return self.topics_ok
+
+    def consumer_ready(self) -> bool:
+        return self.consumer.consumer is not None
