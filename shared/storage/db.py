@@ -8,6 +8,8 @@ callers are serialised (advisory lock on PostgreSQL, the write lock on SQLite).
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
@@ -26,6 +28,7 @@ log = get_logger(__name__)
 #: Execution option that marks a connection as a writer (SQLite: ``BEGIN IMMEDIATE``).
 WRITE_OPTION = "stableseg_write"
 SQLITE_BUSY_TIMEOUT_S = 60.0
+_MIGRATION_LOCK = threading.Lock()
 
 
 def make_engine(url: str | sa.URL, **kwargs: object) -> Engine:
@@ -97,14 +100,25 @@ def upgrade_database(engine_or_url: Engine | str, revision: str = "head") -> str
 
     Safe to call from several processes at once: migrations run in one transaction behind a lock.
     """
+    return _migrate(engine_or_url, command.upgrade, revision)
+
+
+def downgrade_database(engine_or_url: Engine | str, revision: str) -> str:
+    """Step the schema back to ``revision`` (``"base"`` = empty); returns the revision reached ("" for base)."""
+    return _migrate(engine_or_url, command.downgrade, revision)
+
+
+def _migrate(engine_or_url: Engine | str, step: Callable[[Config, str], None], revision: str) -> str:
     engine = engine_or_url if isinstance(engine_or_url, Engine) else make_engine(engine_or_url)
     try:
-        with writer(engine).connect() as conn:
-            command.upgrade(_alembic_config(conn), revision)
+        # alembic's ``context`` is process-global: one migration at a time per process, the database lock
+        # (see migrations/env.py) serialises processes.
+        with _MIGRATION_LOCK, writer(engine).connect() as conn:
+            step(_alembic_config(conn), revision)
             conn.commit()
             reached = MigrationContext.configure(conn).get_current_revision()
             conn.rollback()
-        log.info("database.upgraded", revision=reached, url=engine.url.render_as_string(hide_password=True))
+        log.info("database.migrated", revision=reached, url=engine.url.render_as_string(hide_password=True))
         return reached or ""
     finally:
         if engine is not engine_or_url:

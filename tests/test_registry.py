@@ -1,0 +1,375 @@
+"""The SQL registry on SQLite and PostgreSQL (``sql_url``): migrations, numbering, aliases, segments, history,
+locks, and that a crash mid-transaction leaves nothing half-written."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy.exc import IntegrityError
+
+from shared.storage import AssignmentChange, NotFoundError, Registry, SegmentInfo, StateError, upgrade_database
+from shared.storage.db import current_revision, downgrade_database, head_revision, make_engine
+from shared.storage.models import Base
+
+pytestmark = pytest.mark.xdist_group("sql")
+
+SHA = "ab" * 32
+T0 = datetime(2024, 1, 31, 12, tzinfo=UTC)
+TABLES = {"model_versions", "aliases", "segments", "segment_id_state", "assignments", "lineage", "locks"}
+
+
+@pytest.fixture
+def registry(sql_url: str) -> Iterator[Registry]:
+    upgrade_database(sql_url)
+    with Registry(sql_url) as reg:
+        yield reg
+
+
+def _register(reg: Registry, **overrides: Any) -> int:
+    fields = {"feature_set": "seed-v1", "params": {"latent_dim": 5}, "metrics": {"latent": {"clusters": 4}, "raw": {}},
+              "training_rows": 120, "data_as_of": "2024-01", "seed": 42}  # fmt: skip
+    return reg.register_candidate(**(fields | overrides))
+
+
+def _publish(reg: Registry) -> int:
+    version = _register(reg)
+    reg.mark_published(version, f"file:///artifacts/v{version}", SHA)
+    return version
+
+
+def _fail_on(engine: sa.Engine, predicate: Callable[[str], bool]) -> Callable[[], None]:
+    """Make the first statement matching ``predicate`` raise (a crash inside the transaction); returns undo."""
+
+    def before(conn, cursor, statement, parameters, context, executemany) -> None:
+        if predicate(statement):
+            raise RuntimeError("simulated crash")
+
+    sa.event.listen(engine, "before_cursor_execute", before)
+    return lambda: sa.event.remove(engine, "before_cursor_execute", before)
+
+
+# --- migrations ---------------------------------------------------------------------------------------------
+def test_migrations_upgrade_from_empty_match_the_models_and_downgrade(sql_url: str) -> None:
+    assert current_revision(sql_url) is None
+    assert upgrade_database(sql_url) == head_revision()
+    assert upgrade_database(sql_url) == head_revision()  # idempotent
+    engine = make_engine(sql_url)
+    try:
+        with engine.connect() as conn:
+            assert set(sa.inspect(conn).get_table_names()) >= TABLES
+            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            assert compare_metadata(context, Base.metadata) == []  # the migration builds exactly the ORM schema
+        assert downgrade_database(engine, "base") == ""  # and back to empty
+        with engine.connect() as conn:
+            assert not TABLES & set(sa.inspect(conn).get_table_names())
+    finally:
+        engine.dispose()
+
+
+def test_concurrent_upgrades_from_several_processes(sql_url: str) -> None:
+    script = f"from shared.storage import upgrade_database; print(upgrade_database({sql_url!r}))"
+    replicas = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 text=True) for _ in range(3)]  # fmt: skip
+    outputs = [p.communicate(timeout=120) for p in replicas]
+    assert [p.returncode for p in replicas] == [0, 0, 0], [err for _, err in outputs]
+    assert [out.split()[-1] for out, _ in outputs] == [head_revision()] * 3
+    assert current_revision(sql_url) == head_revision()
+
+
+# --- versions and aliases -----------------------------------------------------------------------------------
+def test_version_numbers_are_unique_and_dense_under_concurrent_registration(registry: Registry, sql_url: str) -> None:
+    numbers: list[int] = []
+    errors: list[Exception] = []
+
+    def replica() -> None:
+        with Registry(sql_url) as reg:  # its own engine and pool, like another process
+            try:
+                numbers.extend(_register(reg) for _ in range(4))
+            except Exception as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+
+    threads = [threading.Thread(target=replica) for _ in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert sorted(numbers) == list(range(1, 21))
+    assert [v.version for v in registry.list_versions()] == list(range(1, 21))
+
+
+def test_register_validates_input_with_the_field_name(registry: Registry) -> None:
+    with pytest.raises(ValueError, match="data_as_of"):
+        _register(registry, data_as_of="2024-13")
+    with pytest.raises(ValueError, match="metrics"):
+        _register(registry, metrics={"latent": {"ari": float("nan")}})
+    with pytest.raises(ValueError, match="training_rows"):
+        _register(registry, training_rows=-1)
+    with pytest.raises(ValueError, match="sha256"):
+        _register(registry, sha256="not-a-digest")
+    assert registry.list_versions() == []
+
+
+def test_publish_sets_current_atomically_with_the_artifact(registry: Registry) -> None:
+    assert registry.current() is None
+    version = _register(registry, tags={"trigger": "month-closed"})
+    with pytest.raises(StateError, match="artifact_uri"):
+        registry.mark_published(version)  # no artifact yet: refused, nothing changes
+    assert registry.get(version).status == "candidate" and registry.current() is None
+    info = registry.mark_published(version, "file:///artifacts/v1", SHA)
+    current = registry.current()
+    assert current is not None and current.version == version == info.version
+    assert (current.status, current.artifact_uri, current.sha256, current.aliases) == (
+        "published", "file:///artifacts/v1", SHA, ("current",))  # fmt: skip
+    assert current.tags == {"trigger": "month-closed"} and current.metrics["latent"] == {"clusters": 4}
+    assert current.created_at.tzinfo is not None
+    with pytest.raises(StateError, match="only a candidate"):
+        registry.mark_published(version, "file:///other", SHA)
+
+
+def test_the_database_refuses_a_published_row_without_artifact(registry: Registry) -> None:
+    version = _register(registry)
+    with pytest.raises(IntegrityError), registry.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE model_versions SET status = 'published' WHERE version = :v"), {"v": version})
+    assert registry.get(version).status == "candidate"
+
+
+def test_reject_keeps_current(registry: Registry) -> None:
+    first = _publish(registry)
+    second = _register(registry, sha256=SHA, artifact_uri="file:///artifacts/v2")
+    with pytest.raises(ValueError, match="reason"):
+        registry.mark_rejected(second, " ")
+    registry.mark_rejected(second, "gate: noise_ratio 0.71 > 0.5")
+    assert registry.current().version == first
+    rejected = registry.get(second)
+    assert (rejected.status, rejected.reason) == ("rejected", "gate: noise_ratio 0.71 > 0.5")
+    with pytest.raises(StateError):
+        registry.mark_published(second)
+    with pytest.raises(StateError, match="published"):
+        registry.promote(second)
+    with pytest.raises(NotFoundError):
+        registry.mark_rejected(99, "no such version")
+
+
+def test_promote_rolls_back_and_forward(registry: Registry) -> None:
+    first, second = _publish(registry), _publish(registry)
+    assert registry.current().version == second
+    registry.promote(first)
+    assert registry.current().version == first
+    assert registry.get(second).status == "published"  # rolling back does not change the version itself
+    registry.promote(second)
+    assert registry.current().version == second
+    with pytest.raises(StateError, match="alias"):
+        registry.retire(second)  # still current
+    registry.retire(first, "superseded")
+    assert [(v.version, v.status, v.aliases) for v in registry.list_versions()] == [
+        (first, "retired", ()), (second, "published", ("current",))]  # fmt: skip
+    with pytest.raises(StateError):
+        registry.promote(first)
+    registry.set_alias("previous", second)
+    assert registry.get_alias("previous").version == second and registry.get_alias("nope") is None
+
+
+# --- segments, segment ids, lineage ------------------------------------------------------------------------
+def test_segments_ids_and_lineage_change_together(registry: Registry) -> None:
+    version = _publish(registry)
+    assert registry.get_next_segment_number() == 1
+    lineage = {"model_version": version, "previous_version": None, "born": ["seg-0001", "seg-0002"], "continued": []}
+    segments = [SegmentInfo("seg-0001", "steady", version, version, size=70, profile={"seasonality": [1] * 12}),
+                SegmentInfo("seg-0002", "summer", version, version, size=30)]  # fmt: skip
+    registry.upsert_segments(segments, next_number=3, lineage=lineage)
+    assert registry.get_next_segment_number() == 3
+    assert registry.get_lineage(version).payload == lineage
+    assert [(s.segment_id, s.size) for s in registry.list_segments()] == [("seg-0001", 70), ("seg-0002", 30)]
+
+    second = _publish(registry)
+    child = SegmentInfo("seg-0003", "summer-north", second, second, size=12, parent_segment="seg-0002")
+    registry.upsert_segments([SegmentInfo("seg-0001", "steady", second, second, size=75), child],
+                             next_number=4, retire=["seg-0002"])  # fmt: skip
+    first = registry.get_segment("seg-0001")
+    assert (first.first_version, first.last_version, first.size) == (version, second, 75)  # first_version kept
+    assert registry.get_segment("seg-0002").status == "retired"
+    assert registry.get_segment("seg-0003").parent_segment == "seg-0002"
+    assert [s.segment_id for s in registry.list_segments("active")] == ["seg-0001", "seg-0003"]
+
+
+def test_segment_ids_are_never_reused(registry: Registry) -> None:
+    version = _publish(registry)
+    registry.upsert_segments([SegmentInfo("seg-0001", "a", version, version)], next_number=2)
+    with pytest.raises(ValueError, match="next_number"):
+        registry.upsert_segments([], next_number=1)  # backwards
+    with pytest.raises(ValueError, match="seg-0005"):
+        registry.upsert_segments([SegmentInfo("seg-0005", "b", version, version)])  # beyond the counter
+    registry.retire_segments(["seg-0001"])
+    with pytest.raises(StateError, match="retired"):
+        registry.upsert_segments([SegmentInfo("seg-0001", "a again", version, version)])
+    with pytest.raises(NotFoundError):
+        registry.retire_segments(["seg-0042"])
+    with pytest.raises(ValueError, match="status"):
+        registry.upsert_segments([SegmentInfo("seg-0001", "a", version, version, status="gone")])
+    assert registry.get_next_segment_number() == 2 and len(registry.list_segments()) == 1
+
+
+# --- assignment history --------------------------------------------------------------------------------------
+def test_assignment_history_closes_and_opens_rows(registry: Registry) -> None:
+    v1, v2 = _publish(registry), _publish(registry)
+    first = [
+        AssignmentChange("s1", "seg-0001", "assigned", 0.9, "new-retailer"),
+        AssignmentChange("s2", "seg-0002", "assigned", 0.5, "new-retailer"),
+        AssignmentChange("s3", None, "noise"),
+    ]
+    assert registry.record_assignments(first, v1, T0) == 3
+    t1 = T0 + timedelta(days=30)
+    second = [{"shop_id": "s1", "to_segment": "seg-0002", "strength": 0.7, "reason": "retrain"},  # topic shape
+              AssignmentChange("s2", "seg-0002", "assigned", 0.5, "retrain"),  # same state under v2: a new row
+              AssignmentChange("s4", "seg-0001", "assigned", 1.0, "new-retailer")]  # fmt: skip
+    assert registry.record_assignments(second, v2, t1) == 3
+    assert registry.record_assignments(second, v2, t1) == 0  # a replay changes nothing
+    history = registry.history("s1")
+    assert [(h.segment_id, h.model_version, h.valid_from, h.valid_to) for h in history] == [
+        ("seg-0001", v1, T0, t1), ("seg-0002", v2, t1, None)]  # fmt: skip
+    assert [h.valid_to for h in registry.history("s3")] == [None]  # untouched retailers keep their row
+    current = registry.current_assignments()
+    assert {k: (v.segment_id, v.status) for k, v in current.items()} == {
+        "s1": ("seg-0002", "assigned"), "s2": ("seg-0002", "assigned"), "s3": (None, "noise"),
+        "s4": ("seg-0001", "assigned")}  # fmt: skip
+    assert registry.current_assignment("s9") is None and registry.history("s9") == []
+    with pytest.raises(ValueError, match="at"):
+        registry.record_assignments([AssignmentChange("s1", None, "noise")], v2, T0)  # before the current row
+
+
+def test_assignment_input_errors_name_the_field(registry: Registry) -> None:
+    version = _publish(registry)
+    cases = [([AssignmentChange("s1", None, "assigned")], "segment_id"),
+             ([AssignmentChange("s1", "seg-0001", "bogus")], "status"),
+             ([AssignmentChange("s1", "seg-0001", strength=1.5)], "strength"),
+             ([AssignmentChange("", "seg-0001")], "shop_id"),
+             ([AssignmentChange("s1", "seg-0001"), AssignmentChange("s1", "seg-0002")], "more than once")]  # fmt: skip
+    for changes, field in cases:
+        with pytest.raises(ValueError, match=field):
+            registry.record_assignments(changes, version, T0)
+    assert registry.current_assignments() == {}
+
+
+def test_many_assignments_in_chunks(registry: Registry) -> None:
+    version = _publish(registry)
+    shops = [f"shop-{i:05d}" for i in range(2500)]  # three chunks of the IN/ANY lists
+    assert registry.record_assignments([AssignmentChange(s, "seg-0001", "assigned", 0.5) for s in shops], version, T0)
+    moved = [AssignmentChange(s, None, "noise", 0.1) for s in shops[::2]]
+    assert registry.record_assignments(moved, version, T0 + timedelta(hours=1)) == 1250
+    current = registry.current_assignments(shops[:4])
+    assert [current[s].status for s in shops[:4]] == ["noise", "assigned", "noise", "assigned"]
+    assert len(registry.current_assignments()) == 2500
+    assert len(registry.history(shops[0])) == 2 and len(registry.history(shops[1])) == 1
+
+
+# --- locks ---------------------------------------------------------------------------------------------------
+def test_training_lock_is_exclusive_across_registries(registry: Registry, sql_url: str) -> None:
+    with Registry(sql_url) as other:
+        assert registry.acquire_training_lock("trainer-a", ttl_seconds=60)
+        assert not other.acquire_training_lock("trainer-b", ttl_seconds=60)
+        assert other.lock_holder("training")[0] == "trainer-a"
+        assert registry.acquire_training_lock("trainer-a", ttl_seconds=60)  # the holder may extend
+        assert not other.release_training_lock("trainer-b")  # not its lease
+        assert registry.release_training_lock("trainer-a")
+        assert other.acquire_training_lock("trainer-b", ttl_seconds=0.5)
+        time.sleep(0.8)  # trainer-b "died": its lease expires and can be taken over
+        assert other.lock_holder("training") is None
+        assert registry.acquire_training_lock("trainer-a", ttl_seconds=60)
+        assert not other.release_training_lock("trainer-b")
+
+
+def test_training_lock_race_has_one_winner(registry: Registry, sql_url: str) -> None:
+    winners: list[str] = []
+    barrier = threading.Barrier(6)
+
+    def contender(name: str) -> None:
+        with Registry(sql_url) as reg:
+            reg.get_next_segment_number()  # connect before the race starts
+            barrier.wait()
+            if reg.acquire_training_lock(name, ttl_seconds=60):
+                winners.append(name)
+
+    threads = [threading.Thread(target=contender, args=(f"replica-{i}",)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(winners) == 1
+    assert registry.lock_holder("training")[0] == winners[0]
+
+
+# --- crashes -------------------------------------------------------------------------------------------------
+def test_crash_while_publishing_leaves_the_candidate_untouched(registry: Registry) -> None:
+    first = _publish(registry)
+    second = _register(registry)
+    undo = _fail_on(registry.engine, lambda sql: "aliases" in sql)  # after the model_versions UPDATE ran
+    try:
+        with pytest.raises(RuntimeError, match="simulated crash"):
+            registry.mark_published(second, "file:///artifacts/v2", SHA)
+    finally:
+        undo()
+    half = registry.get(second)
+    assert (half.status, half.artifact_uri, half.sha256) == ("candidate", None, None)
+    assert registry.current().version == first
+
+
+def test_crash_midway_through_assignments_or_segments_rolls_everything_back(registry: Registry) -> None:
+    version = _publish(registry)
+    shops = [f"s{i}" for i in range(1500)]
+    registry.record_assignments([AssignmentChange(s, "seg-0001", "assigned") for s in shops], version, T0)
+    selects = []
+
+    def second_chunk(sql: str) -> bool:  # the first 1000 retailers are closed and re-opened by then
+        selects.append(sql.lstrip().upper().startswith("SELECT") and "assignments" in sql)
+        return sum(selects) == 2
+
+    undo = _fail_on(registry.engine, second_chunk)
+    try:
+        with pytest.raises(RuntimeError):
+            registry.record_assignments([AssignmentChange(s, None, "noise") for s in shops], version, T0 + timedelta(1))
+    finally:
+        undo()
+    current = registry.current_assignments()
+    assert {a.status for a in current.values()} == {"assigned"} and len(current) == 1500
+    assert all(len(registry.history(s)) == 1 for s in shops[:5])
+
+    undo = _fail_on(registry.engine, lambda sql: "segment_id_state" in sql and sql.lstrip().upper().startswith("UPD"))
+    try:
+        with pytest.raises(RuntimeError):
+            registry.upsert_segments([SegmentInfo("seg-0001", "a", version, version)], next_number=2)
+    finally:
+        undo()
+    assert registry.list_segments() == [] and registry.get_next_segment_number() == 1
+
+
+def test_killed_process_mid_publish_leaves_nothing_half_registered(registry: Registry, sql_url: str) -> None:
+    version = _register(registry)
+    script = textwrap.dedent(f"""
+        import os, sqlalchemy as sa
+        from shared.storage import Registry
+        reg = Registry({sql_url!r})
+        def die(conn, cursor, statement, *args):
+            if "aliases" in statement:  # the version row is already updated inside the open transaction
+                os._exit(9)
+        sa.event.listen(reg.engine, "before_cursor_execute", die)
+        reg.mark_published({version}, "file:///artifacts/v1", {SHA!r})
+    """)
+    process = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert process.returncode == 9, process.stderr
+    after = registry.get(version)
+    assert (after.status, after.artifact_uri, after.sha256) == ("candidate", None, None)
+    assert registry.current() is None
+    registry.mark_published(version, "file:///artifacts/v1", SHA)  # and the database is not left locked
+    assert registry.current().version == version
