@@ -10,6 +10,7 @@ from rich.console import Console
 from services.cli import ingest, pipeline, serve, stack, system, topics
 from services.cli.db import app as db_app
 from services.cli.generate import generate as generate_command
+from services.cli.retrain import retrain as retrain_command
 from shared.config import get_settings
 
 app = typer.Typer(help="stableseg: stable retailer segmentation for FMCG retail.", no_args_is_help=True)
@@ -43,3 +44,4 @@ app.command("status")(system.status)
 app.command("ingest")(ingest.ingest)
 app.add_typer(db_app, name="db")
 app.command("generate")(generate_command)
+app.command("retrain")(retrain_command)

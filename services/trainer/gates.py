@@ -1,0 +1,44 @@
+"""Quality gates: a model that fails any of them is recorded as rejected (with the reason) and not published."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Gates:
+    """Limits on the latent clustering (``Settings.gate_*``)."""
+
+    min_clusters: int = 2
+    max_noise_ratio: float = 0.5
+    max_largest_share: float = 0.9
+
+    def __post_init__(self) -> None:
+        if self.min_clusters < 1:
+            raise ValueError(f"gate_min_clusters: must be >= 1, got {self.min_clusters}")
+        for name, value in (("gate_max_noise_ratio", self.max_noise_ratio),
+                            ("gate_max_largest_share", self.max_largest_share)):  # fmt: skip
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name}: must be within [0, 1], got {value}")
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> Gates:
+        return cls(settings.gate_min_clusters, settings.gate_max_noise_ratio, settings.gate_max_largest_share)
+
+    def failures(self, report: dict[str, Any]) -> list[str]:
+        """Every gate the clustering ``report`` (``shared.metrics.clustering_report``) fails, as readable text."""
+        found = []
+        clusters, noise, largest = report["clusters"], report["noise_ratio"], report["largest_share"]
+        if clusters < self.min_clusters:
+            found.append(f"clusters {clusters} < gate_min_clusters {self.min_clusters}")
+        if noise > self.max_noise_ratio:
+            found.append(f"noise_ratio {noise:.4f} > gate_max_noise_ratio {self.max_noise_ratio:g}")
+        if largest > self.max_largest_share:
+            found.append(f"largest_share {largest:.4f} > gate_max_largest_share {self.max_largest_share:g}")
+        return found
+
+    def verdict(self, report: dict[str, Any]) -> str | None:
+        """None when the model passes, else the rejection reason."""
+        failures = self.failures(report)
+        return "quality gate failed: " + "; ".join(failures) if failures else None

@@ -1,0 +1,80 @@
+"""Prometheus metrics of the trainer (registered on the app's own registry; base units, ``_total`` counters)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+OUTCOMES = ("published", "rejected", "failed", "skipped")
+
+
+@dataclass(frozen=True)
+class TrainerMetrics:
+    duration: Histogram
+    stage_seconds: Gauge
+    last_success: Gauge
+    rows: Gauge
+    noise_ratio: Gauge
+    clusters: Gauge
+    trainings: Counter
+    triggers: Counter
+    in_progress: Gauge
+
+    @classmethod
+    def register(cls, registry: CollectorRegistry) -> TrainerMetrics:
+        metrics = cls(
+            duration=Histogram(
+                "stableseg_trainer_training_duration_seconds", "Wall time of one training (snapshot to publication)",
+                buckets=(5, 10, 20, 30, 45, 60, 90, 120, 180, 300, 600, 1200), registry=registry,
+            ),
+            stage_seconds=Gauge(
+                "stableseg_trainer_stage_seconds", "Seconds spent in each stage of the last training", ["stage"],
+                registry=registry,
+            ),
+            last_success=Gauge(
+                "stableseg_trainer_last_success_timestamp_seconds", "Unix time of the last published model",
+                registry=registry,
+            ),
+            rows=Gauge("stableseg_trainer_training_rows", "Retailers in the last training snapshot", registry=registry),
+            noise_ratio=Gauge(
+                "stableseg_trainer_noise_ratio", "Noise ratio of the last trained model", ["space"], registry=registry
+            ),
+            clusters=Gauge(
+                "stableseg_trainer_clusters", "Clusters of the last trained model", ["space"], registry=registry
+            ),
+            trainings=Counter(
+                "stableseg_trainer_trainings", "Trainings by outcome (published, rejected, failed, skipped)",
+                ["outcome"], registry=registry,
+            ),
+            triggers=Counter(
+                "stableseg_trainer_triggers", "Trigger messages consumed, by kind (request, month_closed, invalid)",
+                ["kind"], registry=registry,
+            ),
+            in_progress=Gauge(
+                "stableseg_trainer_training_in_progress", "1 while this replica is training", registry=registry
+            ),
+        )  # fmt: skip
+        for outcome in OUTCOMES:
+            metrics.trainings.labels(outcome)
+        return metrics
+
+    def observe_model(self, rows: int, metrics: dict[str, Any], seconds: dict[str, float]) -> None:
+        """Figures of a fitted model (published or rejected)."""
+        self.rows.set(rows)
+        for space in ("latent", "raw"):
+            report = metrics.get(space)
+            if report:
+                self.noise_ratio.labels(space).set(report["noise_ratio"])
+                self.clusters.labels(space).set(report["clusters"])
+        for stage, value in seconds.items():
+            self.stage_seconds.labels(stage).set(value)
+
+    def observe_outcome(self, outcome: str, seconds: float | None = None) -> None:
+        self.trainings.labels(outcome).inc()
+        if seconds is not None:
+            self.duration.observe(seconds)
+        if outcome == "published":
+            self.last_success.set(time.time())

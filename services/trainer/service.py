@@ -1,0 +1,233 @@
+"""The trainer's run loop: consume triggers, wait until due, take the lock, train, commit, repeat.
+
+Two tasks share the event loop: ``_consume`` keeps reading ``training.requests`` / ``months.closed`` (also while a
+training runs, so heartbeats continue and new triggers coalesce into the next run) and ``_schedule`` runs
+trainings one at a time. Only one training runs at a time across replicas: the registry's training lease is
+held (and renewed) for the whole training. A batch of triggers whose first trigger is older than a version's
+snapshot (trained by any replica) is already served and skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import time
+import uuid
+from typing import Any
+
+from services.trainer.announce import last_announced_version, published_record
+from services.trainer.executor import FitExecutor
+from services.trainer.gates import Gates
+from services.trainer.link import KafkaLink
+from services.trainer.metrics import TrainerMetrics
+from services.trainer.publication import ABANDONED
+from services.trainer.snapshot import SnapshotSource, feature_store_source
+from services.trainer.training import Hook, Outcome, TrainingContext, train
+from services.trainer.triggers import Batch, Triggers
+from shared.bus import EventDecodeError, decode_event
+from shared.bus.topics import MONTHS_CLOSED, TRAINING_REQUESTS
+from shared.config import Settings
+from shared.logging import get_logger
+from shared.model.params import ModelParams
+from shared.storage import ArtifactStore, ModelVersionInfo, Registry, upgrade_database
+
+log = get_logger("stableseg.trainer")
+
+
+class TrainerService:
+    """``await start()`` / ``await stop()``; state for /readyz and /v1/status in ``status()``."""
+
+    def __init__(
+        self, settings: Settings, metrics: TrainerMetrics, *, source: SnapshotSource | None = None,
+        executor: FitExecutor | None = None, hook: Hook | None = None, owner: str | None = None,
+        request_settle: float = 1.0, lock_ttl: float = 120.0, lock_poll: float = 2.0,
+    ) -> None:  # fmt: skip
+        self.settings = settings
+        self.metrics = metrics
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.source = source
+        self.executor = executor or FitExecutor(settings.log_format, settings.log_level)
+        self._own_executor = executor is None
+        self.hook = hook
+        self.lock_ttl, self.lock_poll = lock_ttl, lock_poll
+        topics = [TRAINING_REQUESTS] + ([MONTHS_CLOSED] if settings.retrain_on_month_close else [])
+        self.link = KafkaLink(settings, topics)
+        self.triggers = Triggers(settings.retrain_debounce_seconds, request_settle)
+        self.registry: Registry | None = None
+        self.training = False
+        self.last_outcome: Outcome | None = None
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[Any]] = []
+
+    # --- lifecycle -------------------------------------------------------------------------------------------
+    async def start(self) -> None:
+        await self.link.start()
+        self._tasks = [asyncio.create_task(self._main(), name="trainer-main")]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self._own_executor:
+            await self.executor.stop()
+        await self.link.stop()
+        if self.registry is not None:
+            self.registry.close()
+
+    async def _main(self) -> None:
+        settings = self.settings
+        if self._own_executor:
+            self._tasks.append(asyncio.create_task(self.executor.start(), name="trainer-warm-worker"))
+        await asyncio.to_thread(upgrade_database, settings.effective_database_url)
+        self.registry = Registry(settings.effective_database_url)
+        context = TrainingContext(
+            feature_set=settings.feature_set, params=ModelParams.from_settings(settings),
+            gates=Gates.from_settings(settings), registry=self.registry,
+            store=ArtifactStore(settings.effective_artifact_uri),
+            source=self.source or feature_store_source(settings.redis_url), executor=self.executor,
+            announce=self._announce, hook=self.hook,
+        )  # fmt: skip
+        await self.link.connected.wait()
+        await self._reconcile()
+        consume = asyncio.create_task(self._consume(), name="trainer-consume")
+        self._tasks.append(consume)
+        await self._schedule(context)
+
+    # --- triggers --------------------------------------------------------------------------------------------
+    async def _consume(self) -> None:
+        while True:
+            try:
+                records = await self.link.getmany(timeout_ms=1000)
+            except Exception as exc:  # broker gone: aiokafka reconnects by itself; don't spin
+                log.warning("trainer.consume_error", error=repr(exc))
+                await asyncio.sleep(1.0)
+                continue
+            for record in records:
+                self._on_record(record.topic, record.partition, record.offset, record.value, record.headers, record.key)
+            if records:
+                self._wake.set()
+
+    def _on_record(self, topic: str, partition: int, offset: int, value: Any, headers: Any, key: Any) -> None:
+        self.triggers.seen(topic, partition, offset)
+        try:
+            data = decode_event(value, list(headers or []), key).data or {}
+        except EventDecodeError as exc:
+            self.metrics.triggers.labels("invalid").inc()
+            log.warning("trainer.trigger_unreadable", topic=topic, partition=partition, offset=offset, error=str(exc))
+            return
+        if topic == TRAINING_REQUESTS:
+            self.metrics.triggers.labels("request").inc()
+            self.triggers.request(_text(data.get("reason")), _text(data.get("requested_by")))
+            log.info("trainer.requested", reason=data.get("reason"), requested_by=data.get("requested_by"))
+        elif topic == MONTHS_CLOSED:
+            self.metrics.triggers.labels("month_closed").inc()
+            self.triggers.month_closed(_text(data.get("month")))
+            log.info("trainer.month_closed", month=data.get("month"), retailers=data.get("retailers"))
+
+    # --- scheduling ------------------------------------------------------------------------------------------
+    async def _schedule(self, context: TrainingContext) -> None:
+        while True:
+            wait = self.triggers.due_in()
+            if wait is None or wait > 0:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=wait)
+                continue
+            await self._run_due(context)
+
+    async def _run_due(self, context: TrainingContext) -> None:
+        registry = context.registry
+        waited = False
+        while not await asyncio.to_thread(registry.acquire_training_lock, self.owner, self.lock_ttl):
+            if not waited:
+                log.info("trainer.waiting_for_lock", holder=await asyncio.to_thread(registry.lock_holder, "training"))
+                waited = True
+            await asyncio.sleep(self.lock_poll)
+        batch = self.triggers.take()
+        renew = asyncio.create_task(self._renew_lock(registry), name="trainer-lock-renew")
+        self.training = True
+        self.metrics.in_progress.set(1)
+        try:
+            if batch is not None:
+                self.last_outcome = await self._serve(context, batch)
+        finally:
+            renew.cancel()
+            self.training = False
+            self.metrics.in_progress.set(0)
+            await asyncio.to_thread(registry.release_training_lock, self.owner)
+        if batch is not None:
+            await self.link.commit(batch.offsets)
+
+    async def _serve(self, context: TrainingContext, batch: Batch) -> Outcome:
+        served_by = await asyncio.to_thread(_served_by, context.registry, batch)
+        if served_by is not None:
+            log.info("trainer.skipped", reason="already served", version=served_by, since=batch.since.isoformat())
+            self.metrics.observe_outcome("skipped")
+            return Outcome("skipped", served_by, "already served by a training started after the triggers")
+        started = time.perf_counter()
+        log.info("training.started", owner=self.owner, **batch.tags())
+        try:
+            outcome = await train(context, {**batch.tags(), "owner": self.owner})
+        except Exception as exc:
+            log.error("training.failed", error=repr(exc), exc_info=exc)
+            self.metrics.observe_outcome("failed", time.perf_counter() - started)
+            return Outcome("failed", reason=f"{type(exc).__name__}: {exc}")
+        self.metrics.observe_model(outcome.rows or 0, outcome.metrics, outcome.seconds)
+        self.metrics.observe_outcome(outcome.status, outcome.seconds["total"])
+        log.info("training.finished", status=outcome.status, version=outcome.version, seconds=outcome.seconds)
+        return outcome
+
+    async def _renew_lock(self, registry: Registry) -> None:
+        while True:
+            await asyncio.sleep(self.lock_ttl / 3)
+            if not await asyncio.to_thread(registry.acquire_training_lock, self.owner, self.lock_ttl):
+                log.error("trainer.lock_lost", owner=self.owner)
+
+    # --- announcements ---------------------------------------------------------------------------------------
+    async def _announce(self, info: ModelVersionInfo) -> None:
+        await self.link.send(published_record(info))
+        log.info("trainer.announced", version=info.version)
+
+    async def _reconcile(self) -> None:
+        """Announce the current version if the last ``models.published`` record is older (crash after publish)."""
+        assert self.registry is not None
+        try:
+            current = await asyncio.to_thread(self.registry.current)
+            if current is None or current.status != "published":
+                return
+            last = await asyncio.to_thread(last_announced_version, self.link.bootstrap)
+            if last is None or last < current.version:
+                log.warning("trainer.reannouncing", version=current.version, last_announced=last)
+                await self._announce(current)
+        except Exception as exc:
+            log.warning("trainer.reconcile_failed", error=repr(exc))
+
+    def status(self) -> dict[str, Any]:
+        last = self.last_outcome
+        return {
+            "owner": self.owner,
+            "training": self.training,
+            "pending": self.triggers.pending,
+            "due_in_seconds": self.triggers.due_in(),
+            "last_outcome": None if last is None else {
+                "status": last.status, "version": last.version, "reason": last.reason, "rows": last.rows,
+                "data_as_of": last.data_as_of, "seconds": last.seconds,
+            },
+        }  # fmt: skip
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)[:200]
+
+
+def _served_by(registry: Registry, batch: Batch) -> int | None:
+    """A version (published or rejected) whose snapshot was taken after the batch's first trigger, if any."""
+    for info in reversed(registry.list_versions()):
+        finished = info.status in ("published", "rejected", "retired") and info.reason != ABANDONED
+        if finished and info.created_at >= batch.since:
+            return info.version
+    return None
