@@ -1,8 +1,10 @@
 """The two Redis scripts of the features service. Each runs atomically, so the state and the offsets it covers
 always move together (offsets stored outside Kafka, in the same transaction as the effects).
 
-APPLY (one partition's records, in offset order). ARGV: epoch, prefix, partition key, floor, count, then per record
-offset, fingerprint, timestamp_ms, shop, product, period ("YYYY-MM"), qty (canonical float text).
+APPLY (one partition's records, in offset order). ARGV: epoch, prefix, partition key, floor, and a JSON array of
+records ``[offset, fingerprint, timestamp_ms, shop, product, period ("YYYY-MM"), qty (canonical float text)]``
+(one argument: far cheaper to marshal than seven per record). An empty shop marks a rejected record: it only
+advances the offset.
   ``prev`` = max(stored offset, floor - 1). A record at or below ``prev`` is a duplicate (skipped); when it IS the
   stored record but its fingerprint differs, the log is not the one we applied (topic re-created): stop with
   "changed". A record above ``prev + 1`` is a gap (the store is behind the consumer): stop with "gap". Otherwise
@@ -22,7 +24,7 @@ if cur ~= ARGV[1] then return {'epoch', 0, 0, cur} end
 local P = ARGV[2]
 local offkey = P .. 'off'
 local floor = tonumber(ARGV[4])
-local n = tonumber(ARGV[5])
+local rows = cjson.decode(ARGV[5])
 local prev = floor - 1
 local stored_fp = nil
 local stored = redis.call('HGET', offkey, ARGV[3])
@@ -35,11 +37,8 @@ local status, applied, dups = 'ok', 0, 0
 local last_fp = nil
 local touched, ts_max, changes = {}, {}, {}
 local max_period = ''
-for i = 0, n - 1 do
-  local b = 6 + i * 7
-  local off = tonumber(ARGV[b])
-  local fp = ARGV[b + 1]
-  local shop = ARGV[b + 3]
+for _, rec in ipairs(rows) do
+  local off, fp, shop = rec[1], rec[2], rec[4]
   if off <= prev then
     if off == prev and stored_fp and fp ~= stored_fp and last_fp == nil then status = 'changed'; break end
     dups = dups + 1
@@ -48,7 +47,7 @@ for i = 0, n - 1 do
   elseif shop == '' then
     prev = off; last_fp = fp; applied = applied + 1
   else
-    local product, period, qty = ARGV[b + 4], ARGV[b + 5], ARGV[b + 6]
+    local product, period, qty = rec[5], rec[6], rec[7]
     local ck = P .. 'c:' .. shop .. ':' .. period
     local old = redis.call('HGET', ck, product)
     if old ~= qty then
@@ -56,7 +55,7 @@ for i = 0, n - 1 do
       if not touched[shop] then touched[shop] = {} end
       touched[shop][period] = true
       changes[shop] = (changes[shop] or 0) + 1
-      local ts = tonumber(ARGV[b + 2])
+      local ts = rec[3]
       if not ts_max[shop] or ts > ts_max[shop] then ts_max[shop] = ts end
     end
     if period > max_period then max_period = period end

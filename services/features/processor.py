@@ -22,16 +22,15 @@ import redis
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
 from services.features.compute import feature_entries
-from services.features.state import Row, ShopState, canonical_qty, fingerprint
+from services.features.parsing import SOURCE, parse
+from services.features.state import ShopState
 from shared.bus import KafkaRecord, encode_event
-from shared.bus.topics import FEATURES_UPDATED, MONTHS_CLOSED, SALES_REJECTED
+from shared.bus.topics import FEATURES_UPDATED, MONTHS_CLOSED
 from shared.feature_store import EPOCH_KEY, prefix_for
 from shared.features import EligibilityRule, FeatureSet
 from shared.logging import get_logger
-from shared.schemas import validate_record
 
 log = get_logger("stableseg.features")
-SOURCE = "stableseg/features"
 APPLY_CHUNK = 5000
 Publish = Callable[[Sequence[KafkaRecord]], Awaitable[None]]
 REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)
@@ -48,29 +47,6 @@ class Outcome:
     recomputed: int = 0
     seeks: dict[int, int | None] = field(default_factory=dict)
     reseek_all: bool = False
-
-
-def _reject(raw: Any, errors: list[dict[str, str]]) -> KafkaRecord:
-    key = raw.get("shop_id") if isinstance(raw, dict) else None
-    key = str(key)[:64] if isinstance(key, str | int) and not isinstance(key, bool) else ""
-    data = {"record": raw, "errors": errors, "source": "features"}
-    return encode_event(SALES_REJECTED, data, key=key, source=SOURCE)
-
-
-def parse(record: Any) -> tuple[Row, KafkaRecord | None]:
-    """A consumer record -> (APPLY row, rejection event or None)."""
-    fp = fingerprint(record.key, record.value, record.timestamp)
-    try:
-        raw: Any = orjson.loads(record.value) if record.value else None
-    except orjson.JSONDecodeError as exc:
-        text = record.value.decode("utf-8", "replace")
-        return Row(record.offset, fp, record.timestamp), _reject(text, [{"field": "value", "message": str(exc)}])
-    sale, errors = validate_record(raw)
-    if sale is None:
-        return Row(record.offset, fp, record.timestamp), _reject(raw, errors)
-    row = Row(record.offset, fp, record.timestamp, sale.shop_id, sale.product_id, sale.period,
-              canonical_qty(sale.sales_qty))  # fmt: skip
-    return row, None
 
 
 class Processor:
@@ -136,12 +112,12 @@ class Processor:
         out = Outcome()
         if self.epoch < 0:
             await self.load_epoch()
-        parsed: dict[int, list[Row]] = {}
+        parsed: dict[int, list[list]] = {}
         rejects: list[KafkaRecord] = []
         for partition, records in batches.items():
             rows = parsed.setdefault(partition, [])
             for record in records:
-                row, reject = parse(record)
+                row, reject = parse(record.offset, record.value, record.timestamp)
                 rows.append(row)
                 if reject is not None:
                     rejects.append(reject)

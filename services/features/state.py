@@ -10,28 +10,15 @@
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
+import orjson
 import pandas as pd
 import redis
 
 from services.features.lua import APPLY, WRITE
 from shared.features.panel import Panel
-
-
-@dataclass(frozen=True, slots=True)
-class Row:
-    """One consumed record as the APPLY script takes it (``shop`` empty for a rejected record)."""
-
-    offset: int
-    fingerprint: str
-    timestamp: int
-    shop: str = ""
-    product: str = ""
-    period: str = ""
-    qty: str = ""
 
 
 @dataclass
@@ -52,16 +39,6 @@ class ShopMonthsBatch:
     timestamps: np.ndarray
 
 
-def fingerprint(key: bytes | None, value: bytes | None, timestamp: int) -> str:
-    """Identity of a Kafka record (checked when the consumer resumes at the stored offset)."""
-    return f"{zlib.crc32(value or b'', zlib.crc32(key or b'')):08x}{timestamp:x}"
-
-
-def canonical_qty(qty: float) -> str:
-    """One text per value (``-0.0`` -> ``0.0``), so "unchanged" is a string comparison inside Redis."""
-    return repr(float(qty) + 0.0)
-
-
 class ShopState:
     """Script calls and reads of the service state; the caller passes the epoch and its prefix."""
 
@@ -70,11 +47,9 @@ class ShopState:
         self._apply = client.register_script(APPLY)
         self._write = client.register_script(WRITE)
 
-    def apply(self, epoch: int, prefix: str, partition_key: str, floor: int, rows: list[Row]) -> ApplyResult:
-        args: list[object] = [epoch, prefix, partition_key, floor, len(rows)]
-        for r in rows:
-            args.extend((r.offset, r.fingerprint, r.timestamp, r.shop, r.product, r.period, r.qty))
-        reply = self._apply(keys=[], args=args)
+    def apply(self, epoch: int, prefix: str, partition_key: str, floor: int, rows: list[list]) -> ApplyResult:
+        """Apply rows ``[offset, fingerprint, ts, shop, product, period, qty]`` of one partition (offset order)."""
+        reply = self._apply(keys=[], args=[epoch, prefix, partition_key, floor, orjson.dumps(rows)])
         status = reply[0].decode()
         if status == "epoch":
             return ApplyResult("epoch", 0, 0, -1)
