@@ -28,8 +28,11 @@ EpochCallback = Callable[[int, int, dict[str, float]], None]
 """Called after every epoch with ``(epoch_done, epochs_total, logs)``."""
 
 
-def _keras() -> Any:
-    """Import Keras (TensorFlow backend) with deterministic CPU ops; cheap after the first call."""
+def import_keras() -> Any:
+    """Import Keras (TensorFlow backend) with deterministic CPU ops; cheap after the first call.
+
+    Long-lived trainers may call it once at start-up to pay TensorFlow's import cost early.
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TF C++ chatter; Python errors still raise
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     import keras
@@ -37,6 +40,9 @@ def _keras() -> Any:
 
     tf.config.experimental.enable_op_determinism()
     return keras
+
+
+_keras = import_keras  # short internal name (kept for callers that already use it)
 
 
 def _check_matrix(X: Any, name: str = "X") -> np.ndarray:
