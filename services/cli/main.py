@@ -9,6 +9,7 @@ from rich.console import Console
 
 from services.cli import ingest, pipeline, serve, stack, system, topics
 from services.cli.db import app as db_app
+from services.cli.features import app as features_app
 from services.cli.generate import generate as generate_command
 from services.cli.retrain import retrain as retrain_command
 from shared.config import get_settings
@@ -43,5 +44,6 @@ app.command("down")(system.down)
 app.command("status")(system.status)
 app.command("ingest")(ingest.ingest)
 app.add_typer(db_app, name="db")
+app.add_typer(features_app, name="features")
 app.command("generate")(generate_command)
 app.command("retrain")(retrain_command)

@@ -1,0 +1,101 @@
+"""``stableseg features rebuild``: wipe the store and replay ``sales.monthly`` from the earliest offsets.
+
+Runs in the calling process with a standalone consumer (no group) up to the end offsets seen at the start, through
+the same ``Processor`` as the service, so the result equals what the service builds: every key and field of the
+new epoch is identical to a store built by live consumption of the same log. Safe while workers run: the wipe
+switches epochs atomically, workers notice on their next write, re-seek, and the APPLY script's offset guard lets
+each record through exactly once, whoever reads it first. Quiet by default: events were published the first time;
+``publish=True`` re-emits ``features.updated``/``months.closed``/``sales.rejected``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import redis
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from services.features.processor import Processor
+from shared.bus import AsyncPublisher, KafkaRecord
+from shared.bus.topics import SALES_MONTHLY
+from shared.config import Settings
+from shared.feature_store import FeatureStore
+from shared.features import FEATURE_SETS, EligibilityRule
+
+Progress = Callable[[int, int], None]  # (records done, records in total)
+
+
+@dataclass(frozen=True)
+class RebuildSummary:
+    epoch: int
+    records: int
+    applied: int
+    rejected: int
+    shops: int
+    latest_month: str | None
+
+
+async def rebuild_async(settings: Settings, publish: bool = False, progress: Progress | None = None,
+                        max_records: int = 5000) -> RebuildSummary:  # fmt: skip
+    client = redis.Redis.from_url(settings.redis_url, socket_timeout=60)
+    store = FeatureStore(client=client)
+    publisher = AsyncPublisher(settings.kafka_bootstrap) if publish else None
+
+    async def send(records: Sequence[KafkaRecord]) -> None:
+        if publisher is not None and records:
+            await publisher.send_batch(records)
+
+    rule = EligibilityRule(settings.min_tenure_years, settings.min_avg_active_months_per_year)
+    processor = Processor(client, send, [FEATURE_SETS[n] for n in sorted(FEATURE_SETS)], rule, SALES_MONTHLY)
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None, enable_auto_commit=False,
+                                client_id="stableseg-rebuild", max_poll_records=max_records,
+                                max_partition_fetch_bytes=4 * 1024 * 1024)  # fmt: skip
+    if publisher is not None:
+        await publisher.start()
+    await consumer.start()
+    try:
+        partitions = consumer.partitions_for_topic(SALES_MONTHLY) or set()
+        if not partitions:
+            raise RuntimeError(f"topic {SALES_MONTHLY!r} does not exist on {settings.kafka_bootstrap}")
+        tps = [TopicPartition(SALES_MONTHLY, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        begin, end = await consumer.beginning_offsets(tps), await consumer.end_offsets(tps)
+        total = sum(end[tp] - begin[tp] for tp in tps)
+        epoch = await asyncio.to_thread(store.wipe)
+        processor.epoch = epoch
+        for tp in tps:
+            processor.floors[tp.partition] = begin[tp]
+            consumer.seek(tp, begin[tp])
+        done = applied = rejected = 0
+        pending = {tp for tp in tps if end[tp] > begin[tp]}
+        while pending:
+            fetched = await consumer.getmany(*pending, timeout_ms=1000, max_records=max_records)
+            batches = {}
+            for tp, records in fetched.items():
+                records = [r for r in records if r.offset < end[tp]]
+                if records:
+                    batches[tp.partition] = records
+                    done += len(records)
+                if (records and records[-1].offset >= end[tp] - 1) or (await consumer.position(tp)) >= end[tp]:
+                    pending.discard(tp)
+            if batches:
+                outcome = await processor.handle(batches)
+                applied, rejected = applied + outcome.applied, rejected + outcome.rejected
+                if outcome.seeks or outcome.reseek_all:
+                    raise RuntimeError("rebuild: the store changed underneath (another wipe?); run it again")
+            if progress is not None:
+                progress(done, total)
+        while await processor.recompute_pending():
+            pass
+        return RebuildSummary(epoch, done, applied, rejected, store.shop_count(), store.latest_month())
+    finally:
+        await consumer.stop()
+        if publisher is not None:
+            await publisher.stop()
+        client.close()
+
+
+def rebuild(settings: Settings, publish: bool = False, progress: Progress | None = None) -> RebuildSummary:
+    return asyncio.run(rebuild_async(settings, publish=publish, progress=progress))
