@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
+from tenacity import stop_after_delay
 
 from services.ingest.bulk import DEFAULT_CHUNKSIZE, BulkLoadError, LoadSummary, count_data_lines, load_csv
 from shared.bus import ensure_topics, topic_specs
@@ -30,12 +31,13 @@ class RowsPerSecond(ProgressColumn):
 
 def ingest(
     csv: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True, help="sales CSV (Kaggle schema)"),
-    bootstrap: str | None = typer.Option(None, help="Kafka bootstrap servers [default: STABLESEG_KAFKA_BOOTSTRAP]"),
+    bootstrap: str | None = typer.Option(None, help="Kafka bootstrap servers (default: $STABLESEG_KAFKA_BOOTSTRAP)"),
     rejects_out: Path | None = typer.Option(
         None, "--rejects-out", help="write every rejected row to this CSV (line, field, message, the fields)"
     ),
     chunksize: int = typer.Option(DEFAULT_CHUNKSIZE, min=1, help="rows read and validated at a time"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as one JSON object on stdout"),
+    broker_wait: float = typer.Option(30.0, min=0, help="seconds to wait for the broker to come up"),
 ) -> None:
     """Bulk-load a sales CSV into sales.monthly (rejected rows go to sales.rejected), with a progress bar and a
     summary. Exit status 1 when the broker fails, 2 when the file is unreadable. Re-running a load is safe:
@@ -44,7 +46,7 @@ def ingest(
     configure_logging(settings.log_format, "WARNING")
     bootstrap = bootstrap or settings.kafka_bootstrap
     try:
-        ensure_topics(bootstrap, topic_specs(settings))
+        ensure_topics.retry_with(stop=stop_after_delay(broker_wait))(bootstrap, topic_specs(settings))
     except KafkaError as exc:
         console.print(f"[red]error:[/red] cannot reach the Kafka broker at {bootstrap}: {exc!r}")
         raise typer.Exit(EXIT_BROKER) from None

@@ -132,10 +132,17 @@ class BatchSender:
         failed = [(n, o) for (_, n), o in zip(in_flight, outcomes, strict=True) if isinstance(o, BaseException)]
         self.acked += sum(n for _, n in in_flight) - sum(n for n, _ in failed)
         if failed:
+            await self.abandon()
             raise BulkLoadError(
                 f"the broker failed {sum(n for n, _ in failed)} records in {len(failed)} batches; first error: "
                 f"{failed[0][1]!r}. Re-run the load: records are replace-on-key, so nothing is double counted"
             )
+
+    async def abandon(self) -> None:
+        """Wait out every batch still in flight, ignoring outcomes (after a failure: no unobserved errors)."""
+        pending = [f for generation in self._generations for f, _ in generation]
+        self._generations, self._full, self._open = [], [], {}
+        await asyncio.gather(*pending, return_exceptions=True)
 
 
 async def load_csv_async(
@@ -157,20 +164,25 @@ async def load_csv_async(
     sender = BatchSender(producer, {t: list(await producer.partitions_for(t)) for t in topics})
     chunks = iter_sales_batches(path, chunksize)
     upcoming = asyncio.ensure_future(asyncio.to_thread(next, chunks, None))
-    while (chunk := await upcoming) is not None:
-        upcoming = asyncio.ensure_future(asyncio.to_thread(next, chunks, None))  # parse ahead while sending
-        valid_batch = EventBatch(SALES_MONTHLY, BULK_SOURCE)
-        for key, value, headers in valid_records(valid_batch, chunk.rows):
-            sender.add(SALES_MONTHLY, key, value, headers)
-        _add_rejects(sender, chunk, summary)
-        await sender.flush()
-        await sender.settle(keep=1)  # the previous chunk's acks; at most two chunks are in flight
-        _write_rejects(chunk, rejects_out)
-        rows_in_chunk = len(chunk.rows) + chunk.rejected["line"].nunique()
-        summary.rows_read += rows_in_chunk
-        summary.produced += len(chunk.rows)
-        if on_progress is not None:
-            on_progress(rows_in_chunk)
+    try:
+        while (chunk := await upcoming) is not None:
+            upcoming = asyncio.ensure_future(asyncio.to_thread(next, chunks, None))  # parse ahead while sending
+            valid_batch = EventBatch(SALES_MONTHLY, BULK_SOURCE)
+            for key, value, headers in valid_records(valid_batch, chunk.rows):
+                sender.add(SALES_MONTHLY, key, value, headers)
+            _add_rejects(sender, chunk, summary)
+            await sender.flush()
+            await sender.settle(keep=1)  # the previous chunk's acks; at most two chunks are in flight
+            _write_rejects(chunk, rejects_out)
+            rows_in_chunk = len(chunk.rows) + chunk.rejected["line"].nunique()
+            summary.rows_read += rows_in_chunk
+            summary.produced += len(chunk.rows)
+            if on_progress is not None:
+                on_progress(rows_in_chunk)
+    except BaseException:
+        await asyncio.gather(upcoming, return_exceptions=True)  # let the reader thread finish, observe its result
+        await sender.abandon()
+        raise
     await sender.settle()
     summary.seconds = time.perf_counter() - start
     if sender.acked != summary.produced + summary.rejected:  # defensive: every record must be accounted for
@@ -214,11 +226,13 @@ def load_csv(
     chunksize: int = DEFAULT_CHUNKSIZE,
     rejects_out: Path | None = None,
     on_progress: Callable[[int], None] | None = None,
+    request_timeout_ms: int = 30_000,
 ) -> LoadSummary:
-    """Synchronous entry point: connect to ``bootstrap``, load the file, close the producer."""
+    """Synchronous entry point: connect to ``bootstrap``, load the file, close the producer. A batch the broker
+    has not acknowledged after ``request_timeout_ms`` fails the load."""
 
     async def run() -> LoadSummary:
-        producer = make_bulk_producer(bootstrap)
+        producer = make_bulk_producer(bootstrap, request_timeout_ms)
         await producer.start()
         try:
             return await load_csv_async(
