@@ -9,14 +9,14 @@ from shared.features.base import FeatureSet
 from shared.features.eligibility import EligibilityRule
 from shared.features.monthly import ShopMonths, monthly_panel
 from shared.features.panel import Panel
-from shared.features.registry import get_feature_set
+from shared.features.registry import DEFAULT_FEATURE_SET, get_feature_set
 from shared.logging import get_logger
 
 log = get_logger(__name__)
 
 
 def shop_as_of(shop: ShopMonths) -> str:
-    """ "YYYY-MM" of the shop's latest active month."""
+    """The shop's latest active month as "YYYY-MM"."""
     return f"{int(shop.year[-1]):04d}-{int(shop.month[-1]):02d}"
 
 
@@ -41,7 +41,7 @@ def features_from_monthly(
 
 
 def build_features(
-    sales: pd.DataFrame, feature_set: str | FeatureSet = "behaviour-v2", rule: EligibilityRule | None = None
+    sales: pd.DataFrame, feature_set: str | FeatureSet = DEFAULT_FEATURE_SET, rule: EligibilityRule | None = None
 ) -> pd.DataFrame:
     """Raw sales -> one row per shop (index ``shop_id`` sorted): ``eligible`` (bool), ``as_of`` ("YYYY-MM" of
     the latest active month), then the feature columns (float64). Every shop is listed; filter on ``eligible``."""
