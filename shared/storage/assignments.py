@@ -88,18 +88,16 @@ class AssignmentsMixin(RegistryBase):
             Assignment.strength,
             Assignment.valid_from,
         ).where(Assignment.valid_to.is_(None), self._one_of(session, Assignment.shop_id, [c.shop_id for c in batch]))
-        current = {row.shop_id: row for row in session.execute(query)}
+        connection = session.connection()  # Core from here on: no ORM work per row
+        current = {row.shop_id: row for row in connection.execute(query).all()}
         close: list[int] = []
         rows: list[dict[str, Any]] = []
         for change in batch:
             row = current.get(change.shop_id)
             if row is not None:
                 if (row.segment_id, row.status, row.model_version, row.strength) == (
-                    change.segment_id,
-                    change.status,
-                    version,
-                    change.strength,
-                ):
+                    change.segment_id, change.status, version, change.strength,
+                ):  # fmt: skip
                     continue
                 if row.valid_from > at:
                     raise ValueError(
@@ -107,32 +105,21 @@ class AssignmentsMixin(RegistryBase):
                         f"(since {row.valid_from.isoformat()})"
                     )
                 close.append(row.id)
-            rows.append(
-                {
-                    "shop_id": change.shop_id,
-                    "segment_id": change.segment_id,
-                    "status": change.status,
-                    "strength": change.strength,
-                    "model_version": version,
-                    "reason": change.reason,
-                    "valid_from": at,
-                    "valid_to": None,
-                }
-            )
+            rows.append({"shop_id": change.shop_id, "segment_id": change.segment_id, "status": change.status,
+                         "strength": change.strength, "reason": change.reason})  # fmt: skip
         if close:
-            session.execute(
-                sa.update(Assignment).where(self._one_of(session, Assignment.id, close)).values(valid_to=at),
-                execution_options={"synchronize_session": False},
-            )
-        if rows:
-            self._bulk_insert(session, Assignment.__table__, rows)
+            table = Assignment.__table__
+            connection.execute(table.update().where(self._one_of(session, table.c.id, close)).values(valid_to=at))
+        self._bulk_insert(
+            session, Assignment.__table__, rows, {"model_version": version, "valid_from": at, "valid_to": None}
+        )
         return len(rows)
 
     def history(self, shop_id: str) -> list[AssignmentInfo]:
         """A retailer's segment over time, oldest first (the last row has ``valid_to`` None if current)."""
         query = sa.select(*_COLUMNS).where(Assignment.shop_id == shop_id).order_by(Assignment.valid_from, Assignment.id)
         with self._read() as session:
-            return [AssignmentInfo(*row) for row in session.execute(query)]
+            return [AssignmentInfo(*row) for row in session.execute(query).all()]
 
     def current_assignment(self, shop_id: str) -> AssignmentInfo | None:
         """The retailer's current row, or None if it was never assigned."""
@@ -143,9 +130,9 @@ class AssignmentsMixin(RegistryBase):
         base = sa.select(*_COLUMNS).where(Assignment.valid_to.is_(None))
         with self._read() as session:
             if shop_ids is None:
-                return {row[0]: AssignmentInfo(*row) for row in session.execute(base)}
+                return {row[0]: AssignmentInfo(*row) for row in session.execute(base).all()}
             result: dict[str, AssignmentInfo] = {}
             for batch in chunks(list(dict.fromkeys(shop_ids)), CHUNK):
                 query = base.where(self._one_of(session, Assignment.shop_id, batch))
-                result.update({row[0]: AssignmentInfo(*row) for row in session.execute(query)})
+                result.update({row[0]: AssignmentInfo(*row) for row in session.execute(query).all()})
             return result

@@ -90,22 +90,33 @@ class RegistryBase:
             return column == sa.any_(array)
         return column.in_(values)
 
-    def _bulk_insert(self, session: Session, table: sa.Table, rows: list[dict[str, Any]]) -> None:
-        """Insert many flat rows fast: COPY on PostgreSQL, executemany elsewhere (same transaction)."""
+    def _bulk_insert(
+        self, session: Session, table: sa.Table, rows: list[dict[str, Any]], constants: dict[str, Any] | None = None
+    ) -> None:
+        """Insert many flat rows fast, in the session's transaction: values go through each column type's bind
+        processor once per value (``constants``, shared by every row, only once) and then straight to the driver:
+        COPY on PostgreSQL, a statement compiled once and ``executemany`` on SQLite."""
         if not rows:
             return
-        connection = session.connection()
-        if connection.dialect.name != "postgresql":
-            connection.execute(table.insert(), rows)
-            return
-        columns = list(rows[0])
-        convert = [getattr(table.c[c].type, "process_bind_param", None) for c in columns]
-        dialect = connection.dialect
-        with (
-            connection.connection.dbapi_connection.cursor() as cursor,
-            cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy,
-        ):
-            for row in rows:
-                copy.write_row(
-                    [row[c] if f is None else f(row[c], dialect) for c, f in zip(columns, convert, strict=True)]
-                )
+        connection, constants = session.connection(), constants or {}
+        dialect, keys = connection.dialect, list(rows[0])
+        columns = [*keys, *constants]
+        process = {c: table.c[c].type.dialect_impl(dialect).bind_processor(dialect) for c in columns}
+        shared = {c: v if process[c] is None or v is None else process[c](v) for c, v in constants.items()}
+        converters = [(k, process[k]) for k in keys]
+
+        def values(row: dict[str, Any]) -> dict[str, Any]:
+            return {k: row[k] if f is None or row[k] is None else f(row[k]) for k, f in converters} | shared
+
+        cursor = connection.connection.dbapi_connection.cursor()
+        try:
+            if dialect.name == "postgresql":
+                with cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
+                    for row in rows:
+                        copy.write_row(list(values(row).values()))
+            else:
+                compiled = table.insert().compile(dialect=dialect, column_keys=columns)
+                order = compiled.positiontup or []
+                cursor.executemany(compiled.string, [tuple(v[name] for name in order) for v in map(values, rows)])
+        finally:
+            cursor.close()

@@ -1,0 +1,76 @@
+"""Registry write/read speed: bulk assignment history (the assigner's retrain batch) on SQLite and PostgreSQL.
+
+Run: ``.venv/bin/python bench/bench_registry.py [--rows 60000] [--postgres URL]``; prints one JSON object per
+backend. PostgreSQL runs in a temporary schema of the given database (dropped afterwards).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+
+from shared.storage import AssignmentChange, Registry, upgrade_database
+
+T0 = datetime(2024, 1, 31, tzinfo=UTC)
+
+
+@contextmanager
+def _postgres_schema(base_url: str) -> Iterator[str]:
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(base_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield sa.make_url(base_url).update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def _timed(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return round(time.perf_counter() - start, 3)
+
+
+def run(url: str, rows: int) -> dict[str, object]:
+    upgrade_database(url)
+    shops = [f"shop-{i:06d}" for i in range(rows)]
+    with Registry(url) as reg:
+        result: dict[str, object] = {"backend": reg.engine.dialect.name, "rows": rows}
+        result["register_20_versions_s"] = _timed(lambda: [reg.register_candidate(
+            feature_set="b", params={}, metrics={}, training_rows=rows, data_as_of="2024-01", seed=1)
+            for _ in range(20)])  # fmt: skip
+        first = [AssignmentChange(s, f"seg-{i % 7:04d}", "assigned", 0.8) for i, s in enumerate(shops)]
+        result["open_all_s"] = _timed(lambda: reg.record_assignments(first, 1, T0))
+        moved = [AssignmentChange(s, f"seg-{(i + 1) % 7:04d}", "assigned", 0.7) for i, s in enumerate(shops)]
+        result["close_and_reopen_all_s"] = _timed(lambda: reg.record_assignments(moved, 2, T0 + timedelta(days=30)))
+        result["replay_no_change_s"] = _timed(lambda: reg.record_assignments(moved, 2, T0 + timedelta(days=30)))
+        result["read_all_current_s"] = _timed(reg.current_assignments)
+        result["history_1000_shops_s"] = _timed(lambda: [reg.history(s) for s in shops[:1000]])
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rows", type=int, default=60_000)
+    parser.add_argument("--postgres", help="PostgreSQL URL, e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        print(json.dumps(run(f"sqlite:///{tmp}/bench.db", args.rows)))
+    if args.postgres:
+        with _postgres_schema(args.postgres) as url:
+            print(json.dumps(run(url, args.rows)))
+
+
+if __name__ == "__main__":
+    main()
