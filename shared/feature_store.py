@@ -122,6 +122,24 @@ class FeatureStore:
         frame.to_csv(path)
         return len(frame)
 
+    def dump(self) -> dict[str, Any]:
+        """Every key of the current epoch (prefix stripped) -> its content (hash/set as sorted items): what
+        "identical stores" means in tests and for ``features rebuild`` checks."""
+        prefix = self.prefix()
+        out: dict[str, Any] = {}
+        for key in sorted(self.redis.scan_iter(match=f"{prefix}*", count=_PIPE_CHUNK)):
+            kind = self.redis.type(key).decode()
+            name = key.decode()[len(prefix) :]
+            if kind == "hash":
+                out[name] = sorted(self.redis.hgetall(key).items())
+            elif kind == "set":
+                out[name] = sorted(self.redis.smembers(key))
+            elif kind == "list":
+                out[name] = self.redis.lrange(key, 0, -1)
+            else:
+                out[name] = self.redis.get(key)
+        return out
+
     # --- admin -------------------------------------------------------------------------------------------------
     def wipe(self) -> int:
         """Empty the store: switch to a new epoch atomically, then delete the old epoch's keys; returns the new

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,6 +26,7 @@ from shared.logging import get_logger
 
 log = get_logger("stableseg.features.worker")
 GROUP_ID = "stableseg-features"
+logging.getLogger("kafka").setLevel(logging.WARNING)  # kafka-python (topic checks) logs every connection at INFO
 
 
 class FeaturesWorker:

@@ -1,0 +1,233 @@
+"""The features processor and the Redis feature store, with a real redis-server (no broker: the processor is
+engine-agnostic and takes consumed records as plain data)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import namedtuple
+from collections.abc import Sequence
+
+import numpy as np
+import orjson
+import pandas as pd
+import pytest
+import redis
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from services.features.parsing import fast_record
+from services.features.processor import Processor
+from shared.bus import KafkaRecord
+from shared.data.generator import generate_frames
+from shared.feature_store import FeatureStore
+from shared.features import FEATURE_SETS, EligibilityRule, build_features
+from shared.schemas import validate_record
+
+pytestmark = pytest.mark.xdist_group("features")
+Consumed = namedtuple("Consumed", "offset key value timestamp")
+RULE = EligibilityRule()
+SETS = [FEATURE_SETS[name] for name in sorted(FEATURE_SETS)]
+
+
+@pytest.fixture(scope="module")
+def sales() -> pd.DataFrame:
+    return generate_frames(150, 3, seed=11).sales
+
+
+def _records(frame: pd.DataFrame, start: int = 0, ts0: int = 1_700_000_000_000) -> list[Consumed]:
+    out = []
+    for i, (shop, product, year, month, qty) in enumerate(frame.itertuples(index=False)):
+        value = orjson.dumps({"shop_id": shop, "product_id": product, "year": int(year), "month": int(month),
+                              "sales_qty": float(qty)})  # fmt: skip
+        out.append(Consumed(start + i, shop.encode(), value, ts0 + start + i))
+    return out
+
+
+class Harness:
+    """A processor on a real Redis, collecting what it publishes."""
+
+    def __init__(self, url: str) -> None:
+        self.client = redis.Redis.from_url(url)
+        self.published: list[KafkaRecord] = []
+        self.processor = Processor(self.client, self._publish, SETS, RULE, "sales.monthly")
+        self.store = FeatureStore(client=self.client)
+
+    async def _publish(self, records: Sequence[KafkaRecord]) -> None:
+        self.published.extend(records)
+
+    def feed(self, records: list[Consumed], partition: int = 0, batch: int = 2500):
+        outcomes = []
+        for start in range(0, len(records), batch):
+            outcomes.append(asyncio.run(self.processor.handle({partition: records[start : start + batch]})))
+        return outcomes
+
+    def topic(self, name: str) -> list[dict]:
+        return [orjson.loads(r.value) for r in self.published if r.topic == name]
+
+
+def _assert_matches_batch(store: FeatureStore, sales: pd.DataFrame) -> None:
+    for fs in SETS:
+        expected = build_features(sales, fs.name, RULE)
+        expected.index = expected.index.astype(str)
+        got = store.snapshot(fs.name, eligible_only=False)
+        assert list(got.index) == sorted(expected.index)
+        expected = expected.loc[got.index]
+        assert (got["eligible"].to_numpy() == expected["eligible"].to_numpy()).all()
+        assert (got["as_of"].to_numpy() == expected["as_of"].to_numpy()).all()
+        np.testing.assert_allclose(got[list(fs.columns)], expected[list(fs.columns)], rtol=0, atol=1e-9)
+
+
+def _features_only(store: FeatureStore) -> dict:
+    return {fs.name: store.snapshot(fs.name, eligible_only=False).to_dict() for fs in SETS}
+
+
+def test_streamed_features_equal_the_batch_builder(redis_url: str, sales: pd.DataFrame) -> None:
+    h = Harness(redis_url)
+    h.feed(_records(sales))
+    _assert_matches_batch(h.store, sales)
+    snap = h.store.snapshot("behaviour-v2")
+    assert snap.attrs["as_of"] == f"{sales.year.max()}-{sales[sales.year == sales.year.max()].month.max():02d}"
+    assert snap.attrs["rows"] == len(snap) == int(build_features(sales, "behaviour-v2", RULE)["eligible"].sum())
+    assert h.processor.state.dirty_count(h.processor.prefix) == 0
+    updated = h.topic("features.updated")
+    assert {(u["shop_id"], u["feature_set"]) for u in updated} == {(s, fs.name) for s in snap.index for fs in SETS} | {
+        (s, fs.name) for s in h.store.snapshot("seed-v1", eligible_only=False).index for fs in SETS
+    }
+
+
+def test_twice_shuffled_and_duplicated_gives_the_same_features(redis_url: str, sales: pd.DataFrame) -> None:
+    h = Harness(redis_url)
+    h.feed(_records(sales))
+    once = _features_only(h.store)
+    h.store.wipe()
+    h.processor.epoch = -1
+    rows = pd.concat([sales, sales.sample(frac=1.0, random_state=3), sales.iloc[::7]], ignore_index=True)
+    h.feed(_records(rows.sample(frac=1.0, random_state=4)))
+    assert _features_only(h.store) == once
+
+
+def test_a_correction_replaces_the_earlier_value(redis_url: str, sales: pd.DataFrame) -> None:
+    h = Harness(redis_url)
+    h.feed(_records(sales))
+    corrected = sales.iloc[:40].copy()
+    corrected["sales_qty"] = corrected["sales_qty"] * 3 + 1
+    h.feed(_records(corrected, start=len(sales)))
+    _assert_matches_batch(h.store, pd.concat([sales, corrected], ignore_index=True))  # later rows win in batch too
+
+
+def test_redelivered_offsets_change_nothing(redis_url: str, sales: pd.DataFrame) -> None:
+    h = Harness(redis_url)
+    records = _records(sales)
+    h.feed(records)
+    before = h.store.dump()
+    outcome = h.feed(records[1000:3000], batch=5000)[0]
+    assert (outcome.applied, outcome.duplicates) == (0, 2000)
+    assert h.store.dump() == before
+
+
+def test_batching_does_not_change_a_single_byte(redis_url: str, sales: pd.DataFrame) -> None:
+    h = Harness(redis_url)
+    records = _records(sales)
+    h.feed(records, batch=5000)
+    big = h.store.dump()
+    h.store.wipe()
+    h.processor.epoch = -1
+    h.feed(records, batch=333)
+    assert h.store.dump() == big
+
+
+def test_a_gap_asks_for_a_seek_and_a_different_log_for_a_restart(redis_url: str, sales: pd.DataFrame) -> None:
+    h = Harness(redis_url)
+    records = _records(sales.iloc[:200])
+    h.feed(records[:100])
+    outcome = h.feed(records[150:])[0]  # offsets 150.. while 100 is next: the store is behind
+    assert outcome.seeks == {0: 100} and outcome.applied == 0
+    other = Consumed(99, b"x", b'{"shop_id": "x"}', 1)  # offset 99 again, but another record
+    outcome = h.feed([other, *records[100:]])[0]
+    assert outcome.seeks == {0: None}
+    assert asyncio.run(h.processor.stored_offsets()) == {}
+
+
+def test_poison_records_are_rejected_and_the_partition_moves_on(redis_url: str, sales: pd.DataFrame) -> None:
+    h = Harness(redis_url)
+    good = _records(sales.iloc[:10])
+    month13 = {"shop_id": "s", "product_id": "p", "year": 2020, "month": 13, "sales_qty": 1}
+    bad = [
+        Consumed(10, b"s", b"{not json", 1),
+        Consumed(11, b"s", orjson.dumps(month13), 2),
+        Consumed(12, b"s", orjson.dumps([1, 2]), 3),
+        Consumed(13, b"s", b"", 4),
+    ]
+    more = _records(sales.iloc[10:20], start=14)
+    outcome = h.feed(good + bad + more)[0]
+    assert outcome.rejected == 4 and outcome.seeks == {}
+    assert asyncio.run(h.processor.stored_offsets())[0][0] == 23
+    rejected = h.topic("sales.rejected")
+    assert [r["source"] for r in rejected] == ["features"] * 4
+    assert rejected[0]["errors"][0]["field"] == "value"
+    assert rejected[1]["errors"] == [{"field": "month", "message": "Input should be less than or equal to 12"}]
+    assert rejected[1]["record"]["month"] == 13
+
+
+def test_months_closed_when_the_data_moves_to_a_new_month(redis_url: str, sales: pd.DataFrame) -> None:
+    h = Harness(redis_url)
+    ordered = sales.sort_values(["year", "month"], kind="stable")
+    h.feed(_records(ordered), batch=500)
+    closed = h.topic("months.closed")
+    months = [c["month"] for c in closed]
+    assert months == sorted(months) and len(months) == len(set(months)) > 20
+    first = months[0]
+    y, m = int(first[:4]), int(first[5:])
+    assert closed[0]["retailers"] == sales[(sales.year == y) & (sales.month == m)].shop_id.nunique()
+    assert h.store.latest_month() == max(ordered.year.astype(str) + "-" + ordered.month.map("{:02d}".format))
+
+
+def test_get_export_and_wipe(redis_url: str, sales: pd.DataFrame, tmp_path) -> None:
+    h = Harness(redis_url)
+    h.feed(_records(sales))
+    shop = sales.shop_id.iloc[0]
+    row = h.store.get(shop, "seed-v1")
+    assert row is not None and row["shop_id"] == shop and row["feature_set"] == "seed-v1"
+    assert set(FEATURE_SETS["seed-v1"].columns) <= set(row) and isinstance(row["eligible"], bool)
+    assert h.store.get("no-such-shop", "seed-v1") is None
+    with pytest.raises(ValueError, match="feature_set: unknown"):
+        h.store.get(shop, "nope")
+    out = tmp_path / "f.csv"
+    assert h.store.export_csv(out, "seed-v1") == sales.shop_id.nunique()
+    frame = pd.read_csv(out)
+    assert list(frame.columns[:3]) == ["shop_id", "eligible", "as_of"]
+    h.store.wipe()
+    assert h.store.get(shop, "seed-v1") is None and h.store.snapshot("seed-v1").empty
+    assert h.client.keys("ss:0:*") == []
+    stale = h.feed(_records(sales.iloc[:10]))[0]  # the processor still on the old epoch is fenced
+    assert stale.reseek_all and stale.applied == 0
+
+
+def test_an_older_revision_never_overwrites_a_newer_one(redis_url: str, sales: pd.DataFrame) -> None:
+    h = Harness(redis_url)
+    h.feed(_records(sales))
+    shop = sales.shop_id.iloc[0]
+    state, prefix = h.processor.state, h.processor.prefix
+    key = f"{prefix}f:seed-v1:{shop}"
+    current = h.client.hget(key, "revision")
+    stale = [(shop, 1, [("seed-v1", ["revision", 1, "as_of", "1999-01"])])]
+    assert state.write(h.processor.epoch, prefix, stale) == 0
+    assert h.client.hget(key, "revision") == current and h.client.hget(key, "as_of") != b"1999-01"
+
+
+ids = st.one_of(st.text(min_size=0, max_size=70), st.integers(-5, 10**70), st.booleans(), st.none(), st.floats())
+numbers = st.one_of(st.integers(-(10**400), 10**400), st.floats(allow_nan=True, allow_infinity=True), st.booleans(),
+                    st.text(max_size=3), st.none())  # fmt: skip
+
+
+@settings(max_examples=400, deadline=None)
+@given(shop=ids, product=ids, year=numbers, month=numbers, qty=numbers, drop=st.sampled_from(["", "year", "shop_id"]))
+def test_the_fast_check_agrees_with_the_contract(shop, product, year, month, qty, drop) -> None:
+    raw = {"shop_id": shop, "product_id": product, "year": year, "month": month, "sales_qty": qty}
+    raw.pop(drop, None)
+    fast = fast_record(raw)
+    if fast is None:
+        return  # the contract decides (covered by the poison test)
+    sale, errors = validate_record(raw)
+    assert sale is not None, errors
+    assert fast == (sale.shop_id, sale.product_id, sale.period, repr(sale.sales_qty + 0.0))
