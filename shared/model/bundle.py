@@ -18,6 +18,7 @@ from sklearn.preprocessing import RobustScaler
 
 from shared.artifacts import MANIFEST, Manifest, load_joblib_verified, verify_manifest, write_manifest
 from shared.clustering import DensityClusterer
+from shared.model.keras_io import save_keras_stable, save_loss_curve
 from shared.model.numpy_encoder import NumpyEncoder
 from shared.model.params import ModelParams
 
@@ -97,12 +98,8 @@ class ModelBundle:
         if self.raw_clusterer is not None:
             joblib.dump(self.raw_clusterer, directory / RAW_CLUSTERER)
         if self.keras_model is not None:
-            from shared.model.autoencoder import save_keras_stable
-
             save_keras_stable(self.keras_model, directory / KERAS_MODEL, saved_at=created)
         if self.history:
-            from shared.model.autoencoder import save_loss_curve
-
             save_loss_curve(self.history, directory / LOSS_CURVE)
         info = {**(meta or {}), "columns": list(self.columns)}
         self.manifest = write_manifest(
