@@ -110,7 +110,10 @@ def write_manifest(directory: str | Path, meta: dict[str, Any]) -> Manifest:
         created=meta.get("created"),
         meta=extra,
     )
-    text = json.dumps(manifest.to_dict(), indent=2, sort_keys=True, allow_nan=False)
+    try:
+        text = json.dumps(manifest.to_dict(), indent=2, sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"meta: must be JSON-serialisable without NaN/inf ({exc})") from exc
     (directory / MANIFEST).write_text(text + "\n", encoding="utf-8")
     return manifest
 

@@ -61,6 +61,8 @@ def test_manifest_round_trip_and_is_deterministic(tmp_path: Path) -> None:
     assert read == written and read.meta == {"metrics": {"x": 0.5}} and read.created == "2024-02-01T00:00:00Z"
     assert {"numpy", "scikit-learn", "hdbscan", "keras"} <= set(read.versions)
     assert load_joblib_verified(d, "obj.joblib") == {"a": 1}
+    with pytest.raises(ValueError, match="meta: must be JSON-serialisable"):
+        write_manifest(d, {"metrics": {"x": float("nan")}})
 
 
 def test_tampered_missing_and_unlisted_files_are_refused(tmp_path: Path) -> None:
