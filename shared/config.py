@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     gate_min_clusters: int = 2
     gate_max_noise_ratio: float = 0.5
     gate_max_largest_share: float = 0.9
+    trainer_lock_ttl_seconds: float = Field(
+        30.0, gt=0, description="training lease across replicas; renewed every ttl/3, lapses after a crash"
+    )
 
     # --- assigner --------------------------------------------------------------------------------
     match_min_jaccard: float = 0.5
