@@ -80,10 +80,10 @@ def test_migrations_upgrade_from_empty_match_the_models_and_downgrade(sql_url: s
 def test_concurrent_upgrades_from_several_processes(sql_url: str) -> None:
     script = f"from shared.storage import upgrade_database; print(upgrade_database({sql_url!r}))"
     replicas = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                 text=True) for _ in range(3)]  # fmt: skip
+                                 text=True) for _ in range(2)]  # fmt: skip
     outputs = [p.communicate(timeout=120) for p in replicas]
-    assert [p.returncode for p in replicas] == [0, 0, 0], [err for _, err in outputs]
-    assert [out.split()[-1] for out, _ in outputs] == [head_revision()] * 3
+    assert [p.returncode for p in replicas] == [0, 0], [err for _, err in outputs]
+    assert [out.split()[-1] for out, _ in outputs] == [head_revision()] * 2
     assert current_revision(sql_url) == head_revision()
 
 
@@ -255,6 +255,7 @@ def test_assignment_input_errors_name_the_field(registry: Registry) -> None:
              ([AssignmentChange("s1", "seg-0001", "bogus")], "status"),
              ([AssignmentChange("s1", "seg-0001", strength=1.5)], "strength"),
              ([AssignmentChange("", "seg-0001")], "shop_id"),
+             ([{"shop_id": "s1", "to_segment": None}], "status"),
              ([AssignmentChange("s1", "seg-0001"), AssignmentChange("s1", "seg-0002")], "more than once")]  # fmt: skip
     for changes, field in cases:
         with pytest.raises(ValueError, match=field):

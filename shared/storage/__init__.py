@@ -9,7 +9,6 @@ from shared.storage.records import (
     LineageInfo,
     ModelVersionInfo,
     SegmentInfo,
-    format_segment_id,
 )
 from shared.storage.registry import CURRENT, NotFoundError, Registry, RegistryError, StateError
 
@@ -25,7 +24,6 @@ __all__ = [
     "RegistryError",
     "SegmentInfo",
     "StateError",
-    "format_segment_id",
     "make_engine",
     "upgrade_database",
 ]

@@ -20,12 +20,14 @@ CHUNK = 1000  # ids per IN (...) list: well below SQLite's and PostgreSQL's para
 
 
 def _change(item: AssignmentChange | Mapping[str, Any]) -> AssignmentChange:
-    """Accept an AssignmentChange or a mapping (``segment_id`` or the topic's ``to_segment``)."""
+    """Accept an AssignmentChange or a mapping (segment under ``segment_id``, ``to_segment`` or ``segment``)."""
     if isinstance(item, AssignmentChange):
         change = item
     else:
-        segment = item.get("segment_id", item.get("to_segment"))
-        status = item.get("status", "assigned" if segment is not None else "unassigned")
+        segment = next((item[k] for k in ("segment_id", "to_segment", "segment") if k in item), None)
+        status = item.get("status", "assigned" if segment is not None else None)
+        if status is None:
+            raise ValueError(f"status: shop {item.get('shop_id')!r} has no segment; say why ({ASSIGNMENT_STATUSES})")
         change = AssignmentChange(
             str(item.get("shop_id", "")), segment, status, item.get("strength"), item.get("reason")
         )

@@ -2,25 +2,9 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
-
-SEGMENT_ID_PATTERN = re.compile(r"^seg-(\d{4,})$")
-
-
-def format_segment_id(number: int) -> str:
-    """``7 -> "seg-0007"`` (the public segment id format)."""
-    if number < 1:
-        raise ValueError(f"segment number: must be >= 1, got {number}")
-    return f"seg-{number:04d}"
-
-
-def segment_number(segment_id: str) -> int | None:
-    """The number inside a ``seg-NNNN`` id, or None for an id of another shape."""
-    match = SEGMENT_ID_PATTERN.match(segment_id)
-    return int(match.group(1)) if match else None
 
 
 @dataclass(frozen=True, slots=True)

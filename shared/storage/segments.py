@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from shared.logging import get_logger
 from shared.storage.base import NotFoundError, RegistryBase, StateError, check_json
 from shared.storage.models import SEGMENT_STATUSES, Lineage, Segment, SegmentIdState, utcnow
-from shared.storage.records import LineageInfo, SegmentInfo, segment_number
+from shared.storage.records import LineageInfo, SegmentInfo
 
 log = get_logger(__name__)
 
@@ -72,6 +72,9 @@ class SegmentsMixin(RegistryBase):
         A retired segment never becomes active again, and ``next_number`` never moves backwards nor stays at or
         below a ``seg-NNNN`` number in use (ids are never reused).
         """
+        # The id format has its home in shared.segments (numpy/pandas/scipy): imported only when segments change.
+        from shared.segments.lineage import SEGMENT_ID_PATTERN
+
         items = list(segments)
         for segment in items:
             _validate(segment)
@@ -85,8 +88,8 @@ class SegmentsMixin(RegistryBase):
             if target < current:
                 raise ValueError(f"next_number: {target} is below the stored {current} (segment ids are never reused)")
             for segment_id in ids:
-                number = segment_number(segment_id)
-                if number is not None and number >= target:
+                match = SEGMENT_ID_PATTERN.match(segment_id)
+                if match is not None and int(match.group(1)) >= target:
                     raise ValueError(f"next_number: {target} would hand out {segment_id!r} again; raise it above it")
             existing = dict(
                 session.execute(sa.select(Segment.segment_id, Segment.status).where(Segment.segment_id.in_(ids)))

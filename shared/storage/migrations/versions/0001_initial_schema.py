@@ -98,7 +98,7 @@ def upgrade() -> None:
         sa.Column("valid_from", TS, nullable=False),
         sa.Column("valid_to", TS, nullable=True),
         sa.CheckConstraint(
-            "status IN ('assigned', 'noise', 'ineligible', 'unassigned')", name=op.f("ck_assignments_status")
+            "status IN ('assigned', 'noise', 'ineligible', 'unknown')", name=op.f("ck_assignments_status")
         ),
         _fk("assignments", "model_version", "model_versions.version"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_assignments")),
