@@ -126,18 +126,18 @@ class FeatureStore:
         """Every key of the current epoch (prefix stripped) -> its content (hash/set as sorted items): what
         "identical stores" means in tests and for ``features rebuild`` checks."""
         prefix = self.prefix()
+        keys = sorted(self.redis.scan_iter(match=f"{prefix}*", count=_PIPE_CHUNK))
+        pipe = self.redis.pipeline(transaction=False)
+        for key in keys:
+            pipe.type(key)
+        kinds = [k.decode() for k in pipe.execute()]
+        readers = {"hash": pipe.hgetall, "set": pipe.smembers, "list": lambda k: pipe.lrange(k, 0, -1)}
+        for key, kind in zip(keys, kinds, strict=True):
+            readers.get(kind, pipe.get)(key)
         out: dict[str, Any] = {}
-        for key in sorted(self.redis.scan_iter(match=f"{prefix}*", count=_PIPE_CHUNK)):
-            kind = self.redis.type(key).decode()
-            name = key.decode()[len(prefix) :]
-            if kind == "hash":
-                out[name] = sorted(self.redis.hgetall(key).items())
-            elif kind == "set":
-                out[name] = sorted(self.redis.smembers(key))
-            elif kind == "list":
-                out[name] = self.redis.lrange(key, 0, -1)
-            else:
-                out[name] = self.redis.get(key)
+        for key, kind, value in zip(keys, kinds, pipe.execute(), strict=True):
+            content = sorted(value.items()) if kind == "hash" else sorted(value) if kind == "set" else value
+            out[key.decode()[len(prefix) :]] = content
         return out
 
     # --- admin -------------------------------------------------------------------------------------------------

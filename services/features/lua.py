@@ -10,7 +10,7 @@ advances the offset.
   "changed". A record above ``prev + 1`` is a gap (the store is behind the consumer): stop with "gap". Otherwise
   replace the cell; if the value changed, the shop's revision grows by one and its month is re-aggregated from its
   cells (sum in product order, so the result does not depend on arrival order) and the shop is marked dirty.
-  The latest month advances globally; the month it leaves goes to the months.closed outbox.
+  The latest month advances globally; every calendar month it passes goes to the months.closed outbox.
   Returns {status, applied, duplicates, expected next offset, dirty shop, ...}.
 
 WRITE (feature hashes). ARGV: epoch, prefix, count, then per shop: shop, revision, hashes, and per hash:
@@ -88,8 +88,15 @@ if max_period ~= '' then
   if not latest or max_period > latest then
     redis.call('HSET', P .. 'meta', 'latest_month', max_period)
     if latest then
-      local retailers = tonumber(redis.call('HGET', P .. 'mr', latest) or '0')
-      redis.call('RPUSH', P .. 'outbox:months', cjson.encode({month = latest, retailers = retailers}))
+      local y, m = tonumber(string.sub(latest, 1, 4)), tonumber(string.sub(latest, 6, 7))
+      local month = latest
+      while month < max_period do
+        local retailers = tonumber(redis.call('HGET', P .. 'mr', month) or '0')
+        redis.call('RPUSH', P .. 'outbox:months', cjson.encode({month = month, retailers = retailers}))
+        m = m + 1
+        if m > 12 then m = 1; y = y + 1 end
+        month = string.format('%04d-%02d', y, m)
+      end
     end
   end
 end
