@@ -5,11 +5,8 @@ next chunk is parsed while the current one is on the wire). Valid rows become Cl
 (key shop_id); rejected rows go to ``sales.rejected`` (value: the fields as read, the errors, ``source`` "ingest"
 and the CSV ``line``) and optionally to a CSV file.
 
-Records are appended to aiokafka's record-batch builder (C code) and sent batch by batch, acks=all, to the
-partition the default (murmur2) partitioner gives the key: the same partition the services' producers choose.
-kafka-python's per-record ``send`` was measured at ~130 µs CPU per record (pure-Python record building), which
-caps a load near 5,000 rows/s; see bench/bench_ingest.py. Every batch's future is awaited: a failed batch makes
-``load_csv`` raise ``BulkLoadError``, so nothing is lost silently.
+Records go out through ``kafka_batches.BatchSender`` (aiokafka record batches, acks=all); every batch's outcome is
+checked: a failed batch makes ``load_csv`` raise ``BulkLoadError``, so nothing is lost silently.
 """
 
 from __future__ import annotations
@@ -24,9 +21,9 @@ from typing import Any
 import orjson
 import pandas as pd
 from aiokafka import AIOKafkaProducer
-from aiokafka.partitioner import DefaultPartitioner
 
 from services.ingest.encoding import EventBatch, rejected_key
+from services.ingest.kafka_batches import BatchSender, BulkLoadError, make_bulk_producer
 from shared.bus.topics import SALES_MONTHLY, SALES_REJECTED
 from shared.data.csv_io import SalesBatch, iter_sales_batches
 from shared.logging import get_logger
@@ -34,13 +31,8 @@ from shared.logging import get_logger
 BULK_SOURCE = "/stableseg/cli/ingest"
 DEFAULT_CHUNKSIZE = 50_000
 EXAMPLES_KEPT = 5
-MAX_BATCH_BYTES = 512 * 1024
 
 log = get_logger("stableseg.ingest.bulk")
-
-
-class BulkLoadError(RuntimeError):
-    """The broker did not acknowledge every record (the message says how many and the first error)."""
 
 
 @dataclass
@@ -82,67 +74,6 @@ def valid_records(batch: EventBatch, rows: pd.DataFrame) -> Iterator[tuple[bytes
     for i, (shop, product, year, month, qty) in enumerate(zip(*columns, strict=True)):
         value = orjson.dumps({"shop_id": shop, "product_id": product, "year": year, "month": month, "sales_qty": qty})
         yield shop.encode(), value, [*static, ("ce_id", f"{prefix}{i}".encode())]
-
-
-class BatchSender:
-    """Appends keyed records to one open batch per (topic, partition); full batches go to the broker.
-
-    ``await flush()`` sends the open batches (one generation); ``await settle(keep)`` waits for every batch sent
-    except the last ``keep`` generations and raises ``BulkLoadError`` if any failed (after collecting all).
-    """
-
-    def __init__(self, producer: AIOKafkaProducer, partitions: dict[str, list[int]]) -> None:
-        self.producer = producer
-        self.partitions = {topic: sorted(parts) for topic, parts in partitions.items()}
-        self.acked = 0
-        self._partitioner = DefaultPartitioner()
-        self._partition_of: dict[tuple[str, bytes], int] = {}
-        self._open: dict[tuple[str, int], Any] = {}
-        self._full: list[tuple[str, int, Any]] = []
-        self._generations: list[list[tuple[asyncio.Future, int]]] = []
-
-    def add(self, topic: str, key: bytes, value: bytes, headers: list) -> None:
-        part = self._partition_of.get((topic, key))
-        if part is None:
-            parts = self.partitions[topic]
-            part = self._partition_of[(topic, key)] = self._partitioner(key, parts, parts)
-        builder = self._open.get((topic, part))
-        if builder is None:
-            builder = self._open[(topic, part)] = self.producer.create_batch()
-        if builder.append(key=key, value=value, timestamp=None, headers=headers) is None:
-            self._full.append((topic, part, builder))
-            builder = self._open[(topic, part)] = self.producer.create_batch()
-            if builder.append(key=key, value=value, timestamp=None, headers=headers) is None:
-                raise BulkLoadError(f"a record of {len(value)} bytes does not fit in a batch ({topic}, key {key!r})")
-
-    async def flush(self) -> None:
-        batches = self._full + [(topic, part, b) for (topic, part), b in self._open.items()]
-        self._full, self._open = [], {}
-        generation: list[tuple[asyncio.Future, int]] = []
-        self._generations.append(generation)
-        for topic, part, builder in batches:
-            future = await self.producer.send_batch(builder, topic, partition=part)
-            generation.append((future, builder.record_count()))
-
-    async def settle(self, keep: int = 0) -> None:
-        cut = max(len(self._generations) - keep, 0)
-        in_flight = [item for generation in self._generations[:cut] for item in generation]
-        self._generations = self._generations[cut:]
-        outcomes = await asyncio.gather(*(f for f, _ in in_flight), return_exceptions=True)
-        failed = [(n, o) for (_, n), o in zip(in_flight, outcomes, strict=True) if isinstance(o, BaseException)]
-        self.acked += sum(n for _, n in in_flight) - sum(n for n, _ in failed)
-        if failed:
-            await self.abandon()
-            raise BulkLoadError(
-                f"the broker failed {sum(n for n, _ in failed)} records in {len(failed)} batches; first error: "
-                f"{failed[0][1]!r}. Re-run the load: records are replace-on-key, so nothing is double counted"
-            )
-
-    async def abandon(self) -> None:
-        """Wait out every batch still in flight, ignoring outcomes (after a failure: no unobserved errors)."""
-        pending = [f for generation in self._generations for f, _ in generation]
-        self._generations, self._full, self._open = [], [], {}
-        await asyncio.gather(*pending, return_exceptions=True)
 
 
 async def load_csv_async(
@@ -209,14 +140,6 @@ def _write_rejects(chunk: SalesBatch, rejects_out: Path | None) -> None:
     if rejects_out is None or chunk.rejected.empty:
         return
     chunk.rejected.to_csv(rejects_out, mode="a", header=not rejects_out.exists(), index=False)
-
-
-def make_bulk_producer(bootstrap: str, request_timeout_ms: int = 30_000) -> AIOKafkaProducer:
-    """An aiokafka producer for bulk loads (acks=all); start it inside the running event loop."""
-    return AIOKafkaProducer(
-        bootstrap_servers=bootstrap, client_id="stableseg-bulk", acks="all", linger_ms=20,
-        max_batch_size=MAX_BATCH_BYTES, request_timeout_ms=request_timeout_ms,
-    )  # fmt: skip
 
 
 def load_csv(
