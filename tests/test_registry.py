@@ -31,8 +31,7 @@ TABLES = {"model_versions", "aliases", "segments", "segment_id_state", "assignme
 
 @pytest.fixture
 def registry(sql_url: str) -> Iterator[Registry]:
-    upgrade_database(sql_url)
-    with Registry(sql_url) as reg:
+    with Registry.open(sql_url) as reg:  # migrates to head, as a service does at start
         yield reg
 
 

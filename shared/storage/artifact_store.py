@@ -47,7 +47,8 @@ class ArtifactStore:
         self.fs: AbstractFileSystem
         self.fs, self.root = url_to_fs(self.uri)
         self.root = self.root.rstrip("/") or "/"
-        self.fs.makedirs(self.root, exist_ok=True)
+        if isinstance(self.fs, LocalFileSystem):  # object stores have no directories (and no bucket creation here)
+            self.fs.makedirs(self.root, exist_ok=True)
 
     def __repr__(self) -> str:
         return f"ArtifactStore({self.uri!r})"
@@ -128,6 +129,8 @@ class ArtifactStore:
 
     def list_names(self) -> list[str]:
         """Names of the committed artifacts in this store, sorted."""
+        if not self.fs.exists(self.root):
+            return []
         names = []
         for entry in self.fs.ls(self.root, detail=False):
             name = entry.rstrip("/").rsplit("/", 1)[-1]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from shared.storage.assignments import AssignmentsMixin
 from shared.storage.base import NotFoundError, RegistryError, StateError
+from shared.storage.db import upgrade_database
 from shared.storage.locks import TRAINING_LOCK, LocksMixin
 from shared.storage.segments import SegmentsMixin
 from shared.storage.versions import CURRENT, VersionsMixin
@@ -17,6 +18,14 @@ from shared.storage.versions import CURRENT, VersionsMixin
 
 class Registry(VersionsMixin, SegmentsMixin, AssignmentsMixin, LocksMixin):
     """Model versions, aliases, segments, assignment history, lineage and locks in one SQL database."""
+
+    @classmethod
+    def open(cls, url: str, *, upgrade: bool = True) -> Registry:
+        """What a service does at start: migrate the schema to head (unless ``upgrade=False``), then connect."""
+        registry = cls(url)
+        if upgrade:
+            upgrade_database(registry.engine)
+        return registry
 
     def __enter__(self) -> Registry:
         return self

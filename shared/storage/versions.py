@@ -184,7 +184,7 @@ class VersionsMixin(RegistryBase):
         if not name or len(name) > 64:
             raise ValueError(f"name: alias must be 1-64 characters, got {name!r}")
         with self._write() as session:
-            row = self._row(session, version)
+            row = self._row(session, version, lock=True)  # vs. a concurrent retire
             if row.status != "published":
                 raise StateError(f"status: version {version} is {row.status}; an alias needs a published version")
             self._point(session, name, version)
