@@ -71,6 +71,8 @@ class Settings(BaseSettings):
     match_min_jaccard: float = 0.5
     match_stable_jaccard: float = 0.75
     split_min_share: float = 0.25
+    match_weak_strength: float = Field(0.1, ge=0.0, le=1.0, description="hysteresis: weaker switches are held")
+    match_noise_grace: bool = Field(True, description="hysteresis: one noisy retrain keeps a stable retailer")
 
     @property
     def effective_database_url(self) -> str:
