@@ -7,6 +7,7 @@ async publisher falls back to a plain acks=all producer with a logged warning.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -124,7 +125,14 @@ class AsyncPublisher:
         )
 
     async def send_batch(self, records: Iterable[KafkaRecord]) -> list[RecordMetadata]:
-        """Send many records (batched by the client) and wait until all are acknowledged, in order."""
+        """Send many records (batched by the client) and wait until all are acknowledged, in order.
+
+        Every delivery future is awaited even when one fails (no "exception never retrieved"); the first
+        failure is then raised."""
         producer = self._require()
         futures = [await producer.send(r.topic, value=r.value, key=r.key, headers=r.headers) for r in records]
-        return [await future for future in futures]
+        outcomes = await asyncio.gather(*futures, return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        return list(outcomes)
