@@ -17,7 +17,9 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.exc import IntegrityError
+from typer.testing import CliRunner
 
+from services.cli.db import app as db_app
 from shared.storage import AssignmentChange, NotFoundError, Registry, SegmentInfo, StateError, upgrade_database
 from shared.storage.db import current_revision, downgrade_database, head_revision, make_engine
 from shared.storage.models import Base
@@ -84,6 +86,17 @@ def test_concurrent_upgrades_from_several_processes(sql_url: str) -> None:
     assert [p.returncode for p in replicas] == [0, 0], [err for _, err in outputs]
     assert [out.split()[-1] for out, _ in outputs] == [head_revision()] * 2
     assert current_revision(sql_url) == head_revision()
+
+
+def test_cli_db_upgrade_and_current(sql_url: str) -> None:
+    runner = CliRunner()
+    first = runner.invoke(db_app, ["upgrade", "--url", sql_url])
+    assert first.exit_code == 0 and f"empty -> revision {head_revision()}" in first.output
+    again = runner.invoke(db_app, ["upgrade", "--url", sql_url])
+    assert again.exit_code == 0 and "already at revision" in again.output
+    assert "up to date" in runner.invoke(db_app, ["current", "--url", sql_url]).output
+    broken = runner.invoke(db_app, ["upgrade", "--url", "postgresql+psycopg://u:secret@127.0.0.1:1/none"])
+    assert broken.exit_code == 1 and "database upgrade failed" in broken.output and "secret" not in broken.output
 
 
 # --- versions and aliases -----------------------------------------------------------------------------------
