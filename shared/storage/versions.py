@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -65,13 +66,30 @@ def _info(row: ModelVersion, aliases: tuple[str, ...] = ()) -> ModelVersionInfo:
 class VersionsMixin(RegistryBase):
     """Registering, publishing, rejecting and aliasing model versions."""
 
-    def register_candidate(self, **fields: Any) -> int:
+    def register_candidate(
+        self,
+        *,
+        feature_set: str,
+        params: dict[str, Any],
+        metrics: dict[str, Any],
+        training_rows: int,
+        data_as_of: str,
+        seed: int,
+        artifact_uri: str | None = None,
+        sha256: str | None = None,
+        tags: dict[str, Any] | None = None,
+        created_at: datetime | None = None,
+    ) -> int:
         """Register a new version as ``candidate``; returns its number (max + 1, safe under concurrency).
 
-        Fields: feature_set, params, metrics ({"latent": {...}, "raw": {...}}), training_rows, data_as_of
-        ("YYYY-MM"), seed, and optionally artifact_uri, sha256, tags, created_at.
+        ``metrics`` is ``{"latent": {...}, "raw": {...}}``; ``data_as_of`` is "YYYY-MM". Bad input raises a
+        ValueError (pydantic) naming the field.
         """
-        spec = NewVersion(**fields)
+        spec = NewVersion(
+            feature_set=feature_set, params=params, metrics=metrics, training_rows=training_rows,
+            data_as_of=data_as_of, seed=seed, artifact_uri=artifact_uri, sha256=sha256, tags=tags or {},
+            created_at=created_at,
+        )  # fmt: skip
         values = spec.model_dump(exclude={"created_at"})
         created_at = spec.created_at or utcnow()
         for attempt in Retrying(
