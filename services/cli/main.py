@@ -7,7 +7,7 @@ import json
 import typer
 from rich.console import Console
 
-from services.cli import ingest, pipeline, serve, stack, system, topics
+from services.cli import demo, ingest, pipeline, serve, stack, system, topics
 from services.cli.db import app as db_app
 from services.cli.features import app as features_app
 from services.cli.generate import generate as generate_command
@@ -47,3 +47,4 @@ app.add_typer(db_app, name="db")
 app.add_typer(features_app, name="features")
 app.command("generate")(generate_command)
 app.command("retrain")(retrain_command)
+app.command("demo")(demo.demo)

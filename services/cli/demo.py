@@ -1,0 +1,64 @@
+"""`stableseg demo`: the whole system end to end on the embedded stack (what `make demo` runs)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from services.demo.options import DemoError, DemoOptions
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def demo(
+    retailers: int = typer.Option(2500, "--retailers", min=50, help="retailers to generate"),
+    years: int = typer.Option(3, "--years", min=2, help="calendar years of history (ending with --end-year)"),
+    seed: int = typer.Option(42, "--seed", min=0, help="seed of the generated data and of both trainings"),
+    drift_fraction: float = typer.Option(0.05, "--drift-fraction", min=0.0, max=1.0,
+                                         help="fraction of retailers whose archetype changes at the drift month"),
+    drift_month: str | None = typer.Option(None, "--drift-month", help="YYYY-MM of the drift (default: July of "
+                                           "the last year, so six months stream after the first model)"),
+    data_dir: Path | None = typer.Option(None, "--data-dir", help="the demo's own data dir, emptied at the start "
+                                         "(default: $STABLESEG_DATA_DIR/demo)"),
+    keep_running: bool = typer.Option(False, "--keep-running", help="leave the stack and services running"),
+    step_timeout: float = typer.Option(240.0, "--step-timeout", min=1.0, help="seconds any one step may take"),
+) -> None:
+    """Start the embedded stack and the four services, generate retailers with drift, stream the months before
+    the drift through the ingest API, train, stream the remaining months, retrain, and print both model versions,
+    the segments, their lineage, the change events and the stability figures. Ports come from the usual
+    STABLESEG_*_PORT settings; the services run with STABLESEG_RETRAIN_ON_MONTH_CLOSE=false so that exactly the
+    two requested trainings happen. Exit status 1 when a step fails or times out (the failing service's log tail
+    is printed)."""
+    from services.demo.render import render
+    from services.demo.run import run_demo
+
+    options = DemoOptions(retailers=retailers, years=years, seed=seed, drift_fraction=drift_fraction,
+                          drift_month=drift_month, data_dir=data_dir, keep_running=keep_running,
+                          step_timeout=step_timeout)  # fmt: skip
+    try:
+        options.validate()
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    try:
+        report = run_demo(options, console)
+    except DemoError as exc:
+        err_console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
+        if exc.service is not None:
+            _print_log_tail(exc.service, options)
+        raise typer.Exit(1) from None
+    render(report, console)
+
+
+def _print_log_tail(service: str, options: DemoOptions) -> None:
+    from shared.config import Settings
+    from shared.stack.services import ServiceProcess
+
+    settings = Settings()
+    settings = settings.model_copy(update={"data_dir": options.resolved_data_dir(settings)})
+    tail = ServiceProcess(service, settings).log_tail(30)
+    err_console.print(f"--- last lines of {settings.data_dir / 'logs' / (service + '.log')} ---", highlight=False)
+    err_console.print(tail, markup=False, highlight=False)

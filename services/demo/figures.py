@@ -1,0 +1,77 @@
+"""The demo's stability figures, computed against the generator's truth (pure functions, no I/O)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+Answers = Mapping[str, Mapping[str, Any]]  # shop_id -> /v1/retailers/{id}/segment answer
+LABELLED = ("assigned", "noise")
+
+
+@dataclass(frozen=True)
+class Stability:
+    """Unchanged = truth has no ``archetype_after``; drifted = it has one. Both counted among retailers the first
+    model labelled (assigned or noise)."""
+
+    unchanged: int  # unchanged retailers labelled by the first model
+    unchanged_assigned: int  # ... of which in a segment under the first model
+    kept: int  # ... still in the same segment id at the end
+    moved: int  # ... in another segment at the end
+    to_noise: int  # ... noise (or no longer eligible) at the end
+    unchanged_with_events: int  # unchanged retailers with at least one change event after the first model
+    drifted: int  # drifted retailers labelled by the first model
+    drifted_with_events: int  # ... with at least one change event after the first model
+    drifted_moved: int  # ... whose segment (or noise status) differs at the end
+
+    @property
+    def kept_share(self) -> float:
+        return self.kept / self.unchanged_assigned if self.unchanged_assigned else 0.0
+
+    @property
+    def drifted_event_share(self) -> float:
+        return self.drifted_with_events / self.drifted if self.drifted else 0.0
+
+    @property
+    def unchanged_event_share(self) -> float:
+        return self.unchanged_with_events / self.unchanged if self.unchanged else 0.0
+
+
+def _where(answer: Mapping[str, Any] | None) -> str:
+    """A retailer's place: its segment id, or its status when it has none."""
+    if answer is None:
+        return "missing"
+    return str(answer.get("segment_id") or answer.get("status"))
+
+
+def stability(truth: pd.DataFrame, before: Answers, after: Answers, changes_after: Iterable[Mapping[str, Any]],
+              ) -> Stability:  # fmt: skip
+    """Compare the labels after the first model (``before``) with the final ones (``after``); ``changes_after``
+    are the ``segments.changes`` events published after the first model settled."""
+    drifted_ids = set(truth.loc[truth["archetype_after"].notna() & (truth["archetype_after"] != ""), "shop_id"])
+    with_events = {str(event["shop_id"]) for event in changes_after}
+    labelled = {shop for shop, answer in before.items() if answer.get("status") in LABELLED}
+    unchanged = labelled - drifted_ids
+    drifted = labelled & drifted_ids
+    assigned = {shop for shop in unchanged if before[shop].get("status") == "assigned"}
+    kept = {shop for shop in assigned if _where(after.get(shop)) == _where(before[shop])}
+    moved = {shop for shop in assigned - kept if (after.get(shop) or {}).get("status") == "assigned"}
+    return Stability(
+        unchanged=len(unchanged), unchanged_assigned=len(assigned), kept=len(kept), moved=len(moved),
+        to_noise=len(assigned) - len(kept) - len(moved), unchanged_with_events=len(unchanged & with_events),
+        drifted=len(drifted), drifted_with_events=len(drifted & with_events),
+        drifted_moved=sum(_where(after.get(shop)) != _where(before[shop]) for shop in drifted),
+    )  # fmt: skip
+
+
+def status_counts(answers: Answers) -> Counter[str]:
+    return Counter(str(answer.get("status")) for answer in answers.values())
+
+
+def change_counts(events: Iterable[Mapping[str, Any]]) -> Counter[tuple[Any, str]]:
+    """(model_version, reason) -> number of ``segments.changes`` events."""
+    return Counter((event.get("model_version"), str(event.get("reason"))) for event in events)
