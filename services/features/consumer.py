@@ -1,9 +1,13 @@
 """The ``sales.monthly`` consumer: an aiokafka group member that keeps its offsets in Redis.
 
 On every assignment it seeks each partition to the record Redis says was applied last (that record comes back
-once more and its fingerprint proves the log is the one we applied; a different record means the topic was
-re-created, e.g. by a memory-only broker restart, and the partition restarts from the beginning). With no stored
-offset it starts at the beginning. Batches come from ``getmany`` (up to ``max_records``); the processor reports
+once more and its fingerprint proves the log is the one we applied; a different record, or a high watermark at
+or below it, means the topic was re-created, e.g. by a memory-only broker restart, and the partition restarts
+from the beginning). With no stored offset it starts at the beginning. The high watermark is taken from fetch
+responses: tansu v0.6.0-510f3e2 answers ListOffsets(latest) with a stale, too low offset (seen: 1760 for a
+partition whose fetches report 2861), so end offsets from ListOffsets are never used.
+
+Batches come from ``getmany`` (up to ``max_records``); the processor reports
 gaps (store behind the consumer, e.g. after a wipe) and the consumer seeks back. Kafka commits mirror the Redis
 offsets for lag tooling only; they are never read back. Errors never end the loop: it backs off and retries.
 """
@@ -49,6 +53,7 @@ class SalesConsumer:
         self.metrics = metrics
         self.consumer: AIOKafkaConsumer | None = None
         self.next_offsets: dict[int, int] = {}
+        self.verify: dict[int, tuple[int, str]] = {}  # partition -> stored (offset, fingerprint) not yet seen again
         self.lag = 0
         self.assigned: set[int] = set()
         self._stop = asyncio.Event()
@@ -77,14 +82,12 @@ class SalesConsumer:
         await self.processor.load_epoch()
         stored = await self.processor.stored_offsets()
         begin = await consumer.beginning_offsets(list(mine))
-        end = await consumer.end_offsets(list(mine))
         for tp in sorted(mine):
             self.processor.floors[tp.partition] = begin[tp]
             offset, fp = stored.get(tp.partition, (None, ""))
-            if offset is not None and offset >= end[tp]:  # we applied more than this log holds: a new log
-                log.warning("features.log_reset", partition=tp.partition, stored=offset, end=end[tp])
-                await self.processor.forget(tp.partition, offset, fp)
-                offset = None
+            self.verify.pop(tp.partition, None)
+            if offset is not None and offset >= begin[tp]:
+                self.verify[tp.partition] = (offset, fp)
             target = begin[tp] if offset is None else max(offset, begin[tp])
             consumer.seek(tp, target)
             self.next_offsets[tp.partition] = target
@@ -127,6 +130,8 @@ class SalesConsumer:
         while not self._stop.is_set():
             fetched = await consumer.getmany(timeout_ms=self.poll_ms, max_records=self.max_records)
             batches = {tp.partition: recs for tp, recs in fetched.items() if recs and tp.topic == self.topic}
+            if self.verify:
+                await self._verify(batches)
             if not batches:
                 self._update_lag()
                 if time.monotonic() - idle_since > 5:
@@ -146,6 +151,23 @@ class SalesConsumer:
                 self.next_offsets[partition] = target
             self._record(outcome, time.perf_counter() - started)
             await self._commit()
+
+    async def _verify(self, batches: dict[int, list[Any]]) -> None:
+        """Resuming at the stored record: a log that ends at or before it is not the log we applied."""
+        consumer = self.consumer
+        assert consumer is not None
+        for partition, (offset, fp) in list(self.verify.items()):
+            tp = TopicPartition(self.topic, partition)
+            high = consumer.highwater(tp)
+            if partition in batches:
+                del self.verify[partition]  # the record itself is checked by APPLY (fingerprint)
+            elif high is not None and high <= offset:
+                del self.verify[partition]
+                log.warning("features.log_reset", partition=partition, stored=offset, high_watermark=high)
+                await self.processor.forget(partition, offset, fp)
+                target = self.processor.floors.get(partition, 0)
+                consumer.seek(tp, target)
+                self.next_offsets[partition] = target
 
     def _record(self, outcome: Any, seconds: float) -> None:
         self._update_lag()

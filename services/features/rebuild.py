@@ -1,6 +1,6 @@
 """``stableseg features rebuild``: wipe the store and replay ``sales.monthly`` from the earliest offsets.
 
-Runs in the calling process with a standalone consumer (no group) up to the end offsets seen at the start, through
+Runs in the calling process with a standalone consumer (no group) until it reaches the high watermarks, through
 the same ``Processor`` as the service, so the result equals what the service builds: every key and field of the
 new epoch is identical to a store built by live consumption of the same log. Safe while workers run: the wipe
 switches epochs atomically, workers notice on their next write, re-seek, and the APPLY script's offset guard lets
@@ -61,32 +61,29 @@ async def rebuild_async(settings: Settings, publish: bool = False, progress: Pro
             raise RuntimeError(f"topic {SALES_MONTHLY!r} does not exist on {settings.kafka_bootstrap}")
         tps = [TopicPartition(SALES_MONTHLY, p) for p in sorted(partitions)]
         consumer.assign(tps)
-        begin, end = await consumer.beginning_offsets(tps), await consumer.end_offsets(tps)
-        total = sum(end[tp] - begin[tp] for tp in tps)
+        begin = await consumer.beginning_offsets(tps)
         epoch = await asyncio.to_thread(store.wipe)
         processor.epoch = epoch
         for tp in tps:
             processor.floors[tp.partition] = begin[tp]
             consumer.seek(tp, begin[tp])
         done = applied = rejected = 0
-        pending = {tp for tp in tps if end[tp] > begin[tp]}
-        while pending:
+        pending = set(tps)
+        while pending:  # until each position reaches the high watermark of the fetch responses
             fetched = await consumer.getmany(*pending, timeout_ms=1000, max_records=max_records)
-            batches = {}
-            for tp, records in fetched.items():
-                records = [r for r in records if r.offset < end[tp]]
-                if records:
-                    batches[tp.partition] = records
-                    done += len(records)
-                if (records and records[-1].offset >= end[tp] - 1) or (await consumer.position(tp)) >= end[tp]:
-                    pending.discard(tp)
+            batches = {tp.partition: records for tp, records in fetched.items() if records}
+            done += sum(len(records) for records in batches.values())
             if batches:
                 outcome = await processor.handle(batches)
                 applied, rejected = applied + outcome.applied, rejected + outcome.rejected
                 if outcome.seeks or outcome.reseek_all:
                     raise RuntimeError("rebuild: the store changed underneath (another wipe?); run it again")
+            highs = {tp: consumer.highwater(tp) for tp in tps}
+            for tp in list(pending):
+                if highs[tp] is not None and await consumer.position(tp) >= highs[tp]:
+                    pending.discard(tp)
             if progress is not None:
-                progress(done, total)
+                progress(done, sum((highs[tp] or 0) - begin[tp] for tp in tps))
         while await processor.recompute_pending():
             pass
         return RebuildSummary(epoch, done, applied, rejected, store.shop_count(), store.latest_month())

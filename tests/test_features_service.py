@@ -1,0 +1,252 @@
+"""The features service end to end: real tansu broker, real redis-server, the worker as a subprocess.
+
+Every test gets its own empty broker (``fresh_kafka_bootstrap``); data: 80 synthetic shops x 3 years, loaded
+through the ingest bulk loader (CloudEvents binary mode, keyed by shop). "Identical store" = every key and field of
+the store (``FeatureStore.dump``) equal to what ``features rebuild`` reproduces from the same log.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import orjson
+import pandas as pd
+import pytest
+import redis
+from kafka import KafkaConsumer, TopicPartition
+
+from services.features.rebuild import rebuild
+from services.features.state import ShopState
+from services.ingest.bulk import load_csv
+from shared.bus import KafkaRecord, ensure_topics, make_sync_producer, publish, topic_specs
+from shared.config import Settings
+from shared.data.generator import generate_frames
+from shared.feature_store import FeatureStore
+from shared.features import FEATURE_SETS, EligibilityRule, build_features
+from shared.stack import EmbeddedRedis, free_port
+
+pytestmark = [pytest.mark.xdist_group("features"), pytest.mark.slow]
+VENV_BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="module")
+def sales() -> pd.DataFrame:
+    return generate_frames(80, 3, seed=5).sales
+
+
+@pytest.fixture
+def env_settings(settings: Settings, fresh_kafka_bootstrap: str) -> Settings:
+    s = settings.model_copy(update={"kafka_bootstrap": fresh_kafka_bootstrap, "features_port": free_port()})
+    ensure_topics(fresh_kafka_bootstrap, topic_specs(s))
+    return s
+
+
+def _load(settings: Settings, frame: pd.DataFrame, tmp: Path, name: str = "sales.csv") -> int:
+    path = tmp / name
+    frame.to_csv(path, index=False)
+    return load_csv(path, settings.kafka_bootstrap).produced
+
+
+class Worker:
+    """``stableseg serve features`` (or the light module entry) as a child process."""
+
+    def __init__(self, settings: Settings, log: Path, cli: bool = False) -> None:
+        env = {**os.environ, "STABLESEG_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+               "STABLESEG_REDIS_URL": settings.redis_url, "STABLESEG_FEATURES_PORT": str(settings.features_port),
+               "STABLESEG_DATA_DIR": str(settings.data_dir), "STABLESEG_LOG_FORMAT": "json"}  # fmt: skip
+        cmd = [str(VENV_BIN / "stableseg"), "serve", "features"] if cli else [sys.executable, "-m", "services.features"]
+        self.log = log
+        self.proc = subprocess.Popen(cmd, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
+        self.url = f"http://127.0.0.1:{settings.features_port}"
+
+    def get(self, path: str) -> httpx.Response:
+        return httpx.get(self.url + path, timeout=5)
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(30)
+
+    def logs(self) -> str:
+        return self.log.read_text(errors="replace")[-3000:]
+
+
+@pytest.fixture
+def workers(tmp_path: Path) -> Iterator[Callable[..., Worker]]:
+    started: list[Worker] = []
+
+    def start(settings: Settings, cli: bool = False) -> Worker:
+        worker = Worker(settings, tmp_path / f"worker{len(started)}.log", cli=cli)
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.kill(signal.SIGTERM)
+
+
+def _end_offsets(bootstrap: str, topic: str = "sales.monthly") -> dict[int, int]:
+    """High watermarks as fetch responses report them (tansu's ListOffsets(latest) answers too low)."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    try:
+        tps = [TopicPartition(topic, p) for p in range(4)]
+        consumer.assign(tps)
+        consumer.seek_to_beginning()
+        deadline = time.monotonic() + 10
+        while any(consumer.highwater(tp) is None for tp in tps) and time.monotonic() < deadline:
+            consumer.poll(timeout_ms=200, max_records=1)
+        return {tp.partition: consumer.highwater(tp) or 0 for tp in tps}
+    finally:
+        consumer.close()
+
+
+def _caught_up(settings: Settings) -> bool:
+    """Every record of sales.monthly applied and no shop waiting for a recompute."""
+    client = redis.Redis.from_url(settings.redis_url)
+    try:
+        prefix = FeatureStore(client=client).prefix()
+        state = ShopState(client)
+        stored = {int(k.rsplit(":", 1)[1]): v[0] for k, v in state.offsets(prefix).items()}
+        ends = _end_offsets(settings.kafka_bootstrap)
+        done = all(stored.get(p, -1) == end - 1 for p, end in ends.items() if end > 0)
+        return done and state.dirty_count(prefix) == 0
+    except redis.ConnectionError:
+        return False
+    finally:
+        client.close()
+
+
+def _wait(cond: Callable[[], bool], timeout: float, what: str, worker: Worker | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if cond():
+                return
+        except (httpx.HTTPError, redis.ConnectionError):
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}" + (f"\n{worker.logs()}" if worker else ""))
+
+
+def _assert_matches_batch(settings: Settings, sales: pd.DataFrame) -> None:
+    store = FeatureStore(settings.redis_url)
+    rule = EligibilityRule(settings.min_tenure_years, settings.min_avg_active_months_per_year)
+    for name, fs in FEATURE_SETS.items():
+        expected = build_features(sales, name, rule)
+        got = store.snapshot(name, eligible_only=False)
+        assert list(got.index) == sorted(expected.index.astype(str))
+        expected.index = expected.index.astype(str)
+        expected = expected.loc[got.index]
+        assert (got["eligible"].to_numpy() == expected["eligible"].to_numpy()).all()
+        assert (got["as_of"].to_numpy() == expected["as_of"].to_numpy()).all()
+        np.testing.assert_allclose(got[list(fs.columns)], expected[list(fs.columns)], rtol=0, atol=1e-9)
+
+
+def _assert_rebuild_identical(settings: Settings) -> None:
+    store = FeatureStore(settings.redis_url)
+    streamed = store.dump()
+    summary = rebuild(settings)
+    assert summary.epoch == store.epoch()
+    assert store.dump() == streamed
+
+
+def _topic_values(bootstrap: str, topic: str) -> list[dict]:
+    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                             consumer_timeout_ms=3000, group_id=None)  # fmt: skip
+    try:
+        return [orjson.loads(m.value) for m in consumer]
+    finally:
+        consumer.close()
+
+
+def test_the_service_streams_sales_into_the_store(env_settings, sales, workers, tmp_path) -> None:
+    worker = workers(env_settings)
+    _wait(lambda: worker.get("/healthz").status_code == 200, 60, "healthz", worker)
+    _load(env_settings, sales, tmp_path)
+    producer = make_sync_producer(env_settings.kafka_bootstrap)
+    publish(producer, KafkaRecord("sales.monthly", b"S000001", b'{"shop_id": "S000001", "year": "x"}', []))
+    producer.flush()
+    producer.close()
+    _load(env_settings, sales.iloc[:500], tmp_path, "again.csv")  # after the poison: the partition moves on
+    _wait(lambda: _caught_up(env_settings), 120, "the worker to catch up", worker)
+    _assert_matches_batch(env_settings, sales)
+    rejected = _topic_values(env_settings.kafka_bootstrap, "sales.rejected")
+    assert [r["source"] for r in rejected] == ["features"]
+    assert {e["field"] for e in rejected[0]["errors"]} == {"product_id", "year", "month", "sales_qty"}
+    updated = _topic_values(env_settings.kafka_bootstrap, "features.updated")
+    assert {(u["shop_id"], u["feature_set"]) for u in updated} == {
+        (s, fs) for s in sales.shop_id.unique() for fs in FEATURE_SETS
+    }
+    assert worker.get("/readyz").json()["checks"] == {"redis": True, "kafka": True, "consumer": True}
+    metrics = worker.get("/metrics").text
+    assert 'stableseg_features_records_total{outcome="rejected"} 1.0' in metrics
+    assert "stableseg_features_consumer_lag 0.0" in metrics
+
+
+def test_sigkill_mid_stream_then_restart_gives_the_identical_store(env_settings, sales, workers, tmp_path) -> None:
+    total = _load(env_settings, sales, tmp_path)
+    client = redis.Redis.from_url(env_settings.redis_url)
+
+    def progress() -> int:
+        offsets = ShopState(client).offsets(FeatureStore(client=client).prefix())
+        return sum(v[0] + 1 for v in offsets.values())
+
+    first = workers(env_settings, cli=True)
+    _wait(lambda: progress() > 0, 120, "the first batches", first)
+    first.kill(signal.SIGKILL)
+    assert progress() < total, "the worker finished before it was killed: use more data"
+    second = workers(env_settings, cli=True)
+    _wait(lambda: _caught_up(env_settings), 180, "the restarted worker to catch up", second)
+    _assert_matches_batch(env_settings, sales)
+    second.kill(signal.SIGTERM)
+    _assert_rebuild_identical(env_settings)
+
+
+def test_redis_down_for_a_while_loses_nothing(env_settings, sales, workers, tmp_path, redis_server) -> None:
+    worker = workers(env_settings)
+    _wait(lambda: worker.get("/readyz").status_code == 200, 90, "readiness", worker)
+    _load(env_settings, sales.iloc[: len(sales) // 2], tmp_path, "first.csv")
+    redis_server.stop()
+    _load(env_settings, sales.iloc[len(sales) // 2 :], tmp_path, "second.csv")
+    _wait(lambda: worker.get("/readyz").status_code == 503, 30, "readiness to drop", worker)
+    time.sleep(5)
+    assert worker.proc.poll() is None, "the worker must survive a Redis outage"
+    redis_server.start()
+    _wait(lambda: _caught_up(env_settings), 180, "the worker to catch up after Redis came back", worker)
+    _assert_matches_batch(env_settings, sales)
+    worker.kill(signal.SIGTERM)
+    _assert_rebuild_identical(env_settings)
+
+
+def test_two_workers_split_the_partitions_and_build_the_same_store(env_settings, sales, workers, tmp_path) -> None:
+    first, second = workers(env_settings), workers(env_settings.model_copy(update={"features_port": free_port()}))
+    _load(env_settings, sales, tmp_path)
+    _wait(lambda: _caught_up(env_settings), 240, "two workers to catch up", first)
+    _assert_matches_batch(env_settings, sales)
+    assigned = [w.logs().count("features.partitions_assigned") for w in (first, second)]
+    assert all(assigned), f"both workers should have owned partitions at some point: {assigned}"
+    for w in (first, second):
+        w.kill(signal.SIGTERM)
+    _assert_rebuild_identical(env_settings)
+
+
+def test_redis_killed_restores_from_aof_and_replays_from_stored_offsets(
+    env_settings, sales, workers, tmp_path, redis_server: EmbeddedRedis
+) -> None:
+    worker = workers(env_settings)
+    _load(env_settings, sales.iloc[: len(sales) // 2], tmp_path, "first.csv")
+    _wait(lambda: _caught_up(env_settings), 120, "the first half", worker)
+    redis_server.kill()
+    _load(env_settings, sales.iloc[len(sales) // 2 :], tmp_path, "second.csv")
+    time.sleep(2)
+    redis_server.start()
+    _wait(lambda: _caught_up(env_settings), 180, "the worker after the Redis restart", worker)
+    _assert_matches_batch(env_settings, sales)
