@@ -1,0 +1,51 @@
+"""Admin routes (``Authorization: Bearer $STABLESEG_ADMIN_TOKEN``): request a retrain, promote a version."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Body, Depends, HTTPException
+
+from services.assigner.loader import ModelRefused
+from services.assigner.routes.deps import Service
+from services.assigner.schemas import PromoteResult, RetrainAccepted, RetrainRequest
+from shared.bus import encode_event
+from shared.bus.topics import TRAINING_REQUESTS
+from shared.config import Settings
+from shared.http import bearer_admin
+from shared.storage import NotFoundError
+
+REQUESTED_BY = "assigner-api"
+AUTH = {401: {"description": "missing bearer token"}, 403: {"description": "wrong token"}}
+
+
+def admin_router(settings: Settings) -> APIRouter:
+    router = APIRouter(prefix="/v1", tags=["admin"], dependencies=[Depends(bearer_admin(settings))])
+
+    @router.post("/retrain", status_code=202, response_model=RetrainAccepted,
+                 responses={**AUTH, 503: {"description": "broker unavailable"}},
+                 summary="Ask the trainer for a new model (training.requests)")  # fmt: skip
+    async def retrain(service: Service, body: RetrainRequest | None = Body(None)) -> RetrainAccepted:
+        reason = body.reason if body is not None else "api"
+        record = encode_event(TRAINING_REQUESTS, {"reason": reason, "requested_by": REQUESTED_BY}, key="",
+                              source="stableseg/assigner")  # fmt: skip
+        try:
+            await service.link.send([record], within_s=10.0)
+        except Exception as exc:
+            raise HTTPException(503, f"the training request was not acknowledged by the broker: {exc!r}") from None
+        return RetrainAccepted(requested=True, reason=reason, requested_by=REQUESTED_BY)
+
+    @router.post("/models/{version}/promote", response_model=PromoteResult,
+                 responses={**AUTH, 404: {"description": "unknown version"},
+                            409: {"description": "the version cannot be served (not published, checksum)"}},
+                 summary="Serve an earlier or later version: relabel and publish the changes")  # fmt: skip
+    async def promote(version: int, service: Service) -> PromoteResult:
+        if not service.initialised.is_set():
+            raise HTTPException(503, "the assigner is starting")
+        try:
+            result = await service.promote(version)
+        except NotFoundError:
+            raise HTTPException(404, f"model version {version} does not exist") from None
+        except ModelRefused as exc:
+            raise HTTPException(409, f"model version {version} cannot be served: {exc}") from None
+        return PromoteResult(**result)
+
+    return router

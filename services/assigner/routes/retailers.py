@@ -1,0 +1,59 @@
+"""``GET /v1/retailers/{shop_id}/segment`` (one Redis round trip) and ``/history`` (SQL)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, HTTPException, Path
+
+from services.assigner.routes.deps import NO_MODEL, Reader, RegistryDep, Service
+from services.assigner.schemas import HistoryEntry, RetailerHistory, RetailerSegment
+
+router = APIRouter(prefix="/v1/retailers", tags=["retailers"])
+ShopId = Path(min_length=1, max_length=64, description="the retailer's shop_id")
+ERRORS = {404: {"description": "unknown retailer"}, 503: {"description": "no model applied yet"}}
+
+
+def _unknown(shop_id: str) -> HTTPException:
+    return HTTPException(404, f"retailer {shop_id!r} is unknown: no sales were seen and no segment was ever assigned")
+
+
+async def _without_assignment(service: Service, reader: Reader, shop_id: str) -> RetailerSegment:
+    """A retailer the assignments do not hold: ineligible or not assigned yet if the feature store knows it."""
+    serving = await reader.serving()
+    if serving is None:
+        raise HTTPException(503, NO_MODEL)
+    features = await asyncio.to_thread(service.features.get, shop_id, serving["feature_set"])
+    if features is None:
+        raise _unknown(shop_id)
+    status = "unknown" if features["eligible"] else "ineligible"
+    return RetailerSegment(shop_id=shop_id, segment_id=None, segment_name=None, strength=0.0, status=status,
+                           model_version=int(serving["version"]), since=None)  # fmt: skip
+
+
+@router.get("/{shop_id}/segment", response_model=RetailerSegment, responses=ERRORS,
+            summary="The retailer's current segment")  # fmt: skip
+async def retailer_segment(service: Service, reader: Reader, shop_id: str = ShopId) -> RetailerSegment:
+    state = await reader.get(shop_id)
+    if state is None:
+        return await _without_assignment(service, reader, shop_id)
+    return RetailerSegment(shop_id=shop_id, segment_id=state["segment"], segment_name=state["name"],
+                           strength=state["strength"], status=state["status"], model_version=state["model_version"],
+                           since=state["since"])  # fmt: skip
+
+
+@router.get("/{shop_id}/history", response_model=RetailerHistory, responses=ERRORS,
+            summary="The retailer's segment over time")  # fmt: skip
+async def retailer_history(service: Service, reader: Reader, registry: RegistryDep,
+                           shop_id: str = ShopId) -> RetailerHistory:  # fmt: skip
+    rows = await asyncio.to_thread(registry.history, shop_id)
+    if not rows:
+        await _without_assignment(service, reader, shop_id)  # 503 / 404 as for the segment
+        return RetailerHistory(shop_id=shop_id, history=[])
+    names = {s.segment_id: s.name for s in await asyncio.to_thread(registry.list_segments)}
+    return RetailerHistory(shop_id=shop_id, history=[
+        HistoryEntry(segment_id=r.segment_id, segment_name=names.get(r.segment_id or ""), status=r.status,
+                     strength=r.strength, model_version=r.model_version, reason=r.reason, valid_from=r.valid_from,
+                     valid_to=r.valid_to)
+        for r in rows
+    ])  # fmt: skip

@@ -1,0 +1,207 @@
+"""Current assignments in Redis: one hash per retailer, written a generation at a time, read in one round trip.
+
+Layout (prefix ``asg:``; the feature store's keys are ``ss:*``):
+
+- ``asg:gen``: the live generation ``g`` (absent = none yet).
+- ``asg:{g}:r:{shop_id}`` (hash): ``segment``, ``name``, ``status`` (assigned | noise | ineligible), ``strength``,
+  ``model_version``, ``since`` (ISO-8601 UTC: when the segment or status last changed), ``reason``.
+- ``asg:{g}:shops`` (set): every retailer of the generation; ``asg:{g}:serving`` (JSON): the serving map
+  (:class:`services.assigner.book.Serving`) plus the model's sha256 and artifact URI.
+- ``asg:{g}:pending`` (JSON): the SQL and event work of the relabel that builds generation ``g`` (write-ahead).
+
+A relabel writes the next generation beside the live one and switches ``asg:gen`` in one command, so readers see
+the old or the new assignment of every retailer, never a mix; a crash before the switch leaves the live
+generation untouched, and ``pending`` lets the next start finish the work without recomputing it. Online updates
+(one retailer's ``features.updated``) write into the live generation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import orjson
+import pandas as pd
+import redis
+import redis.asyncio as aioredis
+
+ROOT = "asg"
+GEN_KEY = f"{ROOT}:gen"
+FIELDS = ("segment", "name", "status", "strength", "model_version", "since", "reason")
+_CHUNK = 5000
+# GET the live generation and HGETALL the retailer in one round trip
+_READ = """
+local g = redis.call('GET', KEYS[1])
+if not g then return {} end
+return redis.call('HGETALL', 'asg:' .. g .. ':r:' .. ARGV[1])
+"""
+
+
+def prefix(gen: int) -> str:
+    return f"{ROOT}:{gen}:"
+
+
+def _text(value: Any) -> str:
+    return "" if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)
+
+
+def decode_state(flat: list[bytes] | dict[bytes, bytes]) -> dict[str, Any] | None:
+    """A retailer hash as a typed dict (None when absent)."""
+    items = flat.items() if isinstance(flat, dict) else zip(flat[::2], flat[1::2], strict=True)
+    raw = {k.decode(): v.decode() for k, v in items}
+    if not raw:
+        return None
+    return {
+        "segment": raw.get("segment") or None,
+        "name": raw.get("name") or None,
+        "status": raw.get("status") or "unknown",
+        "strength": float(raw["strength"]) if raw.get("strength") else 0.0,
+        "model_version": int(raw["model_version"]) if raw.get("model_version") else None,
+        "since": raw.get("since") or None,
+        "reason": raw.get("reason") or None,
+    }
+
+
+class AssignmentStore:
+    """Writes and bulk reads (sync client, called from worker threads)."""
+
+    def __init__(self, redis_url: str | None = None, *, client: redis.Redis | None = None) -> None:
+        if client is None and not redis_url:
+            raise ValueError("redis_url: required (e.g. redis://127.0.0.1:6379/0)")
+        self.redis = client if client is not None else redis.Redis.from_url(redis_url, socket_timeout=30)
+
+    def close(self) -> None:
+        self.redis.close()
+
+    def gen(self) -> int | None:
+        value = self.redis.get(GEN_KEY)
+        return None if value is None else int(value)
+
+    def serving(self) -> dict[str, Any] | None:
+        """The live generation's serving record (Serving JSON + sha256 + artifact_uri), None before any model."""
+        gen = self.gen()
+        raw = None if gen is None else self.redis.get(f"{prefix(gen)}serving")
+        return None if raw is None else orjson.loads(raw)
+
+    def get(self, shop_id: str) -> dict[str, Any] | None:
+        gen = self.gen()
+        return None if gen is None else decode_state(self.redis.hgetall(f"{prefix(gen)}r:{shop_id}"))
+
+    def states(self, shops: Iterable[str] | None = None) -> pd.DataFrame:
+        """Retailers of the live generation (all, or those of ``shops`` that it knows): index shop_id, the FIELDS
+        columns (typed)."""
+        gen = self.gen()
+        if gen is None:
+            return _frame([], [])
+        wanted = sorted(m.decode() for m in self.redis.smembers(f"{prefix(gen)}shops")) if shops is None else list(
+            dict.fromkeys(str(s) for s in shops))
+        rows: list[list[bytes | None]] = []
+        for start in range(0, len(wanted), _CHUNK):
+            pipe = self.redis.pipeline(transaction=False)
+            for shop in wanted[start : start + _CHUNK]:
+                pipe.hmget(f"{prefix(gen)}r:{shop}", FIELDS)
+            rows.extend(pipe.execute())
+        found = [i for i, row in enumerate(rows) if row[2] is not None]  # status is always written
+        return _frame([wanted[i] for i in found], [rows[i] for i in found])
+
+    # --- writing -------------------------------------------------------------------------------------------
+    def stage(self, states: pd.DataFrame, serving: dict[str, Any], pending: dict[str, Any]) -> int:
+        """Write a complete next generation (not live yet) and its pending work; returns its number."""
+        gen = (self.gen() or 0) + 1
+        self._drop(gen)  # leftovers of an earlier attempt that crashed before switching
+        p = prefix(gen)
+        self._write(p, states)
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.set(f"{p}serving", orjson.dumps(serving))
+        pipe.set(f"{p}pending", orjson.dumps(pending))
+        pipe.execute()
+        return gen
+
+    def pending(self) -> tuple[int, dict[str, Any]] | None:
+        """The staged generation and its pending work, when a relabel stopped before switching."""
+        gen = (self.gen() or 0) + 1
+        raw = self.redis.get(f"{prefix(gen)}pending")
+        return None if raw is None else (gen, orjson.loads(raw))
+
+    def switch(self, gen: int) -> None:
+        """Make ``gen`` live (one SET), then delete the previous generation's keys."""
+        old = self.gen()
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.set(GEN_KEY, gen)
+        pipe.delete(f"{prefix(gen)}pending")
+        pipe.execute()
+        if old is not None and old != gen:
+            self._drop(old)
+
+    def write_live(self, states: pd.DataFrame) -> None:
+        """Update retailers in the live generation (online path)."""
+        gen = self.gen()
+        if gen is None:
+            raise RuntimeError("write_live: no live generation (no model applied yet)")
+        self._write(prefix(gen), states)
+
+    def _write(self, p: str, states: pd.DataFrame) -> None:
+        shops = [str(s) for s in states.index]
+        columns = [states[f].to_numpy(dtype=object) if f in states.columns else np.full(len(states), None)
+                   for f in FIELDS]  # fmt: skip
+        for start in range(0, len(shops), _CHUNK):
+            pipe = self.redis.pipeline(transaction=False)
+            stop = min(start + _CHUNK, len(shops))
+            for i in range(start, stop):
+                values = {f: _text(col[i]) for f, col in zip(FIELDS, columns, strict=True)}
+                pipe.hset(f"{p}r:{shops[i]}", mapping=values)
+            pipe.sadd(f"{p}shops", *shops[start:stop])
+            pipe.execute()
+
+    def _drop(self, gen: int) -> None:
+        p = prefix(gen)
+        batch: list[bytes] = []
+        for key in self.redis.scan_iter(match=f"{p}*", count=_CHUNK):
+            batch.append(key)
+            if len(batch) >= _CHUNK:
+                self.redis.unlink(*batch)
+                batch.clear()
+        if batch:
+            self.redis.unlink(*batch)
+
+    def wipe(self) -> None:
+        """Delete every assigner key (tests, ``stableseg`` resets)."""
+        keys: Iterable[bytes] = list(self.redis.scan_iter(match=f"{ROOT}:*", count=_CHUNK))
+        if keys:
+            self.redis.unlink(*keys)
+
+
+class AsyncReader:
+    """The API's read path: one EVALSHA per request."""
+
+    def __init__(self, redis_url: str) -> None:
+        self.redis = aioredis.Redis.from_url(redis_url, socket_timeout=5)
+        self._read = self.redis.register_script(_READ)
+
+    async def get(self, shop_id: str) -> dict[str, Any] | None:
+        return decode_state(await self._read(keys=[GEN_KEY], args=[shop_id]))
+
+    async def serving(self) -> dict[str, Any] | None:
+        gen = await self.redis.get(GEN_KEY)
+        raw = None if gen is None else await self.redis.get(f"{prefix(int(gen))}serving")
+        return None if raw is None else orjson.loads(raw)
+
+    async def ping(self) -> bool:
+        return bool(await self.redis.ping())
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+
+
+def _frame(shops: list[str], rows: list[list[bytes | None]]) -> pd.DataFrame:
+    def col(i: int) -> list[str | None]:
+        return [None if r[i] in (None, b"") else r[i].decode() for r in rows]
+
+    index = pd.Index(shops, name="shop_id", dtype=object)
+    strength = pd.to_numeric(pd.Series(col(3), index=index, dtype=object), errors="coerce").fillna(0.0)
+    version = pd.to_numeric(pd.Series(col(4), index=index, dtype=object), errors="coerce").astype("Int64")
+    frame = pd.DataFrame({f: pd.Series(col(i), index=index, dtype=object) for i, f in enumerate(FIELDS)}, index=index)
+    frame["strength"] = strength.astype(float)
+    frame["model_version"] = version
+    return frame

@@ -1,0 +1,98 @@
+"""Helpers for the assigner tests (no tests here): synthetic retailers, quick real model bundles, a published
+version in a real registry + artifact store, and features in the real Redis feature store.
+
+``quick_bundle`` is a real :class:`ModelBundle` (RobustScaler, numpy encoder, HDBSCAN with prediction data) whose
+encoder is a PCA projection instead of a trained autoencoder: seconds instead of minutes, and no TensorFlow. The
+stability tests (``test_assigner_stability.py``) use the real ``fit_bundle``.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import redis
+from sklearn.decomposition import PCA
+from sklearn.preprocessing import RobustScaler
+
+from services.features.compute import feature_entries
+from services.features.state import ShopMonthsBatch, ShopState
+from shared.artifacts import manifest_sha256
+from shared.clustering import DensityClusterer
+from shared.data.generator import generate_frames
+from shared.feature_store import prefix_for
+from shared.features import EligibilityRule, build_features, get_feature_set, monthly_panel
+from shared.model.bundle import ModelBundle
+from shared.model.numpy_encoder import BatchNormParams, NumpyEncoder
+from shared.model.params import ModelParams
+from shared.storage import ArtifactStore, ModelVersionInfo, Registry
+
+FEATURE_SET = "behaviour-v2"
+
+
+@functools.lru_cache(maxsize=4)
+def synthetic(retailers: int = 900, years: int = 3, seed: int = 5) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(sales, eligible retailers' behaviour-v2 features) from the project's generator."""
+    data = generate_frames(retailers, years, seed)
+    features = build_features(data.sales, FEATURE_SET)
+    eligible = features[features["eligible"]].drop(columns=["eligible", "as_of"])
+    return data.sales, eligible
+
+
+def quick_bundle(features: pd.DataFrame, seed: int = 0, dim: int = 6, min_cluster_size: int = 25) -> ModelBundle:
+    """A real bundle with a PCA encoder (see the module docstring); ``seed`` picks the PCA's random state and a
+    5% subsample to fit on, so two seeds give two slightly different models of the same data."""
+    rng = np.random.default_rng(seed)
+    keep = np.sort(rng.choice(len(features), size=int(len(features) * 0.95), replace=False)) if seed else None
+    fit_rows = features if keep is None else features.iloc[keep]
+    values = fit_rows.to_numpy(dtype=float)
+    scaler = RobustScaler().fit(values)
+    scaled = scaler.transform(values)
+    pca = PCA(dim, random_state=seed).fit(scaled)
+    n = values.shape[1]
+    projection = pca.components_.T
+    encoder = NumpyEncoder(
+        bn_input=BatchNormParams(np.ones(n), np.zeros(n), pca.mean_, np.ones(n), 0.0),
+        hidden_kernel=np.hstack([projection, -projection]),  # relu(x P) - relu(-x P) = x P
+        bn_hidden=BatchNormParams(np.ones(2 * dim), np.zeros(2 * dim), np.zeros(2 * dim), np.ones(2 * dim), 0.0),
+        latent_kernel=np.vstack([np.eye(dim), -np.eye(dim)]),
+        ln_gamma=np.full(dim, 1e4), ln_beta=np.zeros(dim), ln_epsilon=1e8,  # LayerNorm ~ centring only
+    )  # fmt: skip
+    clusterer = DensityClusterer(min_cluster_size=min_cluster_size).fit(encoder.transform(scaled))
+    params = ModelParams(seed=seed, min_cluster_size=min_cluster_size, raw_baseline=False)
+    return ModelBundle(FEATURE_SET, [str(c) for c in features.columns], scaler, encoder, clusterer, None, params)
+
+
+def publish_bundle(registry: Registry, artifacts: ArtifactStore, bundle: ModelBundle, workdir: Path,
+                   data_as_of: str = "2025-12") -> ModelVersionInfo:  # fmt: skip
+    """Save, upload and register ``bundle`` as the next published (current) version, as the trainer does."""
+    version = len(registry.list_versions()) + 1
+    directory = workdir / f"bundle-{version}"
+    bundle.save(directory, meta={"note": f"test v{version}"})
+    sha = manifest_sha256(directory)
+    uri = artifacts.put_dir(directory, f"model-test-{version}-{sha[:12]}")
+    number = registry.register_candidate(feature_set=bundle.feature_set, params=bundle.params.model_dump(),
+                                         metrics={"latent": {"clusters": bundle.latent_clusterer.n_clusters_}},
+                                         training_rows=len(bundle.latent_clusterer.labels_), data_as_of=data_as_of,
+                                         seed=bundle.params.seed, artifact_uri=uri, sha256=sha)  # fmt: skip
+    return registry.mark_published(number)
+
+
+def load_feature_store(redis_url: str, sales: pd.DataFrame, revision: int = 1) -> list[dict[str, object]]:
+    """Write every shop's features into the feature store with the features service's own write path; returns
+    the ``features.updated`` payloads it would publish."""
+    panel = monthly_panel(sales)
+    n = panel.n_shops
+    batch = ShopMonthsBatch(panel, np.full(n, revision, dtype=np.int64), np.full(n, 1_700_000_000_000, np.int64))
+    entries, updates = feature_entries(batch, [get_feature_set(FEATURE_SET)], EligibilityRule())
+    client = redis.Redis.from_url(redis_url)
+    try:
+        prefix = prefix_for(int(client.get("ss:epoch") or 0))
+        client.sadd(f"{prefix}shops", *[str(s) for s in panel.shops])
+        for start in range(0, len(entries), 500):
+            ShopState(client).write(int(client.get("ss:epoch") or 0), prefix, entries[start : start + 500])
+    finally:
+        client.close()
+    return [u.as_event() for u in updates]
