@@ -1,0 +1,178 @@
+"""Streaming throughput: CSV -> broker -> features service -> Redis. Target >= 20,000 records/s with one worker.
+
+    .venv/bin/python bench/bench_stream.py [--retailers 8000] [--years 3] [--preload] [--faust-baseline]
+
+Starts a private tansu broker and redis-server (AOF everysec) on free ports, generates a synthetic Kaggle-schema
+CSV, starts ONE features worker (``python -m services.features``), loads the CSV with the ``stableseg ingest``
+code and waits until every record is applied and no shop waits for a recompute (lag back to zero). Prints JSON:
+ingest rows/s, end-to-end records/s (first record produced -> caught up), and the CPU seconds the worker and Redis
+spent (records per worker CPU-second is the figure that does not depend on other load on the machine).
+``--preload`` loads the topic first and times the worker alone. ``--faust-baseline`` also times a no-op faust
+agent (``take_events``) over the same topic: the reason the service consumes with aiokafka directly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import redis
+from kafka import KafkaConsumer, TopicPartition
+
+from services.features.state import ShopState
+from services.ingest.bulk import load_csv
+from shared.bus import ensure_topics, topic_specs
+from shared.config import Settings
+from shared.data.generator import generate
+from shared.feature_store import FeatureStore
+from shared.stack import EmbeddedBroker, EmbeddedRedis, free_port
+
+TARGET = 20_000
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def high_watermarks(bootstrap: str, partitions: int) -> dict[int, int]:
+    """From fetch responses (tansu's ListOffsets(latest) answers too low)."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    try:
+        tps = [TopicPartition("sales.monthly", p) for p in range(partitions)]
+        consumer.assign(tps)
+        consumer.seek_to_beginning()
+        while any(consumer.highwater(tp) is None for tp in tps):
+            consumer.poll(timeout_ms=200, max_records=1)
+        return {tp.partition: consumer.highwater(tp) for tp in tps}
+    finally:
+        consumer.close()
+
+
+def applied(client: redis.Redis) -> tuple[int, int]:
+    prefix = FeatureStore(client=client).prefix()
+    state = ShopState(client)
+    return sum(o + 1 for o, _ in state.offsets(prefix).values()), state.dirty_count(prefix)
+
+
+def faust_baseline(bootstrap: str, records: int) -> dict[str, float]:
+    """Run a no-op faust agent over the topic in a child process; its CPU cost per record."""
+    out = subprocess.run([sys.executable, __file__, "--_faust-child", bootstrap, str(records)],
+                         capture_output=True, text=True, timeout=3600)  # fmt: skip
+    for line in out.stdout.splitlines():
+        if line.startswith("{"):
+            return json.loads(line)
+    raise RuntimeError(f"faust baseline failed:\n{out.stderr[-2000:]}")
+
+
+def _faust_child(bootstrap: str, records: int) -> None:  # pragma: no cover - runs in the child
+    import faust
+
+    app = faust.App("bench-faust-baseline", broker=f"kafka://{bootstrap}", store="memory://", web_enabled=False,
+                    processing_guarantee="at_least_once", consumer_auto_offset_reset="earliest",
+                    broker_rebalance_timeout=5, broker_session_timeout=10, broker_heartbeat_interval=3)  # fmt: skip
+    topic = app.topic("sales.monthly", value_serializer="raw", key_serializer="raw")
+    seen = {"n": 0, "cpu": 0.0, "wall": 0.0}
+
+    @app.agent(topic, concurrency=1)
+    async def count(stream):  # type: ignore[no-untyped-def]
+        async for events in stream.take_events(5000, within=0.5):
+            if not seen["n"]:
+                seen["cpu"], seen["wall"] = time.process_time(), time.perf_counter()
+            seen["n"] += len(events)
+            if seen["n"] >= records:
+                cpu, wall = time.process_time() - seen["cpu"], time.perf_counter() - seen["wall"]
+                print(json.dumps({"records": seen["n"], "cpu_seconds": round(cpu, 2), "wall_seconds": round(wall, 2),
+                                  "records_per_cpu_second": round(seen["n"] / cpu)}), flush=True)  # fmt: skip
+                os._exit(0)
+
+    faust.Worker(app, loglevel="WARN", quiet=True).execute_from_commandline()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--retailers", type=int, default=8000)
+    parser.add_argument("--years", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--preload", action="store_true", help="load the topic before starting the worker")
+    parser.add_argument("--faust-baseline", action="store_true")
+    parser.add_argument("--timeout", type=float, default=3600)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-stream-") as tmp_name:
+        tmp = Path(tmp_name)
+        broker = EmbeddedBroker(free_port(), tmp / "broker", die_with_parent=True)
+        server = EmbeddedRedis(free_port(), tmp / "redis", appendfsync="everysec", die_with_parent=True)
+        broker.start()
+        server.start()
+        try:
+            print(json.dumps(run(args, tmp, broker, server), indent=2))
+        finally:
+            broker.stop()
+            server.stop()
+
+
+def run(args: argparse.Namespace, tmp: Path, broker: EmbeddedBroker, server: EmbeddedRedis) -> dict:
+    settings = Settings(kafka_bootstrap=broker.bootstrap, redis_url=server.url, data_dir=tmp,
+                        features_port=free_port())  # fmt: skip
+    ensure_topics(broker.bootstrap, topic_specs(settings))
+    gen = generate(args.retailers, args.years, args.seed, tmp / "data")
+    print(f"generated {gen.rows} rows for {gen.retailers} retailers", file=sys.stderr)
+    result: dict = {"records": gen.rows, "retailers": gen.retailers, "target_records_per_second": TARGET}
+    if args.preload:
+        result["ingest"] = load_csv(gen.sales_path, broker.bootstrap).as_dict()
+    env = {**os.environ, "STABLESEG_KAFKA_BOOTSTRAP": broker.bootstrap, "STABLESEG_REDIS_URL": server.url,
+           "STABLESEG_FEATURES_PORT": str(settings.features_port), "STABLESEG_LOG_FORMAT": "json",
+           "STABLESEG_LOG_LEVEL": "WARNING"}  # fmt: skip
+    worker = subprocess.Popen([sys.executable, "-m", "services.features"], env=env,
+                              stdout=(tmp / "worker.log").open("wb"), stderr=subprocess.STDOUT)  # fmt: skip
+    client = redis.Redis.from_url(server.url)
+    try:
+        url = f"http://127.0.0.1:{settings.features_port}/readyz"
+        while True:
+            try:
+                if httpx.get(url, timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        cpu0, redis_cpu0 = cpu_seconds(worker.pid), cpu_seconds(server.pid or 0)
+        started = time.perf_counter()
+        if not args.preload:
+            result["ingest"] = load_csv(gen.sales_path, broker.bootstrap).as_dict()
+        total = sum(high_watermarks(broker.bootstrap, settings.sales_partitions).values())
+        while True:
+            done, dirty = applied(client)
+            if done >= total and dirty == 0:
+                break
+            if time.perf_counter() - started > args.timeout or worker.poll() is not None:
+                raise RuntimeError(f"worker did not catch up ({done}/{total})")
+            time.sleep(0.2)
+        seconds = time.perf_counter() - started
+        worker_cpu, redis_cpu = cpu_seconds(worker.pid) - cpu0, cpu_seconds(server.pid or 0) - redis_cpu0
+        result["stream"] = {
+            "seconds": round(seconds, 2), "records_per_second": round(total / seconds),
+            "worker_cpu_seconds": round(worker_cpu, 2), "records_per_worker_cpu_second": round(total / worker_cpu),
+            "redis_cpu_seconds": round(redis_cpu, 2), "lag_back_to_zero": True,
+            "shops_in_store": FeatureStore(client=client).shop_count(), "load_average": os.getloadavg()[0],
+        }  # fmt: skip
+    finally:
+        worker.terminate()
+        worker.wait(30)
+    if args.faust_baseline:
+        result["faust_noop_agent"] = faust_baseline(broker.bootstrap, min(total, 200_000))
+    return result
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "--_faust-child":
+        _faust_child(sys.argv[2], int(sys.argv[3]))
+    else:
+        main()
