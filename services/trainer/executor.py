@@ -70,10 +70,10 @@ class FitExecutor:
             self._discard()
             raise WorkerCrashed("the training worker process died (killed or crashed) before finishing") from exc
 
-    def _discard(self) -> None:
+    def _discard(self, wait: bool = False) -> None:
         pool, self._pool = self._pool, None
         if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
+            pool.shutdown(wait=wait, cancel_futures=True)
 
     def kill(self) -> None:
         """SIGKILL the worker (a fit in progress is abandoned; the next call starts a new worker)."""
@@ -81,7 +81,7 @@ class FitExecutor:
         for process in list(getattr(pool, "_processes", {}).values()) if pool else []:
             with suppress(ProcessLookupError):
                 os.kill(process.pid, signal.SIGKILL)
-        self._discard()
+        self._discard(wait=True)  # returns at once: the worker is dead; releases the pool's resources
 
     async def stop(self) -> None:
         """End the worker, killing a fit in progress."""

@@ -42,7 +42,7 @@ class TrainerService:
     def __init__(
         self, settings: Settings, metrics: TrainerMetrics, *, source: SnapshotSource | None = None,
         executor: FitExecutor | None = None, hook: Hook | None = None, owner: str | None = None,
-        request_settle: float = 1.0, lock_ttl: float = 120.0, lock_poll: float = 2.0,
+        request_settle: float = 1.0, lock_ttl: float | None = None, lock_poll: float = 1.0,
     ) -> None:  # fmt: skip
         self.settings = settings
         self.metrics = metrics
@@ -51,7 +51,7 @@ class TrainerService:
         self.executor = executor or FitExecutor(settings.log_format, settings.log_level)
         self._own_executor = executor is None
         self.hook = hook
-        self.lock_ttl, self.lock_poll = lock_ttl, lock_poll
+        self.lock_ttl, self.lock_poll = lock_ttl or settings.trainer_lock_ttl_seconds, lock_poll
         topics = [TRAINING_REQUESTS] + ([MONTHS_CLOSED] if settings.retrain_on_month_close else [])
         self.link = KafkaLink(settings, topics)
         self.triggers = Triggers(settings.retrain_debounce_seconds, request_settle)

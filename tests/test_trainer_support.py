@@ -1,0 +1,171 @@
+"""Helpers for the trainer tests: test data in the feature store, the service in a thread, Kafka reads/writes.
+
+(No tests here: named ``test_trainer_*`` to sit with them; imported by the trainer test modules.)
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pandas as pd
+import redis
+import uvicorn
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+
+from services.trainer.app import create_app
+from shared.bus import decode_event, encode_event, make_sync_producer, publish
+from shared.bus.topics import MODELS_PUBLISHED, TRAINING_REQUESTS
+from shared.config import Settings
+from shared.feature_store import feature_key, pack_vector, prefix_for
+from shared.stack import free_port
+
+FEATURE_SET = "behaviour-v2"
+TINY = {"epochs": 3, "min_cluster_size": 20}  # keeps a training at a few seconds of compute
+
+
+def load_feature_store(redis_url: str, features: pd.DataFrame, feature_set: str = FEATURE_SET) -> None:
+    """Write ``build_features`` output into Redis in the feature store's documented layout (epoch 0)."""
+    prefix = prefix_for(0)
+    columns = [c for c in features.columns if c not in ("eligible", "as_of")]
+    client = redis.Redis.from_url(redis_url)
+    pipe = client.pipeline(transaction=True)
+    for shop, row in features.iterrows():
+        values = np.asarray(row[columns].to_numpy(dtype=np.float64))
+        fields = {"eligible": "1" if row["eligible"] else "0", "as_of": row["as_of"], "_vec": pack_vector(values),
+                  "feature_set": feature_set, "feature_set_version": 1, "revision": 1}  # fmt: skip
+        fields.update({c: repr(float(v)) for c, v in zip(columns, values, strict=True)})
+        pipe.hset(feature_key(prefix, feature_set, str(shop)), mapping=fields)
+        pipe.sadd(f"{prefix}shops", str(shop))
+    pipe.hset(f"{prefix}meta", "latest_month", str(features["as_of"].max()))
+    pipe.execute()
+    client.close()
+
+
+def trainer_settings(tmp_path: Path, bootstrap: str, redis_url: str, database_url: str, **overrides: Any) -> Settings:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir(exist_ok=True)
+    values: dict[str, Any] = {
+        "data_dir": data_dir, "database_url": database_url, "artifact_uri": str(tmp_path / "artifacts"),
+        "kafka_bootstrap": bootstrap, "redis_url": redis_url, "feature_set": FEATURE_SET, "log_format": "json",
+        "trainer_port": free_port(), "retrain_debounce_seconds": 2.0, **TINY,
+    }  # fmt: skip
+    values.update(overrides)
+    return Settings(**values)
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The same configuration as ``STABLESEG_*`` environment variables (for a subprocess)."""
+    keys = ("data_dir", "database_url", "artifact_uri", "kafka_bootstrap", "redis_url", "feature_set", "log_format",
+            "trainer_port", "retrain_debounce_seconds", "epochs", "min_cluster_size",
+            "trainer_lock_ttl_seconds")  # fmt: skip
+    return {f"STABLESEG_{k.upper()}": str(getattr(settings, k)) for k in keys}
+
+
+class RunningTrainer:
+    """The trainer app under uvicorn in a background thread (its own event loop); a context manager."""
+
+    def __init__(self, settings: Settings, **options: Any) -> None:
+        self.port = settings.trainer_port
+        config = uvicorn.Config(create_app(settings, **options), host="127.0.0.1", port=self.port, log_config=None,
+                                access_log=False, lifespan="on")  # fmt: skip
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, name="trainer-under-test", daemon=True)
+        self.http = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=10.0)
+
+    def __enter__(self) -> RunningTrainer:
+        self.thread.start()
+        wait_for(lambda: self.server.started, 30, "uvicorn start")
+        wait_for(lambda: self.http.get("/readyz").status_code == 200, 60, "trainer readiness")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(30)
+        self.http.close()
+
+    def status(self) -> dict[str, Any]:
+        return self.http.get("/v1/status").json()
+
+    def metric(self, name: str, **labels: str) -> float:
+        """One sample of the Prometheus text exposition (0.0 when absent)."""
+        label_text = ",".join(f'{k}="{v}"' for k, v in labels.items())
+        wanted = f"{name}{{{label_text}}}" if labels else name
+        for line in self.http.get("/metrics").text.splitlines():
+            if line.startswith(wanted + " "):
+                return float(line.rsplit(" ", 1)[1])
+        return 0.0
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+        except (httpx.HTTPError, OSError):
+            value = None
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def send_request(bootstrap: str, reason: str = "test", requested_by: str = "pytest") -> None:
+    producer = make_sync_producer(bootstrap)
+    try:
+        record = encode_event(TRAINING_REQUESTS, {"reason": reason, "requested_by": requested_by}, key="",
+                              source="tests")  # fmt: skip
+        publish(producer, record).get(timeout=15)
+    finally:
+        producer.close(timeout=5)
+
+
+def published_events(bootstrap: str, wait_for_count: int = 0, timeout: float = 5.0) -> list[dict[str, Any]]:
+    """Every ``models.published`` event from the beginning; waits up to ``timeout`` for ``wait_for_count``."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    try:
+        tp = TopicPartition(MODELS_PUBLISHED, 0)
+        consumer.assign([tp])
+        consumer.seek_to_beginning(tp)
+        events: list[dict[str, Any]] = []
+        deadline = time.monotonic() + timeout
+        while True:
+            for records in consumer.poll(timeout_ms=500).values():
+                events.extend(decode_event(m.value, m.headers, m.key).data for m in records)
+            end = consumer.end_offsets([tp])[tp]
+            if (len(events) >= max(wait_for_count, end)) or time.monotonic() > deadline:
+                return events
+    finally:
+        consumer.close()
+
+
+def store_frame(features: pd.DataFrame) -> pd.DataFrame:
+    """What ``FeatureStore.snapshot()`` returns for ``features``: eligible rows, ``as_of``, the features."""
+    eligible = features.loc[features["eligible"]].drop(columns=["eligible"])
+    eligible.index = eligible.index.astype(str).rename("shop_id")
+    return eligible
+
+
+def topic_end(bootstrap: str, topic: str) -> int:
+    """Records ever written to partition 0 of ``topic`` (its end offset)."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    try:
+        tp = TopicPartition(topic, 0)
+        return int(consumer.end_offsets([tp])[tp])
+    finally:
+        consumer.close()
+
+
+def committed_offsets(bootstrap: str, group: str) -> dict[str, int]:
+    """Committed offsets of a consumer group, by topic (partition 0 of each single-partition topic)."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        offsets = admin.list_group_offsets({group: None})[group]
+        return {tp.topic: meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
+    finally:
+        admin.close()
