@@ -88,6 +88,7 @@ def retrain(
     reason: str = typer.Option("manual", help="why (recorded with the model version)"),
     requested_by: str | None = typer.Option(None, "--requested-by", help="who asks (default: user@host)"),
     as_json: bool = typer.Option(False, "--json", help="with --wait: print the models.published event as JSON"),
+    broker_wait: float = typer.Option(10.0, "--broker-wait", min=0, help="seconds to wait for the broker to come up"),
 ) -> None:
     """Request a retrain (a training.requests event). With --wait: exit 0 once a new version is published,
     2 on timeout, 3 when the trainer rejected the model (quality gate), 1 when the broker is unreachable."""
@@ -95,7 +96,7 @@ def retrain(
     configure_logging(settings.log_format, "WARNING")
     bootstrap, requester = settings.kafka_bootstrap, requested_by or _default_requester()
     try:
-        ensure_topics.retry_with(stop=stop_after_delay(10))(bootstrap, topic_specs(settings))
+        ensure_topics.retry_with(stop=stop_after_delay(broker_wait))(bootstrap, topic_specs(settings))
         watcher = _watch_published(bootstrap) if wait else None
         registry = _RegistryWatch(settings) if wait else None
         producer = make_sync_producer(bootstrap)
