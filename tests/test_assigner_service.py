@@ -10,80 +10,31 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
-from kafka import KafkaConsumer
-from pydantic import SecretStr
-from test_assigner_support import load_feature_store, publish_bundle, quick_bundle, synthetic
+from test_assigner_support import load_feature_store, make_world, publish_bundle, quick_bundle, synthetic, wait_for
 
 from services.assigner.app import create_app
 from services.assigner.link import KafkaLink
 from services.assigner.store import AssignmentStore
 from services.trainer.announce import published_record
-from shared.bus import decode_event, encode_event, ensure_topics, make_sync_producer, publish, topic_specs
-from shared.bus.topics import FEATURES_UPDATED, SEGMENTS_CHANGES, SEGMENTS_LINEAGE
+from shared.bus import encode_event
+from shared.bus.topics import FEATURES_UPDATED
 from shared.config import Settings
-from shared.storage import ArtifactStore, ModelVersionInfo, Registry, upgrade_database
+from shared.storage import ModelVersionInfo
 
 pytestmark = pytest.mark.xdist_group("assigner")
 TOKEN = "s3cret-admin"
 
 
-def wait_for(check: Callable[[], Any], timeout: float = 60.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
-class Bus:
-    """Producer and a from-the-beginning reader of the output topics on the test's own broker."""
-
-    def __init__(self, bootstrap: str) -> None:
-        self.bootstrap = bootstrap
-        self.producer = make_sync_producer(bootstrap)
-        self.consumer = KafkaConsumer(SEGMENTS_CHANGES, SEGMENTS_LINEAGE, bootstrap_servers=bootstrap,
-                                      group_id=f"test-{uuid.uuid4().hex[:8]}", auto_offset_reset="earliest",
-                                      consumer_timeout_ms=500, session_timeout_ms=10_000)  # fmt: skip
-        self.changes: list[dict[str, Any]] = []
-        self.lineage: list[dict[str, Any]] = []
-
-    def send(self, record: Any) -> None:
-        publish(self.producer, record).get(timeout=10)
-
-    def poll(self) -> None:
-        for message in self.consumer:
-            event = decode_event(message.value, message.headers, message.key)
-            (self.changes if message.topic == SEGMENTS_CHANGES else self.lineage).append(event.data)
-
-    def lineage_of(self, version: int) -> dict[str, Any] | None:
-        self.poll()
-        return next((entry for entry in self.lineage if entry["model_version"] == version), None)
-
-    def close(self) -> None:
-        self.consumer.close()
-        self.producer.close()
-
-
 @pytest.fixture
 def world(tmp_path: Path, settings: Settings, fresh_kafka_bootstrap: str) -> Iterator[dict[str, Any]]:
-    local = settings.model_copy(update={"kafka_bootstrap": fresh_kafka_bootstrap, "admin_token": SecretStr(TOKEN)})
-    ensure_topics(fresh_kafka_bootstrap, topic_specs(local))
-    upgrade_database(local.effective_database_url)
-    registry = Registry(local.effective_database_url)
-    bus = Bus(fresh_kafka_bootstrap)
-    yield {"settings": local, "registry": registry, "artifacts": ArtifactStore(local.effective_artifact_uri),
-           "bus": bus, "tmp": tmp_path}  # fmt: skip
-    bus.close()
-    registry.close()
+    yield from make_world(tmp_path, settings, fresh_kafka_bootstrap, admin_token=TOKEN)
 
 
 def announce(world: dict[str, Any], info: ModelVersionInfo) -> None:

@@ -9,25 +9,34 @@ stability tests (``test_assigner_stability.py``) use the real ``fit_bundle``.
 from __future__ import annotations
 
 import functools
+import time
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import redis
+from kafka import KafkaConsumer
+from pydantic import SecretStr
 from sklearn.decomposition import PCA
 from sklearn.preprocessing import RobustScaler
 
 from services.features.compute import feature_entries
 from services.features.state import ShopMonthsBatch, ShopState
 from shared.artifacts import manifest_sha256
+from shared.bus import decode_event, ensure_topics, make_sync_producer, publish, topic_specs
+from shared.bus.topics import SEGMENTS_CHANGES, SEGMENTS_LINEAGE
 from shared.clustering import DensityClusterer
+from shared.config import Settings
 from shared.data.generator import generate_frames
 from shared.feature_store import prefix_for
 from shared.features import EligibilityRule, build_features, get_feature_set, monthly_panel
 from shared.model.bundle import ModelBundle
 from shared.model.numpy_encoder import BatchNormParams, NumpyEncoder
 from shared.model.params import ModelParams
-from shared.storage import ArtifactStore, ModelVersionInfo, Registry
+from shared.storage import ArtifactStore, ModelVersionInfo, Registry, upgrade_database
 
 FEATURE_SET = "behaviour-v2"
 
@@ -96,3 +105,59 @@ def load_feature_store(redis_url: str, sales: pd.DataFrame, revision: int = 1) -
     finally:
         client.close()
     return [u.as_event() for u in updates]
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 60.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+class Bus:
+    """Producer and a from-the-beginning reader of the output topics on the test's own broker."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self.bootstrap = bootstrap
+        self.producer = make_sync_producer(bootstrap)
+        self.consumer = KafkaConsumer(SEGMENTS_CHANGES, SEGMENTS_LINEAGE, bootstrap_servers=bootstrap,
+                                      group_id=f"test-{uuid.uuid4().hex[:8]}", auto_offset_reset="earliest",
+                                      consumer_timeout_ms=500, session_timeout_ms=10_000)  # fmt: skip
+        self.changes: list[dict[str, Any]] = []
+        self.lineage: list[dict[str, Any]] = []
+
+    def send(self, record: Any) -> None:
+        publish(self.producer, record).get(timeout=10)
+
+    def poll(self) -> None:
+        for message in self.consumer:
+            event = decode_event(message.value, message.headers, message.key)
+            (self.changes if message.topic == SEGMENTS_CHANGES else self.lineage).append(event.data)
+
+    def lineage_of(self, version: int) -> dict[str, Any] | None:
+        self.poll()
+        return next((entry for entry in self.lineage if entry["model_version"] == version), None)
+
+    def close(self) -> None:
+        self.consumer.close()
+        self.producer.close()
+
+
+def make_world(tmp_path: Path, settings: Settings, bootstrap: str, admin_token: str | None = None
+               ) -> Iterator[dict[str, Any]]:  # fmt: skip
+    """Settings on the test's own broker, topics, a migrated registry, the artifact store and a ``Bus``."""
+    update: dict[str, Any] = {"kafka_bootstrap": bootstrap}
+    if admin_token:
+        update["admin_token"] = SecretStr(admin_token)
+    local = settings.model_copy(update=update)
+    ensure_topics(bootstrap, topic_specs(local))
+    upgrade_database(local.effective_database_url)
+    registry = Registry(local.effective_database_url)
+    bus = Bus(bootstrap)
+    yield {"settings": local, "registry": registry, "artifacts": ArtifactStore(local.effective_artifact_uri),
+           "bus": bus, "tmp": tmp_path}  # fmt: skip
+    bus.close()
+    registry.close()

@@ -85,7 +85,12 @@ def previous_frame(states: pd.DataFrame | None) -> pd.DataFrame:
     segment = frame["segment"].to_numpy(dtype=object, copy=True)
     segment[~assigned] = None
     strength = np.where(assigned, pd.to_numeric(frame["strength"], errors="coerce").fillna(0.0).to_numpy(float), 0.0)
-    index = pd.Index(frame.index.astype(str), name="shop_id", dtype=object)
+    index = shop_index(frame.index)
     return pd.DataFrame({"segment": pd.Series(segment, index=index, dtype=object),
                          "status": pd.Series(status, index=index, dtype=object),
                          "strength": np.clip(strength, 0.0, 1.0)}, index=index)  # fmt: skip
+
+
+def shop_index(index: pd.Index) -> pd.Index:
+    """shop ids as an object index of str named ``shop_id`` (one dtype everywhere, whatever pandas inferred)."""
+    return pd.Index([str(s) for s in index.tolist()], name="shop_id", dtype=object)

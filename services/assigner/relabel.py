@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from services.assigner.book import Book, Serving, previous_frame
+from services.assigner.book import Book, Serving, previous_frame, shop_index
 from services.assigner.predict import predict
 from services.assigner.profiles import naming_input, segment_profile
 from shared.model.bundle import ModelBundle
@@ -74,6 +74,7 @@ def relabel(book: Book, features: pd.DataFrame, bundle: ModelBundle, version: in
     names = resolve_names(result, {s: info.name for s, info in book.segments.items()},
                           {s: naming_input(p) for s, p in profiles.items()})  # fmt: skip
     assignments = pd.concat([decided, gone]) if len(gone) else decided
+    assignments.index = shop_index(assignments.index)
     assignments["name"] = assignments["segment"].map(names).astype(object).where(assignments["segment"].notna(), None)
     assignments["moved"] = assignments["changed"] | (assignments["status"] != _aligned(previous["status"], assignments))
 
@@ -115,6 +116,7 @@ def assign_online(book_rows: pd.DataFrame | None, features: pd.DataFrame, bundle
     decided = assign_segments(previous, pd.Series(labels, index=features.index),
                               pd.Series(strengths, index=features.index), result, params, reason="features")
     decided = decided.set_index("shop_id")
+    decided.index = shop_index(decided.index)
     decided["name"] = decided["segment"].map(serving.names).astype(object).where(decided["segment"].notna(), None)
     decided["moved"] = decided["changed"] | (decided["status"] != _aligned(previous["status"], decided))
     return decided[list(STATE_COLUMNS)]

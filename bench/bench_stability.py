@@ -1,0 +1,139 @@
+"""Stability bar of segment ids across retrains, on the project's generator (issue 6).
+
+Run: ``.venv/bin/python bench/bench_stability.py [--retailers 20000] [--years 5] [--drift-month 2023-01]
+[--drift-fraction 0.05] [--window-months 0] [--scenarios same-data,one-month,drift] [--json OUT]``.
+
+Every step is the code the services run: ``build_features`` (the feature store's definition), ``fit_bundle`` (the
+trainer's fit) and :func:`services.assigner.relabel.relabel` (what the assigner runs on ``models.published``). Three
+scenarios, each a first model then a retrain, both relabelled in turn:
+
+- ``same-data``: the same data refitted with another seed; bar: >= 98% of the retailers that had a segment keep it;
+- ``one-month``: one more month of data (no drift), refitted with the same seed; bar: >= 99% keep their id;
+- ``drift``: data with ``--drift-fraction`` of retailers switching archetype at ``--drift-month``; the first model
+  sees the months before it, the retrain every month; bars: >= 90% of the drifted retailers that are not noise
+  in the retrain receive a change, and >= 98% of the others keep their id.
+
+``--window-months N`` computes features over each model's trailing N months instead of the whole history (a
+recency window; the services use the whole history). Prints each retrain's figures and lineage.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import typer
+
+from services.assigner.book import Book
+from services.assigner.relabel import RelabelOutcome, relabel
+from shared.data.generator import generate_frames
+from shared.features import build_features
+from shared.model.fit import fit_bundle
+from shared.model.params import ModelParams
+
+FEATURE_SET = "behaviour-v2"
+
+
+def period(text: str) -> int:
+    year, month = text.split("-")
+    return int(year) * 12 + int(month) - 1
+
+
+def features_until(sales: pd.DataFrame, end: int | None, window: int) -> pd.DataFrame:
+    """Eligible retailers' features from the sales before month index ``end`` (all when None)."""
+    t = sales["year"].to_numpy() * 12 + sales["month"].to_numpy() - 1
+    mask = np.ones(len(sales), dtype=bool) if end is None else t < end
+    if window:
+        mask &= t >= (t[mask].max() + 1 - window)
+    frame = build_features(sales[mask], FEATURE_SET)
+    return frame[frame["eligible"]].drop(columns=["eligible", "as_of"])
+
+
+def fit_and_relabel(book: Book, features: pd.DataFrame, seed: int, version: int, epochs: int) -> RelabelOutcome:
+    started = time.perf_counter()
+    bundle, metrics = fit_bundle(features, FEATURE_SET, ModelParams(seed=seed, epochs=epochs, raw_baseline=False))
+    fitted = time.perf_counter()
+    outcome = relabel(book, features, bundle, version)
+    latent = metrics["latent"]
+    relabelled = time.perf_counter() - fitted
+    print(f"  v{version}: {len(features)} retailers, fit {fitted - started:.0f} s (seed {seed}): "
+          f"{latent['clusters']} clusters, noise {latent['noise_ratio']:.1%}; relabel {relabelled:.1f} s; "
+          f"{outcome.counts}", flush=True)  # fmt: skip
+    return outcome
+
+
+def kept_share(before: RelabelOutcome, after: RelabelOutcome, among: pd.Index | None = None) -> tuple[float, int]:
+    """Share of retailers that had a segment before (optionally among ``among``) holding the same id after."""
+    prev = before.assignments["segment"]
+    had = prev[prev.notna()]
+    if among is not None:
+        had = had[had.index.isin(among)]
+    now = after.assignments["segment"].reindex(had.index)
+    return float((now == had).mean()) if len(had) else float("nan"), len(had)
+
+
+def scenario(name: str, first: tuple[pd.DataFrame, int], second: tuple[pd.DataFrame, int], epochs: int,
+             truth: pd.DataFrame | None = None) -> dict[str, Any]:  # fmt: skip
+    print(f"\n[{name}]", flush=True)
+    v1 = fit_and_relabel(Book(), first[0], first[1], 1, epochs)
+    v2 = fit_and_relabel(v1.book(), second[0], second[1], 2, epochs)
+    result: dict[str, Any] = {"lineage": v2.lineage, "counts": v2.counts}
+    if truth is None:
+        share, n = kept_share(v1, v2)
+        result.update(kept=share, scored=n)
+        print(f"  kept their segment id: {share:.2%} of {n} retailers with a segment")
+    else:
+        after = truth["archetype_after"]
+        drifted = pd.Index(after[after.notna() & (after != "None") & (after != "")].index.astype(str))
+        share, n = kept_share(v1, v2, truth.index.difference(drifted))
+        labels = v2.assignments["label"]
+        had = v1.assignments["segment"].notna()
+        scored = drifted.intersection(had[had].index).intersection(labels[labels != -1].index)
+        changed = v2.assignments.loc[scored, "changed"].mean() if len(scored) else float("nan")
+        result.update(kept_unchanged=share, scored_unchanged=n, drifted_changed=float(changed),
+                      scored_drifted=len(scored), drifted=len(drifted))  # fmt: skip
+        print(f"  drifted, not noise, with a segment before: {len(scored)} of {len(drifted)} drifted; "
+              f"received a change: {changed:.2%}")
+        print(f"  unchanged archetype kept their segment id: {share:.2%} of {n}")
+    print(f"  lineage: {json.dumps(v2.lineage)}")
+    return result
+
+
+def main(retailers: int = 20_000, years: int = 5, seed: int = 7, drift_month: str = "2023-01",
+         drift_fraction: float = 0.05, window_months: int = 0, epochs: int = 30,
+         scenarios: str = "same-data,one-month,drift",
+         json_out: Path | None = typer.Option(None, "--json")) -> None:  # fmt: skip
+    """Run the scenarios and print the figures (see the module docstring)."""
+    wanted = [s.strip() for s in scenarios.split(",") if s.strip()]
+    print(f"stability bench: {retailers} retailers x {years} years, seed {seed}, window "
+          f"{window_months or 'whole history'} months, epochs {epochs}", flush=True)  # fmt: skip
+    results: dict[str, Any] = {}
+    started = time.perf_counter()
+    if {"same-data", "one-month"} & set(wanted):
+        sales = generate_frames(retailers, years, seed).sales
+        last = int((sales["year"] * 12 + sales["month"] - 1).max())
+        if "same-data" in wanted:
+            full = features_until(sales, None, window_months)
+            results["same-data"] = scenario("same data, another seed", (full, 42), (full, 43), epochs)
+        if "one-month" in wanted:
+            before = features_until(sales, last, window_months)
+            results["one-month"] = scenario("one more month, no drift", (before, 42),
+                                            (features_until(sales, None, window_months), 42), epochs)  # fmt: skip
+    if "drift" in wanted:
+        data = generate_frames(retailers, years, seed, drift_fraction=drift_fraction, drift_month=drift_month)
+        truth = data.truth.set_index("shop_id")
+        truth.index = truth.index.astype(str)
+        results["drift"] = scenario(f"drift {drift_fraction:.0%} at {drift_month}",
+                                    (features_until(data.sales, period(drift_month), window_months), 42),
+                                    (features_until(data.sales, None, window_months), 42), epochs, truth)  # fmt: skip
+    print(f"\ntotal {time.perf_counter() - started:.0f} s")
+    if json_out is not None:
+        json_out.write_text(json.dumps(results, indent=2, default=float))
+
+
+if __name__ == "__main__":
+    typer.run(main)
