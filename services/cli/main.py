@@ -12,6 +12,7 @@ from services.cli.db import app as db_app
 from services.cli.features import app as features_app
 from services.cli.generate import generate as generate_command
 from services.cli.retrain import retrain as retrain_command
+from services.cli.segment import segment as segment_command
 from shared.config import get_settings
 
 app = typer.Typer(help="stableseg: stable retailer segmentation for FMCG retail.", no_args_is_help=True)
@@ -48,3 +49,4 @@ app.add_typer(features_app, name="features")
 app.command("generate")(generate_command)
 app.command("retrain")(retrain_command)
 app.command("demo")(demo.demo)
+app.command("segment")(segment_command)
