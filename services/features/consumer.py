@@ -127,30 +127,55 @@ class SalesConsumer:
         consumer = self.consumer
         assert consumer is not None
         idle_since = time.monotonic()
-        while not self._stop.is_set():
-            fetched = await consumer.getmany(timeout_ms=self.poll_ms, max_records=self.max_records)
-            batches = {tp.partition: recs for tp, recs in fetched.items() if recs and tp.topic == self.topic}
-            if self.verify:
-                await self._verify(batches)
-            if not batches:
-                self._update_lag()
-                if time.monotonic() - idle_since > 5:
-                    await self.processor.recompute_pending()
-                    idle_since = time.monotonic()
-                continue
-            started = time.perf_counter()
-            outcome = await self.processor.handle(batches)
-            for partition, records in batches.items():
-                self.next_offsets[partition] = records[-1].offset + 1
-            if outcome.reseek_all:
-                await self.position({TopicPartition(self.topic, p) for p in self.assigned})
-            for partition, offset in outcome.seeks.items():
-                tp = TopicPartition(self.topic, partition)
-                target = self.processor.floors.get(partition, 0) if offset is None else offset
-                consumer.seek(tp, target)
-                self.next_offsets[partition] = target
-            self._record(outcome, time.perf_counter() - started)
-            await self._commit()
+        in_flight: asyncio.Task[Any] | None = None  # the previous batch's commit, overlapped with this fetch/parse
+        try:
+            while not self._stop.is_set():
+                fetched = await consumer.getmany(timeout_ms=self.poll_ms, max_records=self.max_records)
+                batches = {tp.partition: recs for tp, recs in fetched.items() if recs and tp.topic == self.topic}
+                if self.verify:
+                    await self._verify(batches)
+                if not batches:
+                    if in_flight is not None:
+                        await self._finish(in_flight)
+                        in_flight = None
+                    self._update_lag()
+                    if time.monotonic() - idle_since > 5:
+                        await self.processor.recompute_pending()
+                        idle_since = time.monotonic()
+                    continue
+                prepared = self.processor.prepare(batches)
+                if in_flight is not None:
+                    moved = await self._finish(in_flight)
+                    prepared.drop(moved)
+                    batches = {p: recs for p, recs in batches.items() if p not in moved}
+                for partition, records in batches.items():
+                    self.next_offsets[partition] = records[-1].offset + 1
+                in_flight = asyncio.create_task(self._timed(prepared))
+        finally:
+            if in_flight is not None:
+                await self._finish(in_flight)
+
+    async def _timed(self, prepared: Any) -> tuple[Any, float]:
+        started = time.perf_counter()
+        outcome = await self.processor.commit(prepared)
+        return outcome, time.perf_counter() - started
+
+    async def _finish(self, task: asyncio.Task[Any]) -> set[int]:
+        """Wait for a commit; apply the seeks it asked for; return the partitions re-positioned."""
+        outcome, seconds = await task
+        consumer = self.consumer
+        assert consumer is not None
+        moved = set(outcome.seeks)
+        if outcome.reseek_all:
+            moved |= self.assigned
+            await self.position({TopicPartition(self.topic, p) for p in self.assigned})
+        for partition, offset in outcome.seeks.items():
+            target = self.processor.floors.get(partition, 0) if offset is None else offset
+            consumer.seek(TopicPartition(self.topic, partition), target)
+            self.next_offsets[partition] = target
+        self._record(outcome, seconds)
+        await self._commit()
+        return moved
 
     async def _verify(self, batches: dict[int, list[Any]]) -> None:
         """Resuming at the stored record: a log that ends at or before it is not the log we applied."""

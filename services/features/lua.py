@@ -7,7 +7,9 @@ records ``[offset, fingerprint, timestamp_ms, shop, product, period ("YYYY-MM"),
 advances the offset.
   ``prev`` = max(stored offset, floor - 1). A record at or below ``prev`` is a duplicate (skipped); when it IS the
   stored record but its fingerprint differs, the log is not the one we applied (topic re-created): stop with
-  "changed". A record above ``prev + 1`` is a gap (the store is behind the consumer): stop with "gap". Otherwise
+  "changed". Fingerprints are computed for the first and last record of a call only (empty otherwise): the first
+  is the one a resumed consumer sees at the stored offset, the last is the one stored.
+  A record above ``prev + 1`` is a gap (the store is behind the consumer): stop with "gap". Otherwise
   replace the cell; if the value changed, the shop's revision grows by one and its month is re-aggregated from its
   cells (sum in product order, so the result does not depend on arrival order) and the shop is marked dirty.
   The latest month advances globally; every calendar month it passes goes to the months.closed outbox.
@@ -40,7 +42,9 @@ local max_period = ''
 for _, rec in ipairs(rows) do
   local off, fp, shop = rec[1], rec[2], rec[4]
   if off <= prev then
-    if off == prev and stored_fp and fp ~= stored_fp and last_fp == nil then status = 'changed'; break end
+    if off == prev and last_fp == nil and stored_fp and stored_fp ~= '' and fp ~= '' and fp ~= stored_fp then
+      status = 'changed'; break
+    end
     dups = dups + 1
   elseif off > prev + 1 then
     status = 'gap'; break

@@ -69,17 +69,16 @@ def _reject(raw: Any, errors: list[dict[str, str]]) -> KafkaRecord:
 
 def parse(offset: int, value: bytes | None, timestamp: int) -> tuple[list, KafkaRecord | None]:
     """(APPLY row ``[offset, fingerprint, ts, shop, product, period, qty]``, rejection or None). A rejected
-    record's row has an empty shop: it only advances the offset."""
-    fp = fingerprint(value, timestamp)
+    record's row has an empty shop: it only advances the offset. The fingerprint is left empty (see APPLY)."""
     try:
         raw: Any = orjson.loads(value) if value else None
     except orjson.JSONDecodeError as exc:
         text = value.decode("utf-8", "replace") if value else ""
-        return [offset, fp, timestamp, "", "", "", ""], _reject(text, [{"field": "value", "message": str(exc)}])
+        return [offset, "", timestamp, "", "", "", ""], _reject(text, [{"field": "value", "message": str(exc)}])
     fast = fast_record(raw)
     if fast is not None:
-        return [offset, fp, timestamp, *fast], None
+        return [offset, "", timestamp, *fast], None
     sale, errors = validate_record(raw)
     if sale is None:
-        return [offset, fp, timestamp, "", "", "", ""], _reject(raw, errors)
-    return [offset, fp, timestamp, sale.shop_id, sale.product_id, sale.period, canonical_qty(sale.sales_qty)], None
+        return [offset, "", timestamp, "", "", "", ""], _reject(raw, errors)
+    return [offset, "", timestamp, sale.shop_id, sale.product_id, sale.period, canonical_qty(sale.sales_qty)], None

@@ -22,7 +22,7 @@ import redis
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
 from services.features.compute import feature_entries
-from services.features.parsing import SOURCE, parse
+from services.features.parsing import SOURCE, fingerprint, parse
 from services.features.state import ShopState
 from shared.bus import KafkaRecord, encode_event
 from shared.bus.topics import FEATURES_UPDATED, MONTHS_CLOSED
@@ -47,6 +47,20 @@ class Outcome:
     recomputed: int = 0
     seeks: dict[int, int | None] = field(default_factory=dict)
     reseek_all: bool = False
+
+
+@dataclass
+class Prepared:
+    """Parsed rows per partition and the rejection events of one batch."""
+
+    rows: dict[int, list[list]]
+    rejects: list[KafkaRecord]
+
+    def drop(self, partitions: set[int]) -> None:
+        """Forget partitions the consumer re-positioned (their records will be fetched again)."""
+        for partition in partitions:
+            self.rows.pop(partition, None)
+        # rejects of a dropped partition are published again when refetched: at-least-once, like the records
 
 
 class Processor:
@@ -109,9 +123,10 @@ class Processor:
 
     async def handle(self, batches: dict[int, list[Any]]) -> Outcome:
         """Process records grouped by partition (each list in offset order)."""
-        out = Outcome()
-        if self.epoch < 0:
-            await self.load_epoch()
+        return await self.commit(self.prepare(batches))
+
+    def prepare(self, batches: dict[int, list[Any]]) -> Prepared:
+        """Step 1, CPU only (no I/O): decode and validate; the consumer overlaps it with the previous commit."""
         parsed: dict[int, list[list]] = {}
         rejects: list[KafkaRecord] = []
         for partition, records in batches.items():
@@ -121,6 +136,17 @@ class Processor:
                 rows.append(row)
                 if reject is not None:
                     rejects.append(reject)
+            for chunk_start in range(0, len(rows), APPLY_CHUNK):  # first and last of each APPLY call
+                for i in {chunk_start, min(chunk_start + APPLY_CHUNK, len(rows)) - 1}:
+                    rows[i][1] = fingerprint(records[i].value, records[i].timestamp)
+        return Prepared(parsed, rejects)
+
+    async def commit(self, prepared: Prepared) -> Outcome:
+        """Steps 2-4 (see the module docstring)."""
+        out = Outcome()
+        if self.epoch < 0:
+            await self.load_epoch()
+        parsed, rejects = prepared.rows, prepared.rejects
         if rejects:
             await self.publish(rejects)
             out.rejected = len(rejects)

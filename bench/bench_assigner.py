@@ -1,0 +1,224 @@
+"""Speed of the assigner (issue 6): online assignment of one retailer, relabel of 60,000, and the segment API.
+
+Run: ``.venv/bin/python bench/bench_assigner.py predict|relabel|api [options]`` (``--help`` on each).
+
+- ``predict``: hdbscan's ``approximate_predict`` vs the batch implementation, for one point and for N points, on a
+  HDBSCAN fitted to ``--train`` points in 5 dimensions (the latent size); then the whole online decision of one
+  retailer (scale, encode, predict, hysteresis) on that model. Target: one retailer < 20 ms.
+- ``relabel``: generator data for ``--retailers`` retailers, a real ``fit_bundle`` (``--epochs``), then the
+  first relabel and a relabel by a reseeded model (predict + match + per-retailer decision + profiles), then
+  staging the Redis generation and the SQL writes on an embedded Redis and SQLite. Target: < 20 s for 60,000.
+- ``api``: ``stableseg serve assigner`` (one uvicorn worker) on an embedded Redis holding ``--retailers``
+  assignments; an open-loop load of GET /v1/retailers/{id}/segment at each ``--rates`` for ``--seconds``, reporting
+  achieved rate, p50/p99 latency and errors. Target: p99 < 10 ms at 500 requests/s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import hdbscan
+import httpx
+import numpy as np
+import pandas as pd
+import typer
+
+from services.assigner.book import Book
+from services.assigner.ledger import next_states, pending_record, persist_sql, serving_record
+from services.assigner.predict import approximate_predict
+from services.assigner.relabel import assign_online, relabel
+from services.assigner.store import AssignmentStore
+from shared.stack import EmbeddedRedis, free_port
+
+app = typer.Typer(help=__doc__, no_args_is_help=True)
+
+
+def _ms(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q) * 1000)
+
+
+@app.command()
+def predict(train: int = 20_000, batch: int = 60_000, repeats: int = 200, seed: int = 0) -> None:
+    """One point and a batch: hdbscan's approximate_predict vs ours; then one retailer's whole online decision."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, 4, (6, 5))
+    points = centres[rng.integers(0, 6, train)] + rng.normal(0, 1, (train, 5))
+    model = hdbscan.HDBSCAN(min_cluster_size=50, prediction_data=True).fit(points)
+    queries = points + rng.normal(0, 0.3, points.shape)
+    for name, fn in (("hdbscan.approximate_predict", hdbscan.approximate_predict), ("batch approximate_predict",
+                                                                                    approximate_predict)):  # fmt: skip
+        times = []
+        for i in range(repeats):
+            started = time.perf_counter()
+            fn(model, queries[i : i + 1])
+            times.append(time.perf_counter() - started)
+        print(f"{name:28s} one point: median {_ms(times, 50):.2f} ms, p99 {_ms(times, 99):.2f} ms")
+    big = np.vstack([queries] * (batch // train + 1))[:batch]
+    for name, fn in (("hdbscan.approximate_predict", hdbscan.approximate_predict), ("batch approximate_predict",
+                                                                                    approximate_predict)):  # fmt: skip
+        started = time.perf_counter()
+        fn(model, big)
+        seconds = time.perf_counter() - started
+        print(f"{name:28s} {batch} points: {seconds:.2f} s ({seconds / batch * 1e6:.0f} us a point)")
+
+    from shared.data.generator import generate_frames
+    from shared.features import build_features
+    from shared.model.fit import fit_bundle
+    from shared.model.params import ModelParams
+
+    frame = build_features(generate_frames(3000, 3, seed).sales)
+    features = frame[frame["eligible"]].drop(columns=["eligible", "as_of"])
+    bundle, _ = fit_bundle(features, "behaviour-v2", ModelParams(epochs=5, raw_baseline=False))
+    first = relabel(Book(), features, bundle, 1)
+    book = first.book().assignments
+    times = []
+    for i in range(repeats):
+        shop = features.index[i % len(features)]
+        started = time.perf_counter()
+        assign_online(book.loc[[shop]], features.loc[[shop]], bundle, first.serving)
+        times.append(time.perf_counter() - started)
+    print(f"online decision of one retailer (encode + predict + hysteresis): median {_ms(times, 50):.2f} ms, "
+          f"p99 {_ms(times, 99):.2f} ms")
+
+
+@app.command("relabel")
+def relabel_bench(retailers: int = 60_000, years: int = 3, epochs: int = 5, seed: int = 11) -> None:
+    """Relabel + match of every retailer (compute), then the Redis generation and SQL writes."""
+    from shared.data.generator import generate_frames
+    from shared.features import build_features
+    from shared.model.fit import fit_bundle
+    from shared.model.params import ModelParams
+    from shared.storage import Registry, upgrade_database
+    from shared.storage.models import utcnow
+
+    started = time.perf_counter()
+    frame = build_features(generate_frames(retailers, years, seed).sales)
+    features = frame[frame["eligible"]].drop(columns=["eligible", "as_of"])
+    print(f"{len(features)} eligible retailers; features in {time.perf_counter() - started:.0f} s", flush=True)
+    bundles = [fit_bundle(features, "behaviour-v2", ModelParams(seed=s, epochs=epochs, raw_baseline=False))[0]
+               for s in (42, 43)]  # fmt: skip
+    t0 = time.perf_counter()
+    first = relabel(Book(), features, bundles[0], 1)
+    t1 = time.perf_counter()
+    second = relabel(first.book(), features, bundles[1], 2)
+    t2 = time.perf_counter()
+    print(f"relabel v1 (first model): {t1 - t0:.2f} s  {first.counts}")
+    print(f"relabel v2 (match to v1): {t2 - t1:.2f} s  {second.counts}")
+    with tempfile.TemporaryDirectory() as tmp:
+        server = EmbeddedRedis(free_port(), Path(tmp) / "redis", die_with_parent=True)
+        server.start()
+        try:
+            url = f"sqlite:///{Path(tmp) / 'bench.db'}"
+            upgrade_database(url)
+            registry = Registry(url)
+            for version in (1, 2):
+                number = registry.register_candidate(feature_set="behaviour-v2", params={}, metrics={},
+                                                     training_rows=len(features), data_as_of="2025-12", seed=version,
+                                                     artifact_uri=f"bench-{version}", sha256=f"{version:064x}")
+                registry.mark_published(number)
+            store = AssignmentStore(server.url)
+            previous = None
+            for outcome in (first, second):
+                at = utcnow()
+                model = {"version": outcome.version, "sha256": None, "artifact_uri": None}
+                s0 = time.perf_counter()
+                states = next_states(outcome, previous, at)
+                pending = pending_record(outcome, model, at, "bench")
+                gen = store.stage(states, serving_record(outcome, model), pending)
+                s1 = time.perf_counter()
+                persist_sql(registry, pending)
+                s2 = time.perf_counter()
+                store.switch(gen)
+                s3 = time.perf_counter()
+                previous = store.states()
+                print(f"persist v{outcome.version}: redis stage {s1 - s0:.2f} s, SQL {s2 - s1:.2f} s "
+                      f"({len(pending['history'])} history rows), switch {s3 - s2:.2f} s")
+            store.close()
+            registry.close()
+        finally:
+            server.stop()
+
+
+async def _load(url: str, shops: list[str], rate: float, seconds: float) -> tuple[list[float], int, float]:
+    latencies: list[float] = []
+    errors = 0
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=5.0) as client:
+        async def one(shop: str) -> None:
+            nonlocal errors
+            started = time.perf_counter()
+            try:
+                response = await client.get(f"/v1/retailers/{shop}/segment")
+                if response.status_code != 200:
+                    errors += 1
+            except httpx.HTTPError:
+                errors += 1
+            latencies.append(time.perf_counter() - started)
+
+        total = int(rate * seconds)
+        began = time.perf_counter()
+        tasks = []
+        for i in range(total):
+            delay = began + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(shops[i % len(shops)])))
+        await asyncio.gather(*tasks)
+        elapsed = time.perf_counter() - began
+    return latencies, errors, total / elapsed
+
+
+@app.command()
+def api(retailers: int = 60_000, rates: str = "250,500,750,1000,1500", seconds: float = 15.0) -> None:
+    """Open-loop load on GET /v1/retailers/{id}/segment against one uvicorn worker."""
+    with tempfile.TemporaryDirectory() as tmp:
+        server = EmbeddedRedis(free_port(), Path(tmp) / "redis", die_with_parent=True)
+        server.start()
+        store = AssignmentStore(server.url)
+        shops = [f"S{i:06d}" for i in range(1, retailers + 1)]
+        index = pd.Index(shops, name="shop_id", dtype=object)
+        states = pd.DataFrame({"segment": "seg-0001", "name": "festive peak · growing · wide assortment",
+                               "status": "assigned", "strength": 0.9, "model_version": 1,
+                               "since": "2025-01-01T00:00:00+00:00", "reason": "retrain"}, index=index)  # fmt: skip
+        store.switch(store.stage(states, {"version": 1, "feature_set": "behaviour-v2", "clusters": {}, "names": {}},
+                                 {"version": 1}))  # fmt: skip
+        port = free_port()
+        env = {**os.environ, "STABLESEG_REDIS_URL": server.url, "STABLESEG_ASSIGNER_PORT": str(port),
+               "STABLESEG_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}", "STABLESEG_DATA_DIR": str(Path(tmp) / "data"),
+               "STABLESEG_LOG_LEVEL": "WARNING", "STABLESEG_LOG_FORMAT": "json"}  # fmt: skip
+        process = subprocess.Popen([sys.executable, "-m", "services.cli", "serve", "assigner"], env=env,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if httpx.get(f"{url}/v1/retailers/{shops[0]}/segment", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the assigner did not start within 60 s")
+                time.sleep(0.2)
+            asyncio.run(_load(url, shops, 200, 3))  # warm-up
+            for rate in (float(r) for r in rates.split(",")):
+                latencies, errors, achieved = asyncio.run(_load(url, shops, rate, seconds))
+                print(f"target {rate:6.0f}/s achieved {achieved:7.1f}/s  p50 {_ms(latencies, 50):6.2f} ms  "
+                      f"p99 {_ms(latencies, 99):7.2f} ms  mean {statistics.mean(latencies) * 1000:6.2f} ms  "
+                      f"errors {errors}", flush=True)  # fmt: skip
+        finally:
+            process.terminate()
+            process.wait(timeout=20)
+            store.close()
+            server.stop()
+
+
+if __name__ == "__main__":
+    app()
