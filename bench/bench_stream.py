@@ -144,6 +144,7 @@ def run(args: argparse.Namespace, tmp: Path, broker: EmbeddedBroker, server: Emb
                 pass
             time.sleep(0.5)
         cpu0, redis_cpu0 = cpu_seconds(worker.pid), cpu_seconds(server.pid or 0)
+        broker_cpu0 = cpu_seconds(broker.pid or 0)
         started = time.perf_counter()
         if not args.preload:
             result["ingest"] = load_csv(gen.sales_path, broker.bootstrap).as_dict()
@@ -157,10 +158,12 @@ def run(args: argparse.Namespace, tmp: Path, broker: EmbeddedBroker, server: Emb
             time.sleep(0.2)
         seconds = time.perf_counter() - started
         worker_cpu, redis_cpu = cpu_seconds(worker.pid) - cpu0, cpu_seconds(server.pid or 0) - redis_cpu0
+        broker_cpu = cpu_seconds(broker.pid or 0) - broker_cpu0
         result["stream"] = {
             "seconds": round(seconds, 2), "records_per_second": round(total / seconds),
             "worker_cpu_seconds": round(worker_cpu, 2), "records_per_worker_cpu_second": round(total / worker_cpu),
-            "redis_cpu_seconds": round(redis_cpu, 2), "lag_back_to_zero": True,
+            "redis_cpu_seconds": round(redis_cpu, 2), "broker_cpu_seconds": round(broker_cpu, 2),
+            "lag_back_to_zero": True,
             "shops_in_store": FeatureStore(client=client).shop_count(), "load_average": os.getloadavg()[0],
         }  # fmt: skip
     finally:
