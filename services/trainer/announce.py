@@ -7,6 +7,8 @@ again (consumers treat a repeated announcement of a version as a no-op).
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
@@ -14,7 +16,7 @@ from kafka import KafkaConsumer, TopicPartition
 from shared.bus import KafkaRecord, decode_event, encode_event
 from shared.bus.topics import MODELS_PUBLISHED
 from shared.logging import get_logger
-from shared.storage import ModelVersionInfo
+from shared.storage import ModelVersionInfo, Registry
 
 log = get_logger("stableseg.trainer.announce")
 SOURCE = "stableseg/trainer"
@@ -79,3 +81,20 @@ def last_announced_version(bootstrap: str, timeout_s: float = 5.0) -> int | None
         return max(found) if found else None
     finally:
         consumer.close()
+
+
+async def reconcile(registry: Registry, bootstrap: str, send: Callable[[KafkaRecord], Awaitable[None]]) -> bool:
+    """Announce the current version if the last ``models.published`` record is older (a crash or a broker outage
+    after publishing, or a memory-only broker that lost the topic). True when nothing is left to announce."""
+    try:
+        current = await asyncio.to_thread(registry.current)
+        if current is None or current.status != "published":
+            return True
+        last = await asyncio.to_thread(last_announced_version, bootstrap)
+        if last is None or last < current.version:
+            log.warning("trainer.reannouncing", version=current.version, last_announced=last)
+            await send(published_record(current))
+        return True
+    except Exception as exc:
+        log.warning("trainer.reconcile_failed", error=repr(exc))
+        return False

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from datetime import datetime
 from typing import Any
 
 from fsspec.core import url_to_fs
@@ -105,3 +106,14 @@ def recover(registry: Registry, store: ArtifactStore) -> dict[str, list]:
     if rejected or deleted:
         log.warning("trainer.recovered", rejected_candidates=rejected, deleted_artifacts=deleted)
     return {"rejected": rejected, "deleted": deleted}
+
+
+def served_by_version(registry: Registry, since: datetime) -> int | None:
+    """A finished version (published or gate-rejected; not abandoned) whose snapshot was taken at or after
+    ``since``: triggers that arrived before that snapshot are already served by it. ``created_at`` of a version
+    is the moment its training read the snapshot."""
+    for info in reversed(registry.list_versions()):
+        finished = info.status in ("published", "rejected", "retired") and info.reason != ABANDONED
+        if finished and info.created_at >= since:
+            return info.version
+    return None

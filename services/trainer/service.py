@@ -17,12 +17,14 @@ import time
 import uuid
 from typing import Any
 
-from services.trainer.announce import last_announced_version, published_record
+from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
+
+from services.trainer.announce import published_record, reconcile
 from services.trainer.executor import FitExecutor
 from services.trainer.gates import Gates
 from services.trainer.link import KafkaLink
 from services.trainer.metrics import TrainerMetrics
-from services.trainer.publication import ABANDONED
+from services.trainer.publication import served_by_version
 from services.trainer.snapshot import SnapshotSource, feature_store_source
 from services.trainer.training import Hook, Outcome, TrainingContext, train
 from services.trainer.triggers import Batch, Triggers
@@ -60,6 +62,7 @@ class TrainerService:
         self.last_outcome: Outcome | None = None
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
+        self._announcer: asyncio.Task[None] | None = None
 
     # --- lifecycle -------------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -82,7 +85,9 @@ class TrainerService:
         settings = self.settings
         if self._own_executor:
             self._tasks.append(asyncio.create_task(self.executor.start(), name="trainer-warm-worker"))
-        await asyncio.to_thread(upgrade_database, settings.effective_database_url)
+        async for attempt in _forever("database"):
+            with attempt:
+                await asyncio.to_thread(upgrade_database, settings.effective_database_url)
         self.registry = Registry(settings.effective_database_url)
         context = TrainingContext(
             feature_set=settings.feature_set, params=ModelParams.from_settings(settings),
@@ -92,7 +97,8 @@ class TrainerService:
             announce=self._announce, hook=self.hook,
         )  # fmt: skip
         await self.link.connected.wait()
-        await self._reconcile()
+        if not await reconcile(self.registry, self.link.bootstrap, self.link.send):
+            self._retry_announcement()
         consume = asyncio.create_task(self._consume(), name="trainer-consume")
         self._tasks.append(consume)
         await self._schedule(context)
@@ -137,7 +143,11 @@ class TrainerService:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=wait)
                 continue
-            await self._run_due(context)
+            try:
+                await self._run_due(context)
+            except Exception as exc:  # e.g. the database is down: keep the triggers' offsets uncommitted, retry
+                log.error("trainer.schedule_error", error=repr(exc), retry_in=5.0)
+                await asyncio.sleep(5.0)
 
     async def _run_due(self, context: TrainingContext) -> None:
         registry = context.registry
@@ -163,7 +173,7 @@ class TrainerService:
             await self.link.commit(batch.offsets)
 
     async def _serve(self, context: TrainingContext, batch: Batch) -> Outcome:
-        served_by = await asyncio.to_thread(_served_by, context.registry, batch)
+        served_by = await asyncio.to_thread(served_by_version, context.registry, batch.since)
         if served_by is not None:
             log.info("trainer.skipped", reason="already served", version=served_by, since=batch.since.isoformat())
             self.metrics.observe_outcome("skipped")
@@ -189,22 +199,26 @@ class TrainerService:
 
     # --- announcements ---------------------------------------------------------------------------------------
     async def _announce(self, info: ModelVersionInfo) -> None:
-        await self.link.send(published_record(info))
+        """Send ``models.published``; if the broker refuses, the version stays published and a background task
+        announces it as soon as the broker is back (the assigner must hear of every current version)."""
+        try:
+            await self.link.send(published_record(info))
+        except Exception as exc:
+            log.error("trainer.announce_failed", version=info.version, error=repr(exc))
+            self._retry_announcement()
+            return
         log.info("trainer.announced", version=info.version)
 
-    async def _reconcile(self) -> None:
-        """Announce the current version if the last ``models.published`` record is older (crash after publish)."""
-        assert self.registry is not None
-        try:
-            current = await asyncio.to_thread(self.registry.current)
-            if current is None or current.status != "published":
-                return
-            last = await asyncio.to_thread(last_announced_version, self.link.bootstrap)
-            if last is None or last < current.version:
-                log.warning("trainer.reannouncing", version=current.version, last_announced=last)
-                await self._announce(current)
-        except Exception as exc:
-            log.warning("trainer.reconcile_failed", error=repr(exc))
+    def _retry_announcement(self, every: float = 15.0) -> None:
+        async def retry() -> None:
+            while True:
+                await asyncio.sleep(every)
+                if self.registry and await reconcile(self.registry, self.link.bootstrap, self.link.send):
+                    return
+
+        if self._announcer is None or self._announcer.done():
+            self._announcer = asyncio.create_task(retry(), name="trainer-reannounce")
+            self._tasks.append(self._announcer)
 
     def status(self) -> dict[str, Any]:
         last = self.last_outcome
@@ -220,14 +234,15 @@ class TrainerService:
         }  # fmt: skip
 
 
+def _forever(what: str) -> AsyncRetrying:
+    return AsyncRetrying(
+        retry=retry_if_exception_type(Exception), wait=wait_exponential(0.5, max=10), reraise=True,
+        before_sleep=lambda state: log.warning(
+            f"{what}.waiting", attempt=state.attempt_number,
+            error=repr(state.outcome.exception()) if state.outcome else None,
+        ),
+    )  # fmt: skip
+
+
 def _text(value: Any) -> str | None:
     return None if value is None else str(value)[:200]
-
-
-def _served_by(registry: Registry, batch: Batch) -> int | None:
-    """A version (published or rejected) whose snapshot was taken after the batch's first trigger, if any."""
-    for info in reversed(registry.list_versions()):
-        finished = info.status in ("published", "rejected", "retired") and info.reason != ABANDONED
-        if finished and info.created_at >= batch.since:
-            return info.version
-    return None

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import pandas as pd
 
@@ -36,6 +37,8 @@ class Snapshot:
     features: pd.DataFrame
     data_as_of: str
     taken_at: datetime
+    source: dict[str, Any] = field(default_factory=dict)
+    """What the feature store said about the snapshot (``frame.attrs``: feature_set_version, epoch, as_of)."""
 
     @property
     def rows(self) -> int:
@@ -74,6 +77,7 @@ def prepare_snapshot(frame: pd.DataFrame, feature_set: str, taken_at: datetime |
         features=canonical_order(features),
         data_as_of=str(as_of.max()),
         taken_at=taken_at or utcnow(),
+        source={k: v for k, v in frame.attrs.items() if isinstance(v, (str, int, float, bool)) or v is None},
     )
 
 

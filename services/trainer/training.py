@@ -75,6 +75,7 @@ async def train(ctx: TrainingContext, tags: dict[str, Any]) -> Outcome:
     log.info("training.snapshot", feature_set=ctx.feature_set, rows=snapshot.rows, data_as_of=snapshot.data_as_of,
              seconds=seconds["snapshot"])  # fmt: skip
     hook("snapshot")
+    tags = {**tags, "snapshot": snapshot.source}
 
     staging = Path(tempfile.mkdtemp(prefix="stableseg-train-"))
     try:
