@@ -57,6 +57,16 @@ def _compact_ints(frame: pd.DataFrame, name: str) -> tuple[np.ndarray, int] | No
     return values - low, high - low + 1  # a new array: to_numpy may share the frame's memory
 
 
+def _factorize(frame: pd.DataFrame, name: str, sort: bool) -> tuple[np.ndarray, pd.Index]:
+    """pd.factorize; pandas string arrays go through their object values (about 2x faster to hash)."""
+    column = frame[name]
+    values = column.to_numpy(dtype=object) if pd.api.types.is_string_dtype(column.dtype) else column
+    codes, uniques = pd.factorize(values, sort=sort)
+    _bad_rows(name, codes < 0, "are missing", frame.index)
+    dtype = column.dtype if pd.api.types.is_string_dtype(column.dtype) else None
+    return codes.astype(np.int64, copy=False), pd.Index(uniques, dtype=dtype, name=name)
+
+
 def id_codes(frame: pd.DataFrame, name: str) -> tuple[np.ndarray, pd.Index]:
     """(code per row, sorted distinct ids) of an id column; missing ids are an error.
 
@@ -69,9 +79,7 @@ def id_codes(frame: pd.DataFrame, name: str) -> tuple[np.ndarray, pd.Index]:
         present = np.bincount(offset, minlength=span) > 0
         low = int(frame[name].min())
         return (np.cumsum(present) - 1)[offset], pd.Index(np.flatnonzero(present) + low, name=name)
-    codes, uniques = pd.factorize(frame[name], sort=True)
-    _bad_rows(name, codes < 0, "are missing", frame.index)
-    return codes.astype(np.int64, copy=False), pd.Index(uniques, name=name)
+    return _factorize(frame, name, sort=True)
 
 
 def id_keys(frame: pd.DataFrame, name: str) -> tuple[np.ndarray, int]:
@@ -80,6 +88,5 @@ def id_keys(frame: pd.DataFrame, name: str) -> tuple[np.ndarray, int]:
     compact = _compact_ints(frame, name)
     if compact is not None:
         return compact
-    codes, uniques = pd.factorize(frame[name])
-    _bad_rows(name, codes < 0, "are missing", frame.index)
-    return codes.astype(np.int64, copy=False), len(uniques)
+    codes, uniques = _factorize(frame, name, sort=False)
+    return codes, len(uniques)
