@@ -151,8 +151,9 @@ def _eligible_features(sales: pd.DataFrame, name: str) -> pd.DataFrame:
 def _max_size_correlation(features: pd.DataFrame, truth: pd.Series, log_size: pd.Series) -> pd.Series:
     """Per column: the largest |Spearman rho| with log size inside any one archetype."""
     labels, size = truth.loc[features.index], log_size.loc[features.index]
-    per_archetype = [features[labels == a].corrwith(size[labels == a], method="spearman").abs()
-                     for a in labels.unique()]
+    per_archetype = [
+        features[labels == a].corrwith(size[labels == a], method="spearman").abs() for a in labels.unique()
+    ]
     return pd.concat(per_archetype, axis=1).fillna(0).max(axis=1)
 
 
