@@ -31,7 +31,7 @@ from shared.config import Settings
 from shared.data.generator import generate_frames
 from shared.feature_store import FeatureStore
 from shared.features import FEATURE_SETS, EligibilityRule, build_features
-from shared.stack import EmbeddedRedis, free_port
+from shared.stack import EmbeddedBroker, EmbeddedRedis, free_port
 
 pytestmark = [pytest.mark.xdist_group("features"), pytest.mark.slow]
 VENV_BIN = Path(sys.executable).parent
@@ -93,7 +93,7 @@ def workers(tmp_path: Path) -> Iterator[Callable[..., Worker]]:
         worker.kill(signal.SIGTERM)
 
 
-def _end_offsets(bootstrap: str, topic: str = "sales.monthly") -> dict[int, int]:
+def _end_offsets(bootstrap: str, topic: str = "sales.monthly") -> dict[int, int | None]:
     """High watermarks as fetch responses report them (tansu's ListOffsets(latest) answers too low)."""
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
     try:
@@ -103,7 +103,7 @@ def _end_offsets(bootstrap: str, topic: str = "sales.monthly") -> dict[int, int]
         deadline = time.monotonic() + 10
         while any(consumer.highwater(tp) is None for tp in tps) and time.monotonic() < deadline:
             consumer.poll(timeout_ms=200, max_records=1)
-        return {tp.partition: consumer.highwater(tp) or 0 for tp in tps}
+        return {tp.partition: consumer.highwater(tp) for tp in tps}  # None: not known yet
     finally:
         consumer.close()
 
@@ -116,7 +116,9 @@ def _caught_up(settings: Settings) -> bool:
         state = ShopState(client)
         stored = {int(k.rsplit(":", 1)[1]): v[0] for k, v in state.offsets(prefix).items()}
         ends = _end_offsets(settings.kafka_bootstrap)
-        done = all(stored.get(p, -1) == end - 1 for p, end in ends.items() if end > 0)
+        if None in ends.values():
+            return False
+        done = all(stored.get(p, -1) == end - 1 for p, end in ends.items() if end)
         return done and state.dirty_count(prefix) == 0
     except redis.ConnectionError:
         return False
@@ -250,3 +252,28 @@ def test_redis_killed_restores_from_aof_and_replays_from_stored_offsets(
     redis_server.start()
     _wait(lambda: _caught_up(env_settings), 180, "the worker after the Redis restart", worker)
     _assert_matches_batch(env_settings, sales)
+
+
+def test_a_memory_only_broker_restart_neither_crashes_nor_loses_data(settings, sales, workers, tmp_path) -> None:
+    broker = EmbeddedBroker(free_port(), tmp_path / "broker", die_with_parent=True)
+    broker.start()
+    try:
+        s = settings.model_copy(update={"kafka_bootstrap": broker.bootstrap, "features_port": free_port()})
+        ensure_topics(broker.bootstrap, topic_specs(s))
+        worker = workers(s)
+        first, second = sales.iloc[: len(sales) // 2], sales.iloc[len(sales) // 2 :]
+        _load(s, first, tmp_path, "first.csv")
+        _wait(lambda: _caught_up(s), 120, "the first half", worker)
+        shops_before = FeatureStore(s.redis_url).shop_count()
+        broker.stop()
+        broker.start()  # every topic, offset and group is gone
+        # the worker notices, reports not-ready while topics are missing, re-creates them and restarts its consumer
+        _wait(lambda: "features.topics_back" in worker.log.read_text(), 60, "the topics to be back", worker)
+        _wait(lambda: worker.get("/readyz").status_code == 200, 60, "readiness", worker)
+        assert worker.proc.poll() is None and FeatureStore(s.redis_url).shop_count() == shops_before
+        _load(s, second, tmp_path, "second.csv")  # offsets start at 0 again, below the stored ones
+        _wait(lambda: _caught_up(s), 180, "the second half on the new log", worker)
+        _assert_matches_batch(s, sales)
+        assert "features.log_reset" in worker.log.read_text() or "features.log_changed" in worker.log.read_text()
+    finally:
+        broker.stop()

@@ -58,10 +58,15 @@ class SalesConsumer:
         self.assigned: set[int] = set()
         self._stop = asyncio.Event()
         self._last_commit = 0.0
+        self._restart = False
 
     def stop(self) -> None:
         self._stop.set()
         self.processor.stopping = True
+
+    def restart(self) -> None:
+        """Start over with a new consumer (after the broker lost its topics: fresh metadata and group)."""
+        self._restart = True
 
     def _new_consumer(self) -> AIOKafkaConsumer:
         return AIOKafkaConsumer(
@@ -99,6 +104,7 @@ class SalesConsumer:
         backoff = 0.5
         while not self._stop.is_set():
             self.consumer = self._new_consumer()
+            self._restart = False
             try:
                 await self.consumer.start()
                 self.consumer.subscribe([self.topic], listener=_Seeker(self))
@@ -129,7 +135,7 @@ class SalesConsumer:
         idle_since = time.monotonic()
         in_flight: asyncio.Task[Any] | None = None  # the previous batch's commit, overlapped with this fetch/parse
         try:
-            while not self._stop.is_set():
+            while not self._stop.is_set() and not self._restart:
                 fetched = await consumer.getmany(timeout_ms=self.poll_ms, max_records=self.max_records)
                 batches = {tp.partition: recs for tp, recs in fetched.items() if recs and tp.topic == self.topic}
                 if self.verify:

@@ -41,6 +41,7 @@ class FeaturesWorker:
         self.publisher = AsyncPublisher(settings.kafka_bootstrap, request_timeout_ms=15_000)
         self.publisher_started = False
         self.topics_ok = False
+        self._had_topics = False
         rule = EligibilityRule(settings.min_tenure_years, settings.min_avg_active_months_per_year)
         feature_sets = [FEATURE_SETS[name] for name in sorted(FEATURE_SETS)]
         self.processor = Processor(self.redis, self.publish, feature_sets, rule, SALES_MONTHLY, metrics=metrics)
@@ -97,7 +98,11 @@ class FeaturesWorker:
                                             self.specs)  # fmt: skip
                     missing = await asyncio.to_thread(missing_topics.retry_with(stop=once),
                                                       self.settings.kafka_bootstrap, self.specs)  # fmt: skip
+                if missing == [] and not self.topics_ok and self._had_topics:
+                    log.warning("features.topics_back", action="restarting the consumer")
+                    self.consumer.restart()
                 self.topics_ok = not missing
+                self._had_topics = self._had_topics or self.topics_ok
             except Exception as exc:  # broker down: not ready, try again later
                 self.topics_ok = False
                 log.warning("features.broker_unavailable", error=repr(exc))
