@@ -46,6 +46,7 @@ class Settings(BaseSettings):
     feature_set: str = "behaviour-v2"
     min_tenure_years: float = 1.0
     min_avg_active_months_per_year: float = 6.0
+    features_batch_records: int = Field(5000, ge=1, description="max records the features service applies per batch")
 
     # --- model -----------------------------------------------------------------------------------
     seed: int = 42
