@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -14,8 +15,8 @@ from shared.config import Settings
 from shared.http import create_service_app
 
 
-def create_app(settings: Settings, **worker_options: object) -> FastAPI:
-    """The features app; ``worker_options`` go to ``FeaturesWorker`` (e.g. ``max_records``)."""
+def create_app(settings: Settings, **worker_options: Any) -> FastAPI:
+    """The features app; ``worker_options`` go to ``FeaturesWorker`` (e.g. ``keeper_interval``)."""
     holder: dict[str, FeaturesWorker] = {}
 
     @asynccontextmanager

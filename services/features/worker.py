@@ -32,8 +32,7 @@ logging.getLogger("kafka").setLevel(logging.WARNING)  # kafka-python (topic chec
 class FeaturesWorker:
     """``await start()`` / ``await stop()``; ``ready()`` for /readyz."""
 
-    def __init__(self, settings: Settings, metrics: Any = None, *, max_records: int = 5000,
-                 keeper_interval: float = 5.0) -> None:  # fmt: skip
+    def __init__(self, settings: Settings, metrics: Any = None, *, keeper_interval: float = 5.0) -> None:
         self.settings = settings
         self.specs = topic_specs(settings)
         self.keeper_interval = keeper_interval
@@ -46,7 +45,7 @@ class FeaturesWorker:
         feature_sets = [FEATURE_SETS[name] for name in sorted(FEATURE_SETS)]
         self.processor = Processor(self.redis, self.publish, feature_sets, rule, SALES_MONTHLY, metrics=metrics)
         self.consumer = SalesConsumer(settings.kafka_bootstrap, SALES_MONTHLY, GROUP_ID, self.processor,
-                                      max_records=max_records, metrics=metrics)  # fmt: skip
+                                      max_records=settings.features_batch_records, metrics=metrics)  # fmt: skip
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
