@@ -29,6 +29,7 @@ from test_trainer_support import (
     committed_offsets,
     load_feature_store,
     published_events,
+    send_month_closes,
     send_request,
     settings_env,
     store_frame,
@@ -42,7 +43,7 @@ from services.trainer.link import GROUP_ID
 from services.trainer.publication import ABANDONED, recover, register_published, store_artifact
 from services.trainer.snapshot import prepare_snapshot
 from shared.artifacts import verify_manifest
-from shared.bus.topics import TRAINING_REQUESTS
+from shared.bus.topics import MONTHS_CLOSED, TRAINING_REQUESTS
 from shared.data.generator import generate_frames
 from shared.features import build_features
 from shared.model.params import ModelParams
@@ -90,20 +91,25 @@ def _publish_reference(database_url: str, artifact_uri: str, reference: dict) ->
     return info.version
 
 
-def test_concurrent_requests_publish_exactly_one_reproducible_version(
+def test_concurrent_requests_and_a_backfill_publish_exactly_one_reproducible_version(
     tmp_path: Path, fresh_kafka_bootstrap: str, redis_url: str, sql_url: str, features: pd.DataFrame,
     executor: FitExecutor, reference: dict,
 ) -> None:  # fmt: skip
     load_feature_store(redis_url, features)
     settings = trainer_settings(tmp_path, fresh_kafka_bootstrap, redis_url, sql_url)
     with RunningTrainer(settings, executor=executor) as trainer:
-        barrier = threading.Barrier(2)
+        barrier = threading.Barrier(3)
 
         def request(who: str) -> None:
             barrier.wait()
             send_request(fresh_kafka_bootstrap, reason="concurrent", requested_by=who)
 
+        def backfill() -> None:  # two years of history closing month after month
+            barrier.wait()
+            send_month_closes(fresh_kafka_bootstrap, [f"{2024 + i // 12}-{i % 12 + 1:02d}" for i in range(24)])
+
         senders = [threading.Thread(target=request, args=(f"user{i}",)) for i in range(2)]
+        senders.append(threading.Thread(target=backfill))
         for thread in senders:
             thread.start()
         for thread in senders:
@@ -121,9 +127,10 @@ def test_concurrent_requests_publish_exactly_one_reproducible_version(
         wait_for(finished, 180, "the training to finish")
         assert trainer.status()["last_outcome"]["status"] == "published"
         events = published_events(fresh_kafka_bootstrap, wait_for_count=1)
-        time.sleep(2.0)  # a second training would start within the 1 s request settle time
+        time.sleep(2.5)  # a second training would be due within the 2 s debounce
         assert trainer.metric("stableseg_trainer_trainings_total", outcome="published") == 1.0
         assert trainer.metric("stableseg_trainer_triggers_total", kind="request") == 2.0
+        assert trainer.metric("stableseg_trainer_triggers_total", kind="month_closed") == 24.0
         assert trainer.metric("stableseg_trainer_training_rows") == len(store_frame(features))
         assert trainer.metric("stableseg_trainer_clusters", space="latent") >= 2
         assert trainer.metric("stableseg_trainer_last_success_timestamp_seconds") > time.time() - 300
@@ -138,6 +145,7 @@ def test_concurrent_requests_publish_exactly_one_reproducible_version(
     snapshot = reference["snapshot"]
     assert info.training_rows == snapshot.rows and info.data_as_of == snapshot.data_as_of == features["as_of"].max()
     assert info.metrics["latent"]["clusters"] >= 2 and info.metrics["raw"]["n"] == snapshot.rows
+    assert info.tags["month_closes"] == 24 and info.tags["months"][-1] == "2025-12"
     assert info.tags["requests"] == 2 and {r["requested_by"] for r in info.tags["reasons"]} == {"user0", "user1"}
     assert info.tags["snapshot"]["feature_set"] == FEATURE_SET and info.tags["snapshot"]["rows"] == snapshot.rows
     assert [e["version"] for e in events] == [1]
@@ -152,7 +160,7 @@ def test_concurrent_requests_publish_exactly_one_reproducible_version(
     assert _files(local) == _files(Path(reference["directory"]))
 
     # The served requests are committed for the trainers' group: a restarted trainer will not train again for them.
-    assert committed_offsets(fresh_kafka_bootstrap, GROUP_ID) == {TRAINING_REQUESTS: 2}
+    assert committed_offsets(fresh_kafka_bootstrap, GROUP_ID) == {TRAINING_REQUESTS: 2, MONTHS_CLOSED: 24}
 
 
 def test_gated_model_is_rejected_with_reason_and_current_stays(

@@ -20,7 +20,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 from services.trainer.app import create_app
 from shared.bus import decode_event, encode_event, make_sync_producer, publish
-from shared.bus.topics import MODELS_PUBLISHED, TRAINING_REQUESTS
+from shared.bus.topics import MODELS_PUBLISHED, MONTHS_CLOSED, TRAINING_REQUESTS
 from shared.config import Settings
 from shared.feature_store import feature_key, pack_vector, prefix_for
 from shared.stack import free_port
@@ -121,6 +121,18 @@ def send_request(bootstrap: str, reason: str = "test", requested_by: str = "pyte
         record = encode_event(TRAINING_REQUESTS, {"reason": reason, "requested_by": requested_by}, key="",
                               source="tests")  # fmt: skip
         publish(producer, record).get(timeout=15)
+    finally:
+        producer.close(timeout=5)
+
+
+def send_month_closes(bootstrap: str, months: list[str], retailers: int = 400, gap_s: float = 0.05) -> None:
+    """``months.closed`` events one after the other, like the features service during a backfill."""
+    producer = make_sync_producer(bootstrap)
+    try:
+        for month in months:
+            record = encode_event(MONTHS_CLOSED, {"month": month, "retailers": retailers}, key="", source="tests")
+            publish(producer, record).get(timeout=15)
+            time.sleep(gap_s)
     finally:
         producer.close(timeout=5)
 
