@@ -36,6 +36,8 @@ def test_registry_and_feature_set_shape() -> None:
     assert len(get_feature_set("seed-v1").columns) == 29
     fs = get_feature_set("behaviour-v2")
     assert isinstance(fs, FeatureSet) and get_feature_set(fs) is fs
+    for each in FEATURE_SETS.values():  # every column is explained
+        assert tuple(each.descriptions) == each.columns and all(len(d) > 20 for d in each.descriptions.values())
     with pytest.raises(ValueError, match=r"feature_set: unknown feature set 'nope'.*behaviour-v2"):
         get_feature_set("nope")
 

@@ -23,6 +23,7 @@ class FeatureSet(ABC):
     name: ClassVar[str]
     version: ClassVar[int]
     columns: ClassVar[tuple[str, ...]]
+    descriptions: ClassVar[dict[str, str]]  # column -> what it measures and why (one line each)
 
     def compute_batch(self, monthly: pd.DataFrame | Panel) -> pd.DataFrame:
         """Features of every shop in a monthly table (or an already built ``Panel``)."""

@@ -23,27 +23,25 @@ VOLATILITY_LIMIT = 5.0
 MONTHS = tuple(range(1, 13))
 LN12 = math.log(12)
 
-COLUMNS = (
-    # season_share_m: mean relative volume of calendar month m over the shop's years, normalised to sum 1 over the
-    #   12 months (0 for a month never active; all 0 when the shop never sold). The season's shape, not its size.
-    *(f"season_share_{m}" for m in MONTHS),
-    # season_entropy: entropy of the 12 shares / ln 12, in [0, 1]: 1 = flat year, low = concentrated season.
-    "season_entropy",
-    # sales_trend: yearly log growth of volume, OLS slope of z on time with calendar-month fixed effects (so the
-    #   season does not masquerade as trend, gaps and partial years are fine), clipped to +-3; 0 if not estimable
-    #   (no calendar month seen in two different years).
-    "sales_trend",
-    # assortment_trend: the same slope for relative unique products: is the range widening or narrowing.
-    "assortment_trend",
-    # sales_volatility: residual std of z after the month effects and the trend (dof-corrected), clipped to
-    #   [0, 5]: irregularity that neither season nor trend explains; 0 when there is no residual dof.
-    "sales_volatility",
-    # assortment_breadth: ln(1 + mean unique products per active month): how wide the range is (a behaviour:
-    #   a wide-range small shop and a narrow-range big one differ here, not in volume).
-    "assortment_breadth",
-    # activity_ratio: active months / months spanned from first to last active month, in (0, 1].
-    "activity_ratio",
-)
+DESCRIPTIONS: dict[str, str] = {
+    **{
+        f"season_share_{m}": f"share of a typical year's volume sold in month {m}: mean relative volume of the month "
+        "over the shop's years, normalised to sum 1 over the 12 months (0 for a month never active, all 0 when the "
+        "shop never sold); the season's shape, not its size"
+        for m in MONTHS
+    },
+    "season_entropy": "entropy of the 12 shares / ln 12, in [0, 1]: 1 = flat year, low = concentrated season",
+    "sales_trend": "yearly log growth of volume: OLS slope of z on time with calendar-month fixed effects (the "
+    "season does not masquerade as trend; gaps and partial years are fine), clipped to +-3; 0 when no calendar "
+    "month was seen in two different years",
+    "assortment_trend": "the same slope for relative unique products: is the range widening or narrowing",
+    "sales_volatility": "residual std of z after the month effects and the trend (dof-corrected), clipped to "
+    "[0, 5]: irregularity that neither season nor trend explains; 0 without residual degrees of freedom",
+    "assortment_breadth": "ln(1 + mean unique products per active month): how wide the range is, a behaviour "
+    "(a wide-range small shop and a narrow-range big one differ here, not in volume)",
+    "activity_ratio": "active months / months spanned from the first to the last active month, in (0, 1]",
+}
+COLUMNS = tuple(DESCRIPTIONS)
 
 
 def _clip(x: np.ndarray | float, low: float, high: float) -> np.ndarray:
@@ -71,6 +69,7 @@ class BehaviourV2(FeatureSet):
     name = "behaviour-v2"
     version = 2
     columns = COLUMNS
+    descriptions = DESCRIPTIONS
 
     def _batch(self, panel: Panel) -> np.ndarray:
         n, code, counts = panel.n_shops, panel.code, panel.counts

@@ -14,6 +14,18 @@ MONTHS = tuple(range(1, 13))
 SEASONAL_SALES = tuple(f"avg_sales_qty_month_{m}" for m in MONTHS)
 SEASONAL_PRODUCTS = tuple(f"avg_unique_products_month_{m}" for m in MONTHS)
 
+DESCRIPTIONS: dict[str, str] = {
+    **{c: f"mean monthly volume in calendar month {c.rsplit('_', 1)[1]} over the shop's years (2 decimals)"
+       for c in SEASONAL_SALES},
+    **{c: f"mean distinct products in calendar month {c.rsplit('_', 1)[1]} over the shop's years (2 decimals)"
+       for c in SEASONAL_PRODUCTS},
+    "cv_monthly_sales_qty": "std (ddof 1) / mean of monthly volume; 0 for a zero mean or one month",
+    "cv_monthly_unique_products": "std (ddof 1) / mean of monthly distinct products; 0 likewise",
+    "monthly_sales_entropy": "entropy of the year-months' volume shares / ln(distinct calendar months)",
+    "median_yoy_sales_growth": "median pct_change of yearly volume between consecutive active years",
+    "median_yoy_spread_growth": "median pct_change of the yearly mean of distinct products",
+}  # fmt: skip
+
 
 def _rounded_mean(sums: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """Mean rounded to 2 decimals as the seed does (pandas .round == np.round, half to even); 0 where no count
@@ -43,6 +55,7 @@ class SeedV1(FeatureSet):
 
     name = "seed-v1"
     version = 1
+    descriptions = DESCRIPTIONS
     columns = (
         *SEASONAL_SALES,
         *SEASONAL_PRODUCTS,
