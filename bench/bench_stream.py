@@ -67,9 +67,9 @@ def faust_baseline(bootstrap: str, records: int) -> dict[str, float]:
     """Run a no-op faust agent over the topic in a child process; its CPU cost per record."""
     out = subprocess.run([sys.executable, __file__, "--_faust-child", bootstrap, str(records)],
                          capture_output=True, text=True, timeout=3600)  # fmt: skip
-    for line in out.stdout.splitlines():
-        if line.startswith("{"):
-            return json.loads(line)
+    for line in (out.stdout + out.stderr).splitlines():  # faust's worker sends print() to its log (stderr)
+        if '{"records"' in line:
+            return json.loads(line[line.index('{"records"') :].strip())
     raise RuntimeError(f"faust baseline failed:\n{out.stderr[-2000:]}")
 
 
@@ -166,6 +166,7 @@ def run(args: argparse.Namespace, tmp: Path, broker: EmbeddedBroker, server: Emb
             "lag_back_to_zero": True,
             "shops_in_store": FeatureStore(client=client).shop_count(), "load_average": os.getloadavg()[0],
         }  # fmt: skip
+        print(json.dumps(result["stream"]), file=sys.stderr, flush=True)
     finally:
         worker.terminate()
         worker.wait(30)
