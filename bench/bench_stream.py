@@ -104,6 +104,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--preload", action="store_true", help="load the topic before starting the worker")
     parser.add_argument("--faust-baseline", action="store_true")
+    parser.add_argument("--faust-records", type=int, default=50_000, help="records the faust agent reads")
     parser.add_argument("--timeout", type=float, default=3600)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-stream-") as tmp_name:
@@ -171,7 +172,7 @@ def run(args: argparse.Namespace, tmp: Path, broker: EmbeddedBroker, server: Emb
         worker.terminate()
         worker.wait(30)
     if args.faust_baseline:
-        result["faust_noop_agent"] = faust_baseline(broker.bootstrap, min(total, 200_000))
+        result["faust_noop_agent"] = faust_baseline(broker.bootstrap, min(total, args.faust_records))
     return result
 
 
