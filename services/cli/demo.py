@@ -15,7 +15,7 @@ err_console = Console(stderr=True)
 
 
 def demo(
-    retailers: int = typer.Option(2500, "--retailers", min=50, help="retailers to generate"),
+    retailers: int = typer.Option(2000, "--retailers", min=50, help="retailers to generate"),
     years: int = typer.Option(3, "--years", min=2, help="calendar years of history (ending with --end-year)"),
     seed: int = typer.Option(42, "--seed", min=0, help="seed of the generated data and of both trainings"),
     drift_fraction: float = typer.Option(0.05, "--drift-fraction", min=0.0, max=1.0,

@@ -40,44 +40,55 @@ def _partitions(consumer: KafkaConsumer, topic: str) -> list[TopicPartition]:
     return [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
 
 
-def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
-    """Partition -> offset of the next record (the high watermark)."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+def _consumer(bootstrap: str) -> KafkaConsumer:
+    return KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                         auto_offset_reset="earliest", client_id=REQUESTER, fetch_max_wait_ms=100)  # fmt: skip
+
+
+def _fetch_watermarks(consumer: KafkaConsumer, partitions: list[TopicPartition], timeout: float) -> None:
+    """Poll until every partition's high watermark is known from a fetch response."""
+    deadline = time.monotonic() + timeout
+    while any(consumer.highwater(tp) is None for tp in partitions):
+        if time.monotonic() > deadline:
+            raise DemoError(f"no fetch answer for {sorted(tp.partition for tp in partitions)} within {timeout:.0f} s")
+        consumer.poll(timeout_ms=200, max_records=1, update_offsets=False)
+
+
+def end_offsets(bootstrap: str, topic: str, timeout: float = 30.0) -> dict[int, int]:
+    """Partition -> offset of the next record, from a fetch response's high watermark. (The embedded broker's
+    ListOffsets answer can lag behind after multi-record batches, so ``KafkaConsumer.end_offsets`` is not used
+    as the truth; it only gives the starting point of the fetch.)"""
+    consumer = _consumer(bootstrap)
     try:
         partitions = _partitions(consumer, topic)
-        return {tp.partition: int(end) for tp, end in consumer.end_offsets(partitions).items()}
+        listed = consumer.end_offsets(partitions)
+        consumer.assign(partitions)
+        for tp in partitions:
+            consumer.seek(tp, listed[tp])
+        _fetch_watermarks(consumer, partitions, timeout)
+        return {tp.partition: max(int(consumer.highwater(tp)), int(listed[tp])) for tp in partitions}
     finally:
         consumer.close()
 
 
-def read_topic(
-    bootstrap: str, topic: str, upto: dict[int, int] | None = None, timeout: float = 60.0
-) -> list[TopicEvent]:
-    """Every record of ``topic`` from the beginning to the end offsets of now (or ``upto``), decoded; records
-    that are not readable events are skipped (their count is not needed by the demo)."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-                             auto_offset_reset="earliest", client_id=REQUESTER)  # fmt: skip
+def read_topic(bootstrap: str, topic: str, timeout: float = 60.0) -> list[TopicEvent]:
+    """Every record of ``topic`` from the beginning up to the high watermarks (known from the fetches),
+    decoded; records that are not readable events are skipped."""
+    consumer = _consumer(bootstrap)
     try:
         partitions = _partitions(consumer, topic)
-        ends = upto if upto is not None else {tp.partition: e for tp, e in consumer.end_offsets(partitions).items()}
-        wanted = [tp for tp in partitions if ends.get(tp.partition, 0) > 0]
-        if not wanted:
-            return []
-        consumer.assign(wanted)
-        consumer.seek_to_beginning(*wanted)
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
         events: list[TopicEvent] = []
-        remaining = set(wanted)
         deadline = time.monotonic() + timeout
-        while remaining:
+        while True:
             if time.monotonic() > deadline:
-                raise DemoError(f"{topic}: could not read to the end offsets {ends} within {timeout:.0f} s")
-            for tp, records in consumer.poll(timeout_ms=1000, max_records=5000).items():
-                events.extend(_decoded(m) for m in records if m.offset < ends[tp.partition])
-            for tp in list(remaining):
-                if consumer.position(tp) >= ends[tp.partition]:
-                    remaining.discard(tp)
-                    consumer.pause(tp)
-        return [event for event in events if event.data]
+                raise DemoError(f"{topic}: could not read to the end within {timeout:.0f} s")
+            for records in consumer.poll(timeout_ms=500, max_records=5000).values():
+                events.extend(_decoded(message) for message in records)
+            marks = {tp: consumer.highwater(tp) for tp in partitions}
+            if all(mark is not None and consumer.position(tp) >= mark for tp, mark in marks.items()):
+                return [event for event in events if event.data]
     finally:
         consumer.close()
 
@@ -93,15 +104,15 @@ def _decoded(message: Any) -> TopicEvent:
 
 def group_lag(bootstrap: str, group: str, topics: tuple[str, ...]) -> int:
     """Records of ``topics`` the consumer ``group`` has not committed yet (the end offsets minus its offsets)."""
+    ends = {TopicPartition(topic, p): end for topic in topics for p, end in end_offsets(bootstrap, topic).items()}
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id=REQUESTER, request_timeout_ms=5000)
     try:
-        committed = admin.list_consumer_group_offsets(group)
+        committed = admin.list_group_offsets({group: sorted(ends)}).get(group, {})
     finally:
         admin.close()
     lag = 0
-    for topic in topics:
-        for partition, end in end_offsets(bootstrap, topic).items():
-            meta = committed.get(TopicPartition(topic, partition))
-            done = meta.offset if meta is not None and meta.offset >= 0 else 0
-            lag += max(0, end - done)
+    for tp, end in ends.items():
+        meta = committed.get(tp)
+        done = meta.offset if meta is not None and meta.offset >= 0 else 0
+        lag += max(0, end - done)
     return lag

@@ -27,7 +27,7 @@ class DemoError(RuntimeError):
 class DemoOptions:
     """The knobs of ``stableseg demo`` (defaults: the size that finishes in under 5 minutes on 2 cores)."""
 
-    retailers: int = 2500
+    retailers: int = 2000
     years: int = 3
     seed: int = 42
     drift_fraction: float = 0.05
@@ -79,6 +79,13 @@ def demo_environment(base: Settings, data_dir: Path) -> dict[str, str]:
         "STABLESEG_REDIS_URL": f"redis://127.0.0.1:{base.redis_port}/0",
         "STABLESEG_RETRAIN_ON_MONTH_CLOSE": "false",
     }
+
+
+def demo_settings(options: DemoOptions) -> Settings:
+    """The settings the demo (and its children) run with, read from the environment plus the demo's overrides."""
+    base = Settings()
+    with patched_environ(demo_environment(base, options.resolved_data_dir(base))):
+        return Settings()
 
 
 @contextmanager

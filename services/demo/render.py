@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+import sys
 from collections import Counter
 from typing import Any
 
@@ -89,8 +91,9 @@ def subscribe_commands(report: DemoReport) -> list[str]:
     return [
         f"kafka-console-consumer.sh --bootstrap-server {bootstrap} --topic {SEGMENTS_CHANGES} --from-beginning "
         "--property print.key=true",
-        f".venv/bin/python -u -c \"from kafka import KafkaConsumer; [print(m.key.decode(), m.value.decode()) for m "
-        f"in KafkaConsumer('{SEGMENTS_CHANGES}', bootstrap_servers='{bootstrap}', auto_offset_reset='earliest')]\"",
+        f"{shlex.quote(sys.executable)} -u -c \"from kafka import KafkaConsumer; [print(m.key.decode(), "
+        f"m.value.decode()) for m in KafkaConsumer('{SEGMENTS_CHANGES}', bootstrap_servers='{bootstrap}', "
+        "auto_offset_reset='earliest')]\"",
     ]
 
 

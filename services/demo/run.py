@@ -40,10 +40,15 @@ class DemoReport:
     lineage: list[dict[str, Any]] = field(default_factory=list)  # segments.lineage events
     changes: list[TopicEvent] = field(default_factory=list)  # every segments.changes event
     changes_first: int = 0  # ... of which published until the first model had settled
+    mark: dict[int, int] = field(default_factory=dict)  # segments.changes end offsets once the first model settled
     labels: list[dict[str, dict[str, Any]]] = field(default_factory=list)  # API answers after each model
     stability: Stability | None = None
     timings: dict[str, float] = field(default_factory=dict)
     kept_running: bool = False
+
+    def changes_after(self) -> list[TopicEvent]:
+        """The ``segments.changes`` events published after the first model had settled."""
+        return [e for e in self.changes if e.offset >= self.mark.get(e.partition, 0)]
 
 
 def stop_all(settings: Settings) -> None:
@@ -111,7 +116,6 @@ def _flow(report: DemoReport, ui: DemoUi, data_dir: Path) -> None:
     assigner = AssignerClient(settings.assigner_port)
     ingest = IngestClient(f"http://127.0.0.1:{settings.ingest_port}",
                           min(options.batch_records, settings.ingest_max_records))  # fmt: skip
-    mark: dict[int, int] = {}
     try:
         for phase, months in enumerate((before, after), start=1):
             _stream(report, ui, ingest, months, f"streaming {months[0].period}..{months[-1].period}")
@@ -127,16 +131,19 @@ def _flow(report: DemoReport, ui: DemoUi, data_dir: Path) -> None:
             with ui.step(f"waiting for the assigner to relabel everyone with version {version}") as update:
                 poll_until(AssignerProbe(settings, assigner, version), "assigner relabel", timeout, settings,
                            "assigner", update)  # fmt: skip
-                watch = LabelWatch(assigner, features.eligible(settings.feature_set))
-                poll_until(watch, "labels of every eligible retailer", timeout, settings, "assigner", update)
+                watch = LabelWatch(assigner, settings.redis_url, features.eligible(settings.feature_set))
+                try:
+                    poll_until(watch, "labels of every eligible retailer", timeout, settings, "assigner", update)
+                finally:
+                    watch.close()
                 report.labels.append(watch.answers)
             if phase == 1:
-                mark = end_offsets(settings.kafka_bootstrap, SEGMENTS_CHANGES)
+                report.mark = end_offsets(settings.kafka_bootstrap, SEGMENTS_CHANGES)
     finally:
         features.close()
         ingest.close()
     with ui.step("collecting models, segments, lineage and change events"):
-        _collect(report, assigner, mark, data_dir)
+        _collect(report, assigner, data_dir)
 
 
 def _stream(report: DemoReport, ui: DemoUi, ingest: IngestClient, months: list, title: str) -> None:
@@ -155,13 +162,13 @@ def _train(report: DemoReport, ui: DemoUi, reason: str, timeout: float) -> None:
     report.published.append(watch.event)
 
 
-def _collect(report: DemoReport, assigner: AssignerClient, mark: dict[int, int], data_dir: Path) -> None:
+def _collect(report: DemoReport, assigner: AssignerClient, data_dir: Path) -> None:
     bootstrap = report.settings.kafka_bootstrap
     report.models = assigner.models()
     report.segments = assigner.segments()
     report.lineage = [event.data for event in read_topic(bootstrap, SEGMENTS_LINEAGE)]
     report.changes = read_topic(bootstrap, SEGMENTS_CHANGES)
-    later = [e for e in report.changes if e.offset >= mark.get(e.partition, 0)]
+    later = report.changes_after()
     report.changes_first = len(report.changes) - len(later)
     truth = pd.read_csv(data_dir / "data" / "truth.csv", dtype=str)
     report.stability = stability(truth, report.labels[0], report.labels[1], [e.data for e in later])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,9 +61,10 @@ class IngestClient:
     """POSTs NDJSON batches to ``/v1/sales``; a 503 or a dropped connection is retried with the same body
     (records replace earlier ones with the same key, so a retry never double counts)."""
 
-    def __init__(self, base_url: str, batch_records: int, retry_for: float = 60.0) -> None:
+    def __init__(self, base_url: str, batch_records: int, retry_for: float = 60.0, in_flight: int = 2) -> None:
         self.client = httpx.Client(base_url=base_url, timeout=httpx.Timeout(60.0, connect=5.0))
         self.batch_records = batch_records
+        self.in_flight = in_flight
         self.retry_for = retry_for
 
     def close(self) -> None:
@@ -88,15 +90,18 @@ class IngestClient:
             raise DemoError(f"POST /v1/sales kept failing for {self.retry_for:.0f} s: {exc}", "ingest") from None
 
     def stream(self, months: list[Month], progress: Progress | None = None) -> StreamSummary:
-        """Send every month in order (a month completes before the next starts)."""
+        """Send every month in order: a month's batches go out ``in_flight`` at a time, and the month completes
+        before the next one starts."""
         summary = StreamSummary()
-        for month in months:
-            for body, count in _bodies(month, self.batch_records):
-                answer = self.post(body)
-                summary.requests += 1
-                summary.accepted += int(answer["accepted"])
-                summary.rejected += int(answer["rejected"])
-                if progress is not None:
-                    progress(month.period, count)
-            summary.months += 1
+        with ThreadPoolExecutor(self.in_flight, thread_name_prefix="demo-ingest") as pool:
+            for month in months:
+                futures = {pool.submit(self.post, body): count for body, count in _bodies(month, self.batch_records)}
+                for future in as_completed(futures):
+                    answer = future.result()
+                    summary.requests += 1
+                    summary.accepted += int(answer["accepted"])
+                    summary.rejected += int(answer["rejected"])
+                    if progress is not None:
+                        progress(month.period, futures[future])
+                summary.months += 1
         return summary

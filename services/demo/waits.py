@@ -6,9 +6,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 import redis
+from kafka.errors import KafkaError
 from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
+from services.assigner.store import AssignmentStore
 from services.demo.bus import end_offsets, group_lag, read_topic
 from services.demo.observe import LABELLED, ApiError, AssignerClient, trainer_outcome
 from services.demo.options import DemoError
@@ -19,6 +22,7 @@ from shared.feature_store import FeatureStore
 from shared.stack.services import service_processes
 
 Check = Callable[[], tuple[bool, str]]
+TRANSIENT = (KafkaError, redis.RedisError, httpx.HTTPError, OSError)
 ASSIGNER_GROUP = "stableseg-assigner"
 
 
@@ -33,9 +37,9 @@ def dead_service(settings: Settings) -> str | None:
 
 def poll_until(check: Check, what: str, timeout: float, settings: Settings, service: str | None = None,
                on_detail: Callable[[str], None] | None = None, interval: float = 0.5) -> str:  # fmt: skip
-    """Call ``check`` until it reports done (returns its detail). API errors and other exceptions count as "not
-    yet"; a plain DemoError ends the wait at once, so does a dead service. On timeout: DemoError naming
-    ``service``."""
+    """Call ``check`` until it reports done (returns its detail). API errors and transient broker, Redis or
+    network errors count as "not yet"; any other error ends the wait at once, so does a dead service. On timeout:
+    DemoError naming ``service``."""
 
     def attempt() -> str:
         dead = dead_service(settings)
@@ -47,7 +51,7 @@ def poll_until(check: Check, what: str, timeout: float, settings: Settings, serv
             done, detail = False, str(exc)
         except DemoError:
             raise
-        except Exception as exc:  # a broker or Redis hiccup: report it, try again
+        except TRANSIENT as exc:  # a broker or Redis hiccup: report it, try again
             done, detail = False, repr(exc)
         if on_detail is not None:
             on_detail(detail)
@@ -134,15 +138,34 @@ class AssignerProbe:
 
 
 class LabelWatch:
-    """Done when every given retailer has status assigned or noise through the API (re-asks only the others)."""
+    """Done when every given retailer is assigned or noise: all of them read in bulk from the assignment store the
+    API serves from (``services.assigner.store``), and a sample of them through ``GET /v1/retailers/{id}/segment``,
+    which must agree. ``answers`` has the API's shape (shop_id -> segment_id, segment_name, status, ...)."""
 
-    def __init__(self, client: AssignerClient, shop_ids: list[str]) -> None:
+    def __init__(self, client: AssignerClient, redis_url: str, shop_ids: list[str], sample: int = 100) -> None:
         self.client = client
-        self.remaining = list(shop_ids)
+        self.store = AssignmentStore(redis_url)
+        self.shops = list(shop_ids)
+        self.sample = self.shops[:: max(1, len(self.shops) // sample)] if sample else []
         self.answers: dict[str, dict[str, Any]] = {}
 
+    def close(self) -> None:
+        self.store.close()
+
     def __call__(self) -> tuple[bool, str]:
-        fresh = self.client.retailers(self.remaining)
-        self.answers.update(fresh)
-        self.remaining = [shop for shop, answer in fresh.items() if answer.get("status") not in LABELLED]
-        return not self.remaining, f"{len(self.remaining):,} eligible retailers not labelled yet"
+        states = self.store.states(self.shops)
+        self.answers = {
+            str(shop): {"shop_id": str(shop), "segment_id": row["segment"], "segment_name": row["name"],
+                        "status": row["status"], "strength": row["strength"], "model_version": row["model_version"]}
+            for shop, row in states.iterrows()
+        }  # fmt: skip
+        missing = [shop for shop in self.shops if self.answers.get(shop, {}).get("status") not in LABELLED]
+        if missing:
+            return False, f"{len(missing):,} eligible retailers not labelled yet (e.g. {missing[0]})"
+        api = self.client.retailers(self.sample)
+        differ = [shop for shop, answer in api.items() if _place(answer) != _place(self.answers[shop])]
+        return not differ, f"{len(differ)} of {len(api)} API answers differ from the store (e.g. {differ[:1]})"
+
+
+def _place(answer: dict[str, Any]) -> tuple[Any, Any]:
+    return answer.get("status"), answer.get("segment_id")

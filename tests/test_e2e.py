@@ -1,0 +1,190 @@
+"""End to end: `stableseg demo`'s flow with every service as a REAL process (embedded tansu broker, redis-server,
+SQLite, ingest, features, trainer, assigner on free ports), plus the demo's own checks and error paths.
+
+The big test calls the same ``run_demo`` as the CLI on a small dataset (400 retailers x 3 years, 5 epochs,
+min_cluster_size 15) with ``keep_running`` so it can then look at the live system the way a user would: the
+assigner API, the topics, `stableseg status`, the printed commands. The fixture's finalizer stops everything.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pandas as pd
+import pytest
+from rich.console import Console
+from typer.testing import CliRunner
+
+from services.cli.main import app
+from services.demo.bus import read_topic
+from services.demo.options import DemoError, DemoOptions, demo_settings
+from services.demo.render import query_commands, render, subscribe_commands
+from services.demo.run import DemoReport, run_demo, stop_all
+from shared.bus.topics import SEGMENTS_CHANGES, SEGMENTS_LINEAGE
+from shared.config import get_settings
+from shared.feature_store import FeatureStore
+from shared.stack import free_port
+
+pytestmark = pytest.mark.xdist_group("e2e")
+
+PORT_SETTINGS = ("BROKER", "REDIS", "INGEST", "FEATURES", "TRAINER", "ASSIGNER")
+SMALL = DemoOptions(retailers=400, years=3, seed=7, drift_fraction=0.05, keep_running=True, step_timeout=150)
+
+
+@pytest.fixture
+def demo_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    """Free ports, a tmp data dir and small model settings; whatever the demo leaves running is stopped."""
+    env = {f"STABLESEG_{name}_PORT": str(free_port()) for name in PORT_SETTINGS}
+    env |= {"STABLESEG_DATA_DIR": str(tmp_path / "data"), "STABLESEG_EPOCHS": "5",
+            "STABLESEG_MIN_CLUSTER_SIZE": "15", "STABLESEG_LOG_LEVEL": "WARNING"}  # fmt: skip
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    yield env
+    stop_all(demo_settings(SMALL))
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def report(demo_env: dict[str, str]) -> DemoReport:
+    out = io.StringIO()
+    try:
+        return run_demo(SMALL, Console(file=out, width=160))
+    finally:
+        print(out.getvalue())  # the demo's progress lines, shown by pytest when the test fails
+
+
+def _status_rows(env: dict[str, str], data_dir: Path) -> dict[str, str]:
+    command = [sys.executable, "-m", "services.cli", "status"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60,
+                            env={**os.environ, **env, "STABLESEG_DATA_DIR": str(data_dir), "COLUMNS": "200"})
+    assert result.returncode == 0, result.stderr
+    return {m[1]: m[2] for m in re.finditer(r"│ (\w+)\s+│[^│]*│[^│]*│ (.*)$", result.stdout, re.MULTILINE)}
+
+
+def _subscriber_lines(command: str, wanted: int, timeout: float = 60.0) -> list[str]:
+    """Run the printed subscribe one-liner until it printed ``wanted`` lines (then stop it)."""
+    process = subprocess.Popen(shlex.split(command), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    try:
+        assert process.stdout is not None
+        while len(lines) < wanted and time.monotonic() < deadline:
+            line = process.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+    finally:
+        process.kill()
+        process.wait(10)
+    return lines
+
+
+def _place(answer: dict) -> tuple:
+    return answer.get("status"), answer.get("segment_id")
+
+
+def test_demo_end_to_end(report: DemoReport, demo_env: dict[str, str]) -> None:
+    settings = report.settings
+    base = f"http://127.0.0.1:{settings.assigner_port}"
+
+    # two published model versions, both in the registry behind the API, the second one serving
+    versions = [event["version"] for event in report.published]
+    assert len(versions) == 2 and versions[0] < versions[1]
+    models = httpx.get(f"{base}/v1/models", timeout=10).json()
+    published = {m["version"] for m in models["models"] if m["status"] == "published"}
+    assert set(versions) <= published and models["serving_version"] == versions[1]
+    for event in report.published:
+        for space in ("latent", "raw"):
+            assert event["metrics"][space]["clusters"] >= 1 and 0 <= event["metrics"][space]["noise_ratio"] <= 1
+
+    # every eligible retailer of the live feature store has a segment or noise status through the API
+    store = FeatureStore(settings.redis_url)
+    try:
+        eligible = [str(shop) for shop in store.snapshot(settings.feature_set).index]
+    finally:
+        store.close()
+    assert len(eligible) > 300
+    with httpx.Client(base_url=base, timeout=10) as client:
+        answers = {shop: client.get(f"/v1/retailers/{shop}/segment").json() for shop in eligible}
+    assert {a["status"] for a in answers.values()} <= {"assigned", "noise"}
+    assigned = {shop for shop, a in answers.items() if a["status"] == "assigned"}
+    assert len(assigned) > len(eligible) // 2
+    assert all(re.fullmatch(r"seg-\d{4,}", answers[shop]["segment_id"]) for shop in assigned)
+    segments = {s["segment_id"]: s for s in httpx.get(f"{base}/v1/segments", timeout=10).json()["segments"]}
+    assert {answers[shop]["segment_id"] for shop in assigned} <= set(segments)
+
+    # the lineage between the versions was published on segments.lineage
+    lineage = [e.data for e in read_topic(settings.kafka_bootstrap, SEGMENTS_LINEAGE)]
+    latest = [entry for entry in lineage if entry["model_version"] == versions[1]]
+    assert len(latest) == 1 and latest[0]["previous_version"] == versions[0]
+    assert latest[0]["continued"], "a small drift must not replace every segment"
+    assert report.lineage == lineage
+
+    # change events: the demo consumed them all, and the printed subscriber command sees the same number
+    changes = read_topic(settings.kafka_bootstrap, SEGMENTS_CHANGES)
+    assert len(report.changes) == len(changes) >= len(assigned)
+    assert 0 < report.changes_first < len(report.changes)
+    assert {e.data["model_version"] for e in changes} == set(versions)
+    for event in changes:
+        assert event.key == event.data["shop_id"] and event.data["reason"] in ("retrain", "features", "new-retailer")
+    command = subscribe_commands(report)[1]
+    lines = _subscriber_lines(command, len(changes))
+    assert len(lines) == len(changes) and all(line.split(" ", 1)[0].startswith("S") for line in lines)
+
+    # stability: unchanged retailers mostly keep their segment id; every retailer whose place changed after the
+    # first model got at least one change event after it (the events explain the state)
+    assert report.stability is not None and report.stability.drifted > 0
+    assert report.stability.unchanged_assigned > 100 and report.stability.kept_share >= 0.5
+    first, final = report.labels
+    with_events = {e.data["shop_id"] for e in report.changes_after()}
+    moved = {shop for shop in first if _place(first[shop]) != _place(final.get(shop, {}))}
+    assert moved <= with_events
+    truth = pd.read_csv(Path(settings.data_dir) / "data" / "truth.csv", dtype=str)
+    assert report.stability.drifted == len(set(truth.loc[truth["archetype_after"].notna(), "shop_id"]) & set(first))
+
+    # the printed curl commands use the real port; `stableseg status` shows every service healthy and ready
+    url = query_commands(report)[0].split()[-1]
+    assert httpx.get(url, timeout=10).json()["status"] in ("assigned", "noise")
+    rows = _status_rows(demo_env, Path(settings.data_dir))
+    for service in ("ingest", "features", "trainer", "assigner"):
+        assert rows[service].split("│")[0].strip() == "yes" and "yes" in rows[service].split("│")[1], rows
+
+    # the rendered summary holds every section
+    text = io.StringIO()
+    render(report, Console(file=text, width=200))
+    for needle in ("model versions", "segments (serving model version", f"lineage: version {versions[0]} -> "
+                   f"{versions[1]}", f"{SEGMENTS_CHANGES}: {len(changes):,} events", "kept their segment id", url):
+        assert needle in text.getvalue()
+
+
+def test_bad_options_are_clear_errors(tmp_path: Path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(app, ["demo", "--retailers", "10"])
+    assert result.exit_code == 2 and "--retailers" in result.output
+    result = runner.invoke(app, ["demo", "--drift-month", "2019-03"])
+    message = " ".join(result.output.split())
+    assert result.exit_code == 2 and "drift_month: must lie between 2024-01 and 2025-12" in message
+    with pytest.raises(ValueError, match="drift_month: must be YYYY-MM"):
+        DemoOptions(drift_month="2025-7").validate()
+
+
+def test_refuses_a_data_dir_it_did_not_make(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "keep.txt").write_text("not the demo's")
+    monkeypatch.setenv("STABLESEG_DATA_DIR", str(tmp_path))
+    with pytest.raises(DemoError, match="was not made by the demo"):
+        run_demo(DemoOptions(data_dir=precious, retailers=50), Console(file=io.StringIO()))
+    assert (precious / "keep.txt").read_text() == "not the demo's"
+    result = CliRunner().invoke(app, ["demo", "--data-dir", str(precious)])
+    assert result.exit_code == 1 and "was not made by the demo" in " ".join(result.output.split())
