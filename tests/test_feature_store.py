@@ -234,3 +234,32 @@ def test_the_fast_check_agrees_with_the_contract(shop, product, year, month, qty
     sale, errors = validate_record(raw)
     assert sale is not None, errors
     assert fast == (sale.shop_id, sale.product_id, sale.period, repr(sale.sales_qty + 0.0))
+
+
+def test_cli_get_and_export(redis_url: str, sales: pd.DataFrame, tmp_path, monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    from services.cli.features import app
+    from shared.config import get_settings
+
+    h = Harness(redis_url)
+    h.feed(_records(sales[sales.shop_id.isin(sales.shop_id.unique()[:20])]))
+    monkeypatch.setenv("STABLESEG_REDIS_URL", redis_url)
+    get_settings.cache_clear()
+    try:
+        runner = CliRunner()
+        shop = sales.shop_id.iloc[0]
+        result = runner.invoke(app, ["get", shop, "--feature-set", "seed-v1", "--json"])
+        assert result.exit_code == 0, result.output
+        assert orjson.loads(result.stdout) == h.store.get(shop, "seed-v1")
+        missing = runner.invoke(app, ["get", "nope"])
+        assert missing.exit_code == 1 and "not in the feature store" in missing.output
+        unknown = runner.invoke(app, ["get", shop, "--feature-set", "v9"])
+        assert unknown.exit_code == 1 and "--feature-set: unknown feature set 'v9'" in unknown.output
+        out = tmp_path / "features.csv"
+        assert runner.invoke(app, ["export", "--out", str(out)]).exit_code == 0
+        exported = pd.read_csv(out, index_col="shop_id")
+        assert list(exported.columns) == ["eligible", "as_of", *FEATURE_SETS[get_settings().feature_set].columns]
+        assert len(exported) == 20
+    finally:
+        get_settings.cache_clear()
