@@ -59,6 +59,7 @@ class SalesConsumer:
         self._stop = asyncio.Event()
         self._last_commit = 0.0
         self._restart = False
+        self.joined = False
 
     def stop(self) -> None:
         self._stop.set()
@@ -82,6 +83,7 @@ class SalesConsumer:
         assert consumer is not None
         mine = {tp for tp in assigned if tp.topic == self.topic}
         self.assigned = {tp.partition for tp in mine}
+        self.joined = True  # a member of the group (possibly without partitions: more workers than partitions)
         if not mine:
             return
         await self.processor.load_epoch()
@@ -122,6 +124,7 @@ class SalesConsumer:
                 await self._close()
 
     async def _close(self) -> None:
+        self.joined = False
         if self.consumer is not None:
             try:
                 await self.consumer.stop()

@@ -114,4 +114,5 @@ class FeaturesWorker:
         return self.topics_ok
 
     def consumer_ready(self) -> bool:
-        return self.consumer.consumer is not None
+        """Joined the consumer group (readiness waits for the first assignment)."""
+        return self.consumer.joined
