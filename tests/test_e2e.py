@@ -29,8 +29,9 @@ from services.demo.bus import read_topic
 from services.demo.options import DemoError, DemoOptions, demo_settings
 from services.demo.render import query_commands, render, subscribe_commands
 from services.demo.run import DemoReport, run_demo, stop_all
+from services.demo.waits import poll_until
 from shared.bus.topics import SEGMENTS_CHANGES, SEGMENTS_LINEAGE
-from shared.config import get_settings
+from shared.config import Settings, get_settings
 from shared.feature_store import FeatureStore
 from shared.stack import free_port
 
@@ -188,3 +189,38 @@ def test_refuses_a_data_dir_it_did_not_make(tmp_path: Path, monkeypatch: pytest.
     assert (precious / "keep.txt").read_text() == "not the demo's"
     result = CliRunner().invoke(app, ["demo", "--data-dir", str(precious)])
     assert result.exit_code == 1 and "was not made by the demo" in " ".join(result.output.split())
+
+
+def test_a_wait_fails_fast_when_a_service_died(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path)  # no pid files there: no service runs
+    with pytest.raises(DemoError, match="training: the ingest service exited") as dead:
+        poll_until(lambda: (True, "done"), "training", 5.0, settings, "trainer")
+    assert dead.value.service == "ingest"
+
+
+def test_a_wait_times_out_with_the_last_detail(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("services.demo.waits.dead_service", lambda settings: None)  # every service "alive"
+    calls: list[int] = []
+
+    def behind() -> tuple[bool, str]:
+        calls.append(1)
+        return False, f"{len(calls)} checks, 3 records to apply"
+
+    with pytest.raises(DemoError, match=r"catch-up: not done after 1 s \(\d+ checks, 3 records to apply\)") as late:
+        poll_until(behind, "catch-up", 0.6, Settings(data_dir=tmp_path), "features", interval=0.1)
+    assert late.value.service == "features" and len(calls) >= 3
+
+
+def test_cli_error_shows_the_failing_services_log_tail(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data_dir = tmp_path / "demo"
+    (data_dir / "logs").mkdir(parents=True)
+    (data_dir / "logs" / "trainer.log").write_text("".join(f"line {i}\n" for i in range(100)) + "boom: gate failed\n")
+
+    def failing(options: DemoOptions, console: Console) -> DemoReport:
+        raise DemoError("training: the training was rejected: too much noise", "trainer")
+
+    monkeypatch.setattr("services.demo.run.run_demo", failing)
+    result = CliRunner().invoke(app, ["demo", "--data-dir", str(data_dir)])
+    assert result.exit_code == 1
+    assert "error: training: the training was rejected: too much noise" in result.output
+    assert "boom: gate failed" in result.output and "line 99" in result.output and "line 10\n" not in result.output

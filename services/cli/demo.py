@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import typer
+from kafka.errors import KafkaError
+from redis import RedisError
 from rich.console import Console
 from rich.markup import escape
 
@@ -16,8 +19,9 @@ err_console = Console(stderr=True)
 
 def demo(
     retailers: int = typer.Option(2000, "--retailers", min=50, help="retailers to generate"),
-    years: int = typer.Option(3, "--years", min=2, help="calendar years of history (ending with --end-year)"),
-    seed: int = typer.Option(42, "--seed", min=0, help="seed of the generated data and of both trainings"),
+    years: int = typer.Option(3, "--years", min=2, help="calendar years of history, ending with 2025"),
+    seed: int = typer.Option(42, "--seed", min=0,
+                             help="seed of the generated data and of both trainings (the services' STABLESEG_SEED)"),
     drift_fraction: float = typer.Option(0.05, "--drift-fraction", min=0.0, max=1.0,
                                          help="fraction of retailers whose archetype changes at the drift month"),
     drift_month: str | None = typer.Option(None, "--drift-month", help="YYYY-MM of the drift (default: July of "
@@ -49,6 +53,9 @@ def demo(
         err_console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
         if exc.service is not None:
             _print_log_tail(exc.service, options)
+        raise typer.Exit(1) from None
+    except (KafkaError, RedisError, httpx.HTTPError, OSError) as exc:  # the stack went away under the demo
+        err_console.print(f"[red]error:[/red] the embedded stack failed: {escape(repr(exc))}", highlight=False)
         raise typer.Exit(1) from None
     render(report, console)
 

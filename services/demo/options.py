@@ -68,9 +68,11 @@ class DemoOptions:
         return Path(self.data_dir or Path(settings.data_dir) / "demo").resolve()
 
 
-def demo_environment(base: Settings, data_dir: Path) -> dict[str, str]:
-    """``STABLESEG_*`` overrides for the demo and its children: everything under ``data_dir`` on the embedded
-    stack (configured ports kept), and no automatic retrain on month close (the demo requests both trainings)."""
+def demo_environment(base: Settings, options: DemoOptions) -> dict[str, str]:
+    """``STABLESEG_*`` overrides for the demo and its children: everything under the demo's data dir on the
+    embedded stack (configured ports kept), the demo's seed for the trainings too, and no automatic retrain on
+    month close (the demo requests both trainings)."""
+    data_dir = options.resolved_data_dir(base)
     return {
         "STABLESEG_DATA_DIR": str(data_dir),
         "STABLESEG_DATABASE_URL": f"sqlite:///{data_dir / 'stableseg.db'}",
@@ -78,13 +80,14 @@ def demo_environment(base: Settings, data_dir: Path) -> dict[str, str]:
         "STABLESEG_KAFKA_BOOTSTRAP": f"127.0.0.1:{base.broker_port}",
         "STABLESEG_REDIS_URL": f"redis://127.0.0.1:{base.redis_port}/0",
         "STABLESEG_RETRAIN_ON_MONTH_CLOSE": "false",
+        "STABLESEG_SEED": str(options.seed),
     }
 
 
 def demo_settings(options: DemoOptions) -> Settings:
     """The settings the demo (and its children) run with, read from the environment plus the demo's overrides."""
     base = Settings()
-    with patched_environ(demo_environment(base, options.resolved_data_dir(base))):
+    with patched_environ(demo_environment(base, options)):
         return Settings()
 
 

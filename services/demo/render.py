@@ -124,8 +124,9 @@ def render(report: DemoReport, console: Console) -> None:
     for command in query_commands(report):
         console.print(f"  {command}", soft_wrap=True, highlight=False, markup=False)
     if report.kept_running:
-        console.print(f"\nEverything keeps running (data in {report.settings.data_dir}); stop it with "
-                      f"`STABLESEG_DATA_DIR={report.settings.data_dir} stableseg down`.")  # fmt: skip
+        where = f"STABLESEG_DATA_DIR={shlex.quote(str(report.settings.data_dir))}"
+        console.print(f"\nEverything keeps running: `{where} stableseg status` shows it, `{where} stableseg down` "
+                      "stops it.", markup=False, highlight=False)  # fmt: skip
     else:
         console.print("\nThe services and the stack were stopped; run `stableseg demo --keep-running` to try the "
                       "commands above.")  # fmt: skip

@@ -76,8 +76,7 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> DemoReport
     """Run the whole flow; raise DemoError (naming the failing service) when a step fails or times out. Stops
     everything at the end unless ``options.keep_running`` (then the caller stops it with ``stop_all``)."""
     options = options.validate()
-    base = Settings()
-    with patched_environ(demo_environment(base, options.resolved_data_dir(base))):
+    with patched_environ(demo_environment(Settings(), options)):
         settings = Settings()
         report = DemoReport(options, settings, kept_running=options.keep_running)
         ui = DemoUi(console or Console())
