@@ -67,9 +67,10 @@ def fit_and_relabel(book: Book, features: pd.DataFrame, seed: int, version: int,
 
 
 def kept_share(before: RelabelOutcome, after: RelabelOutcome, among: pd.Index | None = None) -> tuple[float, int]:
-    """Share of retailers that had a segment before (optionally among ``among``) holding the same id after."""
+    """Share of retailers that had a segment before and are still eligible (optionally among ``among``) holding
+    the same id after."""
     prev = before.assignments["segment"]
-    had = prev[prev.notna()]
+    had = prev[prev.notna() & (after.assignments["status"].reindex(prev.index) != "ineligible").to_numpy()]
     if among is not None:
         had = had[had.index.isin(among)]
     now = after.assignments["segment"].reindex(had.index)
@@ -94,10 +95,12 @@ def scenario(name: str, first: tuple[pd.DataFrame, int], second: tuple[pd.DataFr
         had = v1.assignments["segment"].notna()
         scored = drifted.intersection(had[had].index).intersection(labels[labels != -1].index)
         changed = v2.assignments.loc[scored, "changed"].mean() if len(scored) else float("nan")
+        held = v2.assignments.loc[scored, "held"].mean() if len(scored) else float("nan")
         result.update(kept_unchanged=share, scored_unchanged=n, drifted_changed=float(changed),
-                      scored_drifted=len(scored), drifted=len(drifted))  # fmt: skip
+                      drifted_held=float(held), scored_drifted=len(scored), drifted=len(drifted))  # fmt: skip
         print(f"  drifted, not noise, with a segment before: {len(scored)} of {len(drifted)} drifted; "
-              f"received a change: {changed:.2%}")
+              f"received a change: {changed:.2%} (held by hysteresis: {held:.2%}; the rest stayed in their "
+              "segment's cluster)")
         print(f"  unchanged archetype kept their segment id: {share:.2%} of {n}")
     print(f"  lineage: {json.dumps(v2.lineage)}")
     return result

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from fastapi import APIRouter, HTTPException, Path
+import orjson
+from fastapi import APIRouter, HTTPException, Path, Response
 
 from services.assigner.routes.deps import NO_MODEL, Reader, RegistryDep, Service
 from services.assigner.schemas import HistoryEntry, RetailerHistory, RetailerSegment
@@ -33,13 +34,16 @@ async def _without_assignment(service: Service, reader: Reader, shop_id: str) ->
 
 @router.get("/{shop_id}/segment", response_model=RetailerSegment, responses=ERRORS,
             summary="The retailer's current segment")  # fmt: skip
-async def retailer_segment(service: Service, reader: Reader, shop_id: str = ShopId) -> RetailerSegment:
+async def retailer_segment(service: Service, reader: Reader, shop_id: str = ShopId) -> Response:
+    """The hot path: one Redis round trip, the body serialised directly (the schema is ``RetailerSegment``)."""
     state = await reader.get(shop_id)
     if state is None:
-        return await _without_assignment(service, reader, shop_id)
-    return RetailerSegment(shop_id=shop_id, segment_id=state["segment"], segment_name=state["name"],
-                           strength=state["strength"], status=state["status"], model_version=state["model_version"],
-                           since=state["since"])  # fmt: skip
+        body = (await _without_assignment(service, reader, shop_id)).model_dump(mode="json")
+    else:
+        body = {"shop_id": shop_id, "segment_id": state["segment"], "segment_name": state["name"],
+                "strength": state["strength"], "status": state["status"], "model_version": state["model_version"],
+                "since": state["since"]}  # fmt: skip
+    return Response(orjson.dumps(body), media_type="application/json")
 
 
 @router.get("/{shop_id}/history", response_model=RetailerHistory, responses=ERRORS,
