@@ -14,6 +14,8 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
+from shared.hdbscan_predict import approximate_predict
+
 NOISE = -1
 _METHODS = ("eom", "leaf")
 
@@ -98,12 +100,11 @@ class DensityClusterer(BaseEstimator):
         return self.fit(X).labels_
 
     def predict(self, X: Any) -> tuple[np.ndarray, np.ndarray]:
-        """``(labels, strengths)`` for new points via ``hdbscan.approximate_predict`` (-1 = noise)."""
+        """``(labels, strengths)`` for new points: ``hdbscan.approximate_predict``, vectorised (-1 = noise)."""
         check_is_fitted(self, "model_")
         x = _check_points(X, n_features=self.n_features_in_)
         if x.shape[0] == 0:
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)
         if self.n_clusters_ == 0:  # approximate_predict needs at least one cluster: everything is noise
             return np.full(x.shape[0], NOISE, dtype=np.int64), np.zeros(x.shape[0], dtype=np.float64)
-        labels, strengths = hdbscan.approximate_predict(self.model_, x)
-        return np.asarray(labels, dtype=np.int64), np.asarray(strengths, dtype=np.float64)
+        return approximate_predict(self.model_, x)
