@@ -12,7 +12,8 @@ class FeaturesMetrics:
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.records = Counter(
-            "stableseg_features_records_total", "sales.monthly records consumed, by outcome",
+            "stableseg_features_records_total",
+            "sales.monthly records: applied (offset advanced), rejected (sent to sales.rejected), duplicate",
             ["outcome"], registry=registry,
         )  # fmt: skip
         self.recomputed = Counter(
@@ -27,7 +28,7 @@ class FeaturesMetrics:
         self.redis_up.set(1)
 
     def observe(self, outcome: Any, seconds: float, lag: int) -> None:
-        self.records.labels("applied").inc(outcome.applied - outcome.rejected)
+        self.records.labels("applied").inc(outcome.applied)  # offsets advanced (rejected records included)
         self.records.labels("rejected").inc(outcome.rejected)
         self.records.labels("duplicate").inc(outcome.duplicates)
         self.recomputed.inc(outcome.recomputed)
