@@ -16,7 +16,9 @@ from typing import Any
 
 import pandas as pd
 import pytest
+import yaml
 from fastapi.testclient import TestClient
+from jsonschema import validate
 from test_assigner_support import load_feature_store, make_world, publish_bundle, quick_bundle, synthetic, wait_for
 
 from services.assigner.app import create_app
@@ -29,6 +31,7 @@ from shared.config import Settings
 from shared.storage import ModelVersionInfo
 
 pytestmark = pytest.mark.xdist_group("assigner")
+ASYNCAPI = yaml.safe_load((Path(__file__).resolve().parents[1] / "docs" / "asyncapi.yaml").read_text())
 TOKEN = "s3cret-admin"
 
 
@@ -71,6 +74,8 @@ def test_assigner_end_to_end(world: dict[str, Any]) -> None:
         first = [c for c in bus.changes if c["model_version"] == 1]
         assert len(first) == len(assigned)  # noise retailers had no segment and get none: no change event
         assert {c["reason"] for c in first} == {"new-retailer"} and all(c["from_segment"] is None for c in first)
+        for payload, message in [*((c, "segmentChange") for c in first[:20]), (lineage1, "segmentLineage")]:
+            validate(payload, ASYNCAPI["components"]["messages"][message]["payload"])
         body = segment(client, str(assigned.index[0]))
         assert body["status"] == "assigned" and body["model_version"] == 1 and body["segment_id"].startswith("seg-")
         assert body["segment_name"] and body["since"]
