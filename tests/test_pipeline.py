@@ -1,0 +1,101 @@
+"""`stableseg pipeline run` end to end on a small generated dataset (real CLI, real TensorFlow and HDBSCAN)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from shared.data.generator import generate
+from shared.features import get_feature_set
+
+pytestmark = pytest.mark.xdist_group("pipeline")
+
+SMALL_MODEL = {"STABLESEG_EPOCHS": "4", "STABLESEG_MIN_CLUSTER_SIZE": "15", "STABLESEG_BATCH_SIZE": "64"}
+
+
+def stableseg(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "services.cli", *args], capture_output=True, text=True,
+                          env={**os.environ, **SMALL_MODEL, **(env or {})}, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("data")
+    generate(retailers=700, years=3, seed=5, out_dir=out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def first_run(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    artifacts = tmp_path_factory.mktemp("run1")
+    result = stableseg("pipeline", "run", "--input", str(dataset / "sales.csv"), "--truth",
+                       str(dataset / "truth.csv"), "--artifacts", str(artifacts), "--json")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return artifacts, json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_json_summary_has_the_contract_fields(first_run: tuple[Path, dict]) -> None:
+    _, summary = first_run
+    assert summary["eligible"] > 400
+    assert summary["features"] == len(get_feature_set("behaviour-v2").columns)
+    for space in ("latent", "raw"):
+        assert set(summary[space]) == {"clusters", "noise_ratio", "largest_share", "ari"}
+        assert 0.0 <= summary[space]["noise_ratio"] <= 1.0
+        assert -1.0 <= summary[space]["ari"] <= 1.0
+    assert set(summary["seconds"]) == {"features", "autoencoder", "clustering", "total"}
+    assert summary["latent"]["clusters"] >= 2
+
+
+def test_artifacts_are_written(first_run: tuple[Path, dict], dataset: Path) -> None:
+    artifacts, summary = first_run
+    features = pd.read_csv(artifacts / "features.csv", dtype={"shop_id": str})
+    assert list(features.columns[:3]) == ["shop_id", "eligible", "as_of"]
+    sales_shops = pd.read_csv(dataset / "sales.csv", usecols=["shop_id"], dtype=str)["shop_id"].nunique()
+    assert len(features) == features["shop_id"].nunique() == sales_shops
+    predictions = pd.read_csv(artifacts / "cluster_predictions.csv", dtype={"shop_id": str})
+    assert list(predictions.columns) == ["shop_id", "latent_cluster", "latent_cluster_strength", "raw_cluster",
+                                         "raw_cluster_strength"]
+    assert len(predictions) == summary["eligible"] == int(features["eligible"].sum())
+    insights = pd.read_csv(artifacts / "cluster_insights.csv")
+    latent = insights[insights["space"] == "latent"]
+    assert latent["size"].sum() == summary["eligible"]
+    columns = get_feature_set("behaviour-v2").columns
+    expected = ["space", "cluster", "size", *(f"{c}_{stat}" for c in columns for stat in ("mean", "median", "std"))]
+    assert list(insights.columns) == expected
+    for name in ("manifest.json", "encoder.npz", "scaler.joblib", "latent_clusterer.joblib", "raw_clusterer.joblib",
+                 "autoencoder.keras", "loss_curve.png"):
+        assert (artifacts / "model" / name).is_file(), name
+
+
+def test_rerun_gives_identical_labels(first_run: tuple[Path, dict], dataset: Path, tmp_path: Path) -> None:
+    artifacts, _ = first_run
+    result = stableseg("pipeline", "run", "--input", str(dataset / "sales.csv"), "--artifacts", str(tmp_path),
+                       "--json")
+    assert result.returncode == 0, result.stderr[-3000:]
+    again = json.loads(result.stdout.strip().splitlines()[-1])
+    assert "ari" not in again["latent"]  # no --truth, no ARI
+    first = pd.read_csv(artifacts / "cluster_predictions.csv")
+    second = pd.read_csv(tmp_path / "cluster_predictions.csv")
+    pd.testing.assert_frame_equal(first, second)
+    assert (artifacts / "model/manifest.json").read_bytes() == (tmp_path / "model/manifest.json").read_bytes()
+
+
+def test_malformed_csv_names_line_and_field(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("shop_id,product_id,year,month,sales_qty\nS1,P1,2024,1,3\nS1,P2,2024,13,4\n")
+    result = stableseg("pipeline", "run", "--input", str(bad), "--artifacts", str(tmp_path / "out"))
+    assert result.returncode == 2
+    assert "line 3" in result.stderr and "month" in result.stderr
+
+
+def test_unknown_feature_set_is_refused(dataset: Path, tmp_path: Path) -> None:
+    result = stableseg("pipeline", "run", "--input", str(dataset / "sales.csv"), "--artifacts", str(tmp_path),
+                       "--feature-set", "nope")
+    assert result.returncode != 0
+    assert "nope" in result.stderr
