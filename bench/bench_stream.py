@@ -6,7 +6,8 @@ Starts a private tansu broker and redis-server (AOF everysec) on free ports, gen
 CSV, starts ONE features worker (``python -m services.features``), loads the CSV with the ``stableseg ingest``
 code and waits until every record is applied and no shop waits for a recompute (lag back to zero). Prints JSON:
 ingest rows/s, end-to-end records/s (first record produced -> caught up), and the CPU seconds the worker and Redis
-spent (records per worker CPU-second is the figure that does not depend on other load on the machine).
+spent (records per worker CPU-second is the figure that does not depend on other load on the machine), and the
+time of one consistent ``FeatureStore.snapshot`` of every retailer.
 ``--preload`` loads the topic first and times the worker alone. ``--faust-baseline`` also times a no-op faust
 agent (``take_events``) over the same topic: the reason the service consumes with aiokafka directly.
 """
@@ -167,6 +168,10 @@ def run(args: argparse.Namespace, tmp: Path, broker: EmbeddedBroker, server: Emb
             "lag_back_to_zero": True,
             "shops_in_store": FeatureStore(client=client).shop_count(), "load_average": os.getloadavg()[0],
         }  # fmt: skip
+        store = FeatureStore(client=client)
+        began = time.perf_counter()
+        rows = len(store.snapshot(settings.feature_set, eligible_only=False))
+        result["snapshot"] = {"rows": rows, "seconds": round(time.perf_counter() - began, 3)}
         print(json.dumps(result["stream"]), file=sys.stderr, flush=True)
     finally:
         worker.terminate()
