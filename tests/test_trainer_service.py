@@ -192,10 +192,12 @@ def test_gated_model_is_rejected_with_reason_and_current_stays(
 
 
 def test_crash_mid_publication_leaves_no_half_registered_version(
-    tmp_path: Path, fresh_kafka_bootstrap: str, redis_url: str, sql_url: str, features: pd.DataFrame,
-    executor: FitExecutor, reference: dict,
+    tmp_path: Path, fresh_kafka_bootstrap: str, redis_url: str, features: pd.DataFrame, executor: FitExecutor,
+    reference: dict,
 ) -> None:  # fmt: skip
+    """The service path on SQLite; the same steps on both backends without a fit in the recovery test below."""
     load_feature_store(redis_url, features)
+    sql_url = f"sqlite:///{tmp_path / 'crash.db'}"
     settings = trainer_settings(tmp_path, fresh_kafka_bootstrap, redis_url, sql_url)
     current = _publish_reference(sql_url, settings.effective_artifact_uri, reference)
     seen: dict[str, Any] = {}
@@ -266,24 +268,24 @@ def test_killed_trainer_process_leaves_nothing_and_the_restart_serves_the_reques
     http = httpx.Client(base_url=f"http://127.0.0.1:{settings.trainer_port}", timeout=5.0)
     log = tmp_path / "trainer.log"
     first = _serve(env, log)
-    try:
-        wait_for(lambda: http.get("/readyz").status_code == 200, 90, "trainer readiness")
-        send_request(fresh_kafka_bootstrap, reason="kill-test")
-        wait_for(lambda: b"training.snapshot" in log.read_bytes(), 120, "the training to start")
-    finally:
-        os.killpg(first.pid, signal.SIGKILL)  # the service and its fitting worker, mid-training
-        first.wait(10)
-    with Registry(database_url) as registry:
-        assert registry.list_versions() == []
-    assert ArtifactStore(settings.effective_artifact_uri).list_names() == []
-    assert published_events(fresh_kafka_bootstrap) == []
-
-    # A client waits for the new version; the restarted service serves both the unfinished request and this one.
+    # A client waits for the new version (started now, it asks once the broker answers); the restarted service
+    # must serve both its request and the one the killed service never finished.
     waiting = subprocess.Popen([STABLESEG, "retrain", "--wait", "--json", "--timeout", "300", "--reason", "after"],
                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
     second = None
     try:
-        wait_for(lambda: topic_end(fresh_kafka_bootstrap, TRAINING_REQUESTS) == 2, 60, "the second request")
+        send_request(fresh_kafka_bootstrap, reason="kill-test")
+        wait_for(lambda: b"training.snapshot" in log.read_bytes(), 120, "the training to start")
+        os.killpg(first.pid, signal.SIGKILL)  # the service and its fitting worker, mid-training
+        first.wait(10)
+        with Registry(database_url) as registry:
+            assert registry.list_versions() == []
+        assert ArtifactStore(settings.effective_artifact_uri).list_names() == []
+        assert published_events(fresh_kafka_bootstrap) == []
+        if not _eventually(lambda: topic_end(fresh_kafka_bootstrap, TRAINING_REQUESTS) == 2, 60):
+            waiting.kill()
+            out, err = waiting.communicate()
+            raise AssertionError(f"the client's request never arrived: {out.decode()} {err.decode()}")
         second = _serve(env, log)
         out, err = waiting.communicate(timeout=300)
         assert waiting.returncode == 0, err.decode()
@@ -299,9 +301,11 @@ def test_killed_trainer_process_leaves_nothing_and_the_restart_serves_the_reques
         assert second.wait(30) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal after a graceful shutdown
         assert b"Application shutdown complete" in log.read_bytes()
     finally:
-        for proc in (waiting, second):
+        for proc in (first, second):
             if proc is not None and proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL) if proc is second else proc.kill()
+                os.killpg(proc.pid, signal.SIGKILL)
+        if waiting.poll() is None:
+            waiting.kill()
         http.close()
 
 
@@ -333,3 +337,11 @@ def test_a_replica_waits_for_the_lock_and_skips_what_another_replica_served(
 
 def _is_due(due_in: float | None) -> bool:
     return due_in is not None and due_in <= 0
+
+
+def _eventually(predicate: Any, timeout: float) -> bool:
+    try:
+        wait_for(predicate, timeout, "condition")
+    except AssertionError:
+        return False
+    return True

@@ -19,7 +19,7 @@ import uvicorn
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 from services.trainer.app import create_app
-from shared.bus import decode_event, encode_event, make_sync_producer, publish
+from shared.bus import decode_event, encode_event, ensure_topics, make_sync_producer, publish, topic_specs
 from shared.bus.topics import MODELS_PUBLISHED, MONTHS_CLOSED, TRAINING_REQUESTS
 from shared.config import Settings
 from shared.feature_store import feature_key, pack_vector, prefix_for
@@ -115,7 +115,13 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: 
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
+def _topics(bootstrap: str) -> None:
+    """Create the contract topics first, as every producer of ours does (tansu would auto-create 4 partitions)."""
+    ensure_topics(bootstrap, topic_specs(Settings()))
+
+
 def send_request(bootstrap: str, reason: str = "test", requested_by: str = "pytest") -> None:
+    _topics(bootstrap)
     producer = make_sync_producer(bootstrap)
     try:
         record = encode_event(TRAINING_REQUESTS, {"reason": reason, "requested_by": requested_by}, key="",
@@ -127,6 +133,7 @@ def send_request(bootstrap: str, reason: str = "test", requested_by: str = "pyte
 
 def send_month_closes(bootstrap: str, months: list[str], retailers: int = 400, gap_s: float = 0.05) -> None:
     """``months.closed`` events one after the other, like the features service during a backfill."""
+    _topics(bootstrap)
     producer = make_sync_producer(bootstrap)
     try:
         for month in months:
