@@ -84,7 +84,7 @@ class TrainerService:
     async def _main(self) -> None:
         settings = self.settings
         if self._own_executor:
-            self._tasks.append(asyncio.create_task(self.executor.start(), name="trainer-warm-worker"))
+            self._tasks.append(asyncio.create_task(self._warm(), name="trainer-warm-worker"))
         async for attempt in _forever("database"):
             with attempt:
                 await asyncio.to_thread(upgrade_database, settings.effective_database_url)
@@ -102,6 +102,13 @@ class TrainerService:
         consume = asyncio.create_task(self._consume(), name="trainer-consume")
         self._tasks.append(consume)
         await self._schedule(context)
+
+    async def _warm(self) -> None:
+        """Start the worker (TensorFlow import) now rather than at the first training."""
+        try:
+            await self.executor.start()
+        except Exception as exc:  # trainings will fail with the same cause; say it early
+            log.error("trainer.worker_start_failed", error=repr(exc))
 
     # --- triggers --------------------------------------------------------------------------------------------
     async def _consume(self) -> None:
