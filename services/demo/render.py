@@ -116,7 +116,8 @@ def render(report: DemoReport, console: Console) -> None:
                   stability_table(report)):  # fmt: skip
         console.print(table)
     console.print("[dim]Both trainings were requested explicitly on training.requests; the demo's services run "
-                  "with STABLESEG_RETRAIN_ON_MONTH_CLOSE=false so no other version appears.[/dim]")
+                  "with STABLESEG_RETRAIN_ON_MONTH_CLOSE=false so no other version appears, and with "
+                  "STABLESEG_BATCH_SIZE=64 (the seed's 300 underfits a few thousand retailers).[/dim]")
     console.print(f"\n[bold]Subscribe to {SEGMENTS_CHANGES}:[/bold]")
     for command in subscribe_commands(report):
         console.print(f"  {command}", soft_wrap=True, highlight=False, markup=False)
