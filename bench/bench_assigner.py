@@ -86,6 +86,11 @@ def predict(train: int = 20_000, batch: int = 60_000, repeats: int = 200, seed: 
         times.append(time.perf_counter() - started)
     print(f"online decision of one retailer (encode + predict + hysteresis): median {_ms(times, 50):.2f} ms, "
           f"p99 {_ms(times, 99):.2f} ms")
+    shops = features.index[:1000]
+    started = time.perf_counter()
+    assign_online(book.loc[shops], features.loc[shops], bundle, first.serving)
+    print(f"online decision of a batch of {len(shops)} retailers (one features.updated poll): "
+          f"{(time.perf_counter() - started) * 1000:.1f} ms")
 
 
 @app.command("relabel")

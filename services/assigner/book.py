@@ -93,4 +93,6 @@ def previous_frame(states: pd.DataFrame | None) -> pd.DataFrame:
 
 def shop_index(index: pd.Index) -> pd.Index:
     """shop ids as an object index of str named ``shop_id`` (one dtype everywhere, whatever pandas inferred)."""
+    if index.dtype == object and index.name == "shop_id" and all(isinstance(s, str) for s in index):
+        return index
     return pd.Index([str(s) for s in index.tolist()], name="shop_id", dtype=object)

@@ -115,9 +115,8 @@ def assign_online(book_rows: pd.DataFrame | None, features: pd.DataFrame, bundle
     labels = np.where(np.isin(labels, list(known)) | (labels < 0), labels, -1)  # a cluster without segment: noise
     decided = assign_segments(previous, pd.Series(labels, index=features.index),
                               pd.Series(strengths, index=features.index), result, params, reason="features")
-    decided = decided.set_index("shop_id")
-    decided.index = shop_index(decided.index)
-    decided["name"] = decided["segment"].map(serving.names).astype(object).where(decided["segment"].notna(), None)
+    decided.index = shop_index(decided.pop("shop_id"))
+    decided["name"] = pd.Series([serving.names.get(s) for s in decided["segment"]], index=decided.index, dtype=object)
     decided["moved"] = decided["changed"] | (decided["status"] != _aligned(previous["status"], decided))
     return decided[list(STATE_COLUMNS)]
 
