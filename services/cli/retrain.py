@@ -16,7 +16,6 @@ from kafka.errors import KafkaError
 from rich.console import Console
 from tenacity import stop_after_delay
 
-from services.trainer.publication import ABANDONED
 from shared.bus import decode_event, encode_event, ensure_topics, make_sync_producer, publish, topic_specs
 from shared.bus.topics import MODELS_PUBLISHED, TRAINING_REQUESTS
 from shared.config import Settings, get_settings
@@ -71,6 +70,8 @@ class _RegistryWatch:
             versions = self.registry.list_versions(status="rejected")
         except Exception:
             return None
+        from services.trainer.publication import ABANDONED  # the trainer's modules load scikit-learn: only here
+
         fresh = [v for v in versions if v.version > self.baseline and v.reason != ABANDONED]
         return fresh[-1] if fresh else None
 
