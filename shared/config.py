@@ -57,6 +57,7 @@ class Settings(BaseSettings):
     patience: int = 5
     min_cluster_size: int = 50
     min_samples: int | None = None
+    raw_baseline_max_rows: int | None = Field(20_000, ge=100, description="rows the raw-feature baseline is fitted on")
 
     # --- trainer ---------------------------------------------------------------------------------
     retrain_on_month_close: bool = True

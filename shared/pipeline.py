@@ -20,7 +20,8 @@ from shared.data.csv_io import read_sales_csv
 from shared.features import EligibilityRule, build_features, get_feature_set
 from shared.logging import get_logger
 from shared.metrics import clustering_report
-from shared.model.fit import fit_bundle
+from shared.model.bundle import ModelBundle
+from shared.model.fit import fit_bundle, raw_baseline_rows
 from shared.model.params import ModelParams
 
 log = get_logger(__name__)
@@ -103,7 +104,7 @@ def run_pipeline(
     # 60k shops). New and updated retailers go through approximate_predict in the assigner.
     t0 = time.perf_counter()
     latent_labels, latent_strength = bundle.latent_clusterer.labels_, bundle.latent_clusterer.probabilities_
-    raw_labels, raw_strength = bundle.raw_clusterer.labels_, bundle.raw_clusterer.probabilities_
+    raw_labels, raw_strength = _raw_predictions(bundle, eligible)
     seconds_inference = time.perf_counter() - t0
     predictions = pd.DataFrame(
         {"latent_cluster": latent_labels, "latent_cluster_strength": latent_strength,
@@ -141,6 +142,19 @@ def run_pipeline(
     (out / METRICS_JSON).write_text(json.dumps(all_metrics, indent=2, default=float))
     log.info("pipeline.done", artifacts=str(out), **{k: v for k, v in summary.items() if k != "seconds"})
     return PipelineResult(features, predictions, insights, all_metrics, summary)
+
+
+def _raw_predictions(bundle: ModelBundle, eligible: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Raw-baseline labels for every shop: the fit's own for the sampled rows, approximate_predict for the rest."""
+    clusterer = bundle.raw_clusterer
+    rows = raw_baseline_rows(len(eligible), bundle.params.raw_baseline_max_rows)
+    labels = np.empty(len(eligible), dtype=np.int64)
+    strengths = np.empty(len(eligible), dtype=np.float64)
+    labels[rows], strengths[rows] = clusterer.labels_, clusterer.probabilities_
+    rest = np.setdiff1d(np.arange(len(eligible)), rows)
+    if len(rest):
+        labels[rest], strengths[rest] = bundle.assign_raw(eligible.iloc[rest])
+    return labels, strengths
 
 
 def _without_history(metrics: dict[str, Any]) -> dict[str, Any]:

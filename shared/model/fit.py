@@ -113,7 +113,8 @@ def fit_bundle(
     if params.raw_baseline:
         t0 = time.perf_counter()
         report("raw-clustering", 0, 1)
-        raw_clusterer = DensityClusterer(**params.clusterer_kwargs()).fit(scaled)
+        raw_rows = raw_baseline_rows(len(data), params.raw_baseline_max_rows)
+        raw_clusterer = DensityClusterer(**params.clusterer_kwargs()).fit(scaled[raw_rows])
         seconds["raw_clustering"] = time.perf_counter() - t0
         report("raw-clustering", 1, 1)
     seconds["clustering"] = seconds["latent_clustering"] + seconds.get("raw_clustering", 0.0)
@@ -125,9 +126,7 @@ def fit_bundle(
         "latent": clustering_report(
             latent_clusterer.labels_, latent, truth_values, dbcv=latent_clusterer.relative_validity_
         ),
-        "raw": None
-        if raw_clusterer is None
-        else clustering_report(raw_clusterer.labels_, scaled, truth_values, dbcv=raw_clusterer.relative_validity_),
+        "raw": None if raw_clusterer is None else _raw_report(raw_clusterer, scaled, truth_values, raw_rows),
         "autoencoder": _history_summary(ae.history_),
     }
     seconds["metrics"] = time.perf_counter() - t0
@@ -153,6 +152,21 @@ def fit_bundle(
         seconds=metrics["seconds"]["total"],
     )
     return bundle, metrics
+
+
+def raw_baseline_rows(n_rows: int, max_rows: int | None) -> np.ndarray:
+    """Rows (in canonical shop_id order) the raw baseline is fitted on: all, or ``max_rows`` evenly spaced."""
+    if max_rows is None or n_rows <= max_rows:
+        return np.arange(n_rows)
+    return np.unique(np.linspace(0, n_rows - 1, max_rows).round().astype(np.int64))
+
+
+def _raw_report(clusterer: DensityClusterer, scaled: np.ndarray, truth: np.ndarray | None,
+                rows: np.ndarray) -> dict[str, Any]:
+    """The baseline's report over the rows it was fitted on (``sample`` says how many of all rows)."""
+    report = clustering_report(clusterer.labels_, scaled[rows], None if truth is None else truth[rows],
+                               dbcv=clusterer.relative_validity_)
+    return {**report, "sample": len(rows), "of": len(scaled)}
 
 
 def _history_summary(history: dict[str, list[float]]) -> dict[str, Any]:
