@@ -162,6 +162,8 @@ def test_demo_end_to_end(report: DemoReport, demo_env: dict[str, str]) -> None:
     rows = _status_rows(demo_env, Path(settings.data_dir))
     for service in ("ingest", "features", "trainer", "assigner"):
         assert rows[service].split("│")[0].strip() == "yes" and "yes" in rows[service].split("│")[1], rows
+    assert f"model {versions[-1]}" in rows["assigner"], rows
+    assert re.search(r"consumer lag \d+", rows["features"]), rows
 
     # the rendered summary holds every section
     text = io.StringIO()

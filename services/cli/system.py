@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+import httpx
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -58,16 +59,44 @@ def down() -> None:
             console.print(f"stopped {name}")
 
 
+def _consumer_lag(port: int) -> str:
+    """The features worker's lag (records behind the high watermark) from its Prometheus metrics."""
+    try:
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2.0).text
+    except httpx.HTTPError:
+        return "?"
+    for line in text.splitlines():
+        if line.startswith("stableseg_features_consumer_lag"):
+            return str(int(float(line.rsplit(" ", 1)[1])))
+    return "?"
+
+
+def _current_model(port: int) -> str:
+    """The model version the assigner serves (``GET /v1/models/current``)."""
+    try:
+        response = httpx.get(f"http://127.0.0.1:{port}/v1/models/current", timeout=2.0)
+    except httpx.HTTPError:
+        return "?"
+    if response.status_code != 200:
+        return "none yet" if response.status_code in (404, 503) else "?"
+    return str(response.json().get("version", "?"))
+
+
 def status() -> None:
-    """Health and readiness of each service and of the embedded stack, and the current model version."""
+    """Health and readiness of each service and of the embedded stack, consumer lag and current model version."""
     settings = get_settings()
-    table = Table("component", "pid", "port", "healthy", "ready / detail")
+    table = Table("component", "pid", "port", "healthy", "ready / detail", "lag / model")
     for component in Stack(settings).status():
         table.add_row(component.name, str(component.pid or "-"), str(component.port),
-                      "yes" if component.healthy else "no", "")
+                      "yes" if component.healthy else "no", "", "")
     for service in service_processes(settings):
         healthy = service.is_healthy()
         ready, detail = service.ready() if healthy else (False, "")
+        extra = ""
+        if healthy and service.name == "features":
+            extra = f"consumer lag {_consumer_lag(service.port)}"
+        elif healthy and service.name == "assigner":
+            extra = f"model {_current_model(service.port)}"
         table.add_row(service.name, str(service.pid or "-"), str(service.port), "yes" if healthy else "no",
-                      ("yes " if ready else "no ") + detail)
+                      ("yes " if ready else "no ") + detail[:60], extra)
     console.print(table)
