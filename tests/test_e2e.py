@@ -45,9 +45,9 @@ SMALL = DemoOptions(retailers=400, years=3, seed=7, drift_fraction=0.05, keep_ru
 def demo_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
     """Free ports, a tmp data dir and small model settings; whatever the demo leaves running is stopped."""
     env = {f"STABLESEG_{name}_PORT": str(free_port()) for name in PORT_SETTINGS}
-    env |= {"STABLESEG_DATA_DIR": str(tmp_path / "data"), "STABLESEG_EPOCHS": "5",
+    env |= {"STABLESEG_DATA_DIR": str(tmp_path / "data"), "STABLESEG_EPOCHS": "20",
             "STABLESEG_MIN_CLUSTER_SIZE": "15", "STABLESEG_LOG_LEVEL": "WARNING",
-            # 400 retailers and 5 epochs give a noisier model than the demo's default size: the flow is under
+            # 400 retailers and 20 short epochs give a noisier model than the demo's default size: the flow is under
             # test here, not the quality gate (test_trainer_* covers that)
             "STABLESEG_GATE_MAX_NOISE_RATIO": "0.8"}  # fmt: skip
     for name, value in env.items():
