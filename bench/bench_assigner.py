@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -151,32 +152,50 @@ def relabel_bench(retailers: int = 60_000, years: int = 3, epochs: int = 5, seed
             server.stop()
 
 
-async def _load(url: str, shops: list[str], rate: float, seconds: float) -> tuple[list[float], int, float]:
+async def _get(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: str) -> int:
+    """One keep-alive HTTP/1.1 GET on a raw connection (a minimal client: httpx costs more CPU than the server)."""
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n".encode())
+    head = await reader.readuntil(b"\r\n\r\n")
+    match = re.search(rb"content-length: *(\d+)", head, re.IGNORECASE)
+    await reader.readexactly(int(match.group(1)) if match else 0)
+    return int(head[9:12])
+
+
+async def _load(port: int, shops: list[str], rate: float, seconds: float,
+                connections: int = 32) -> tuple[list[float], int, float]:  # fmt: skip
+    """Open loop: request i is due at start + i / rate; its latency counts from that due time (no coordinated
+    omission), over a pool of keep-alive connections."""
+    pool: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
+    for _ in range(connections):
+        pool.put_nowait(await asyncio.open_connection("127.0.0.1", port))
     latencies: list[float] = []
     errors = 0
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=5.0) as client:
-        async def one(shop: str) -> None:
-            nonlocal errors
-            started = time.perf_counter()
-            try:
-                response = await client.get(f"/v1/retailers/{shop}/segment")
-                if response.status_code != 200:
-                    errors += 1
-            except httpx.HTTPError:
-                errors += 1
-            latencies.append(time.perf_counter() - started)
 
-        total = int(rate * seconds)
-        began = time.perf_counter()
-        tasks = []
-        for i in range(total):
-            delay = began + i / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(shops[i % len(shops)])))
-        await asyncio.gather(*tasks)
-        elapsed = time.perf_counter() - began
+    async def one(shop: str, due: float) -> None:
+        nonlocal errors
+        reader, writer = await pool.get()
+        try:
+            if await _get(reader, writer, f"/v1/retailers/{shop}/segment") != 200:
+                errors += 1
+        except (OSError, asyncio.IncompleteReadError, ValueError):
+            errors += 1
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        latencies.append(time.perf_counter() - due)
+        pool.put_nowait((reader, writer))
+
+    total = int(rate * seconds)
+    began = time.perf_counter()
+    tasks = []
+    for i in range(total):
+        due = began + i / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(shops[i % len(shops)], due)))
+    await asyncio.gather(*tasks)
+    elapsed = time.perf_counter() - began
+    while not pool.empty():
+        pool.get_nowait()[1].close()
     return latencies, errors, total / elapsed
 
 
@@ -212,9 +231,9 @@ def api(retailers: int = 60_000, rates: str = "250,500,750,1000,1500", seconds: 
                 if time.monotonic() > deadline:
                     raise RuntimeError("the assigner did not start within 60 s")
                 time.sleep(0.2)
-            asyncio.run(_load(url, shops, 200, 3))  # warm-up
+            asyncio.run(_load(port, shops, 200, 3))  # warm-up
             for rate in (float(r) for r in rates.split(",")):
-                latencies, errors, achieved = asyncio.run(_load(url, shops, rate, seconds))
+                latencies, errors, achieved = asyncio.run(_load(port, shops, rate, seconds))
                 print(f"target {rate:6.0f}/s achieved {achieved:7.1f}/s  p50 {_ms(latencies, 50):6.2f} ms  "
                       f"p99 {_ms(latencies, 99):7.2f} ms  mean {statistics.mean(latencies) * 1000:6.2f} ms  "
                       f"errors {errors}", flush=True)  # fmt: skip

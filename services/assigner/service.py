@@ -209,6 +209,9 @@ class AssignerService:
             await self._apply(info, data.get("sha256"), "published")
 
     async def on_features(self, events: list[dict[str, Any]]) -> None:
+        record = await asyncio.to_thread(self.store.serving)
+        if record is not None and (self.serving is None or int(record["version"]) != self.serving.version):
+            await self._load_serving()  # another replica relabelled: serve what Redis serves
         if self.online is None:
             return  # no model yet: the first relabel covers every eligible retailer
         started = time.perf_counter()

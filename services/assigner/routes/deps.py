@@ -1,4 +1,8 @@
-"""Shared dependencies of the assigner routes (``Annotated`` aliases) and the 503 before any model exists."""
+"""Shared dependencies of the assigner routes (``Annotated`` aliases) and the 503 before any model exists.
+
+All are ``async def``: FastAPI runs a plain ``def`` dependency in a worker thread, which costs more than the
+whole Redis lookup of the segment endpoint.
+"""
 
 from __future__ import annotations
 
@@ -14,15 +18,15 @@ NO_MODEL = "no model has been applied yet: segments exist once the trainer publi
 NOT_READY = "the assigner is starting (database not initialised yet)"
 
 
-def _service(request: Request) -> AssignerService:
+async def _service(request: Request) -> AssignerService:
     return request.app.state.assigner
 
 
-def _reader(request: Request) -> AsyncReader:
+async def _reader(request: Request) -> AsyncReader:
     return request.app.state.reader
 
 
-def _registry(service: Annotated[AssignerService, Depends(_service)]) -> Registry:
+async def _registry(service: Annotated[AssignerService, Depends(_service)]) -> Registry:
     if service.registry is None:
         raise HTTPException(503, NOT_READY)
     return service.registry

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import orjson
-from fastapi import APIRouter, HTTPException, Path, Response
+from fastapi import APIRouter, HTTPException, Path, Request, Response
 
 from services.assigner.routes.deps import NO_MODEL, Reader, RegistryDep, Service
 from services.assigner.schemas import HistoryEntry, RetailerHistory, RetailerSegment
@@ -34,11 +34,13 @@ async def _without_assignment(service: Service, reader: Reader, shop_id: str) ->
 
 @router.get("/{shop_id}/segment", response_model=RetailerSegment, responses=ERRORS,
             summary="The retailer's current segment")  # fmt: skip
-async def retailer_segment(service: Service, reader: Reader, shop_id: str = ShopId) -> Response:
-    """The hot path: one Redis round trip, the body serialised directly (the schema is ``RetailerSegment``)."""
+async def retailer_segment(request: Request, shop_id: str = ShopId) -> Response:
+    """The hot path: one Redis round trip, no dependency solving, the body serialised directly (the schema is
+    ``RetailerSegment``)."""
+    reader = request.app.state.reader
     state = await reader.get(shop_id)
     if state is None:
-        body = (await _without_assignment(service, reader, shop_id)).model_dump(mode="json")
+        body = (await _without_assignment(request.app.state.assigner, reader, shop_id)).model_dump(mode="json")
     else:
         body = {"shop_id": shop_id, "segment_id": state["segment"], "segment_name": state["name"],
                 "strength": state["strength"], "status": state["status"], "model_version": state["model_version"],
