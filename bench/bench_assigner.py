@@ -8,9 +8,9 @@ Run: ``.venv/bin/python bench/bench_assigner.py predict|relabel|api [options]`` 
 - ``relabel``: generator data for ``--retailers`` retailers, a real ``fit_bundle`` (``--epochs``), then the
   first relabel and a relabel by a reseeded model (predict + match + per-retailer decision + profiles), then
   staging the Redis generation and the SQL writes on an embedded Redis and SQLite. Target: < 20 s for 60,000.
-- ``api``: ``stableseg serve assigner`` (one uvicorn worker) on an embedded Redis holding ``--retailers``
-  assignments; an open-loop load of GET /v1/retailers/{id}/segment at each ``--rates`` for ``--seconds``, reporting
-  achieved rate, p50/p99 latency and errors. Target: p99 < 10 ms at 500 requests/s.
+- ``api``: ``stableseg serve assigner`` (one uvicorn worker, connected to an embedded broker) on an embedded Redis
+  holding ``--retailers`` assignments; an open-loop load of GET /v1/retailers/{id}/segment at each ``--rates``
+  for ``--seconds``, reporting achieved rate, p50/p99 latency and errors. Target: p99 < 10 ms at 500 requests/s.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from services.assigner.ledger import next_states, pending_record, persist_sql, s
 from services.assigner.predict import approximate_predict
 from services.assigner.relabel import assign_online, relabel
 from services.assigner.store import AssignmentStore
-from shared.stack import EmbeddedRedis, free_port
+from shared.stack import EmbeddedBroker, EmbeddedRedis, free_port
 
 app = typer.Typer(help=__doc__, no_args_is_help=True)
 
@@ -199,6 +199,16 @@ async def _load(port: int, shops: list[str], rate: float, seconds: float,
     return latencies, errors, total / elapsed
 
 
+def _register_version(database: str) -> None:
+    from shared.storage import Registry, upgrade_database
+
+    upgrade_database(database)
+    with Registry(database) as registry:
+        number = registry.register_candidate(feature_set="behaviour-v2", params={}, metrics={}, training_rows=1,
+                                             data_as_of="2025-12", seed=1, artifact_uri="absent", sha256="0" * 64)
+        registry.mark_published(number)
+
+
 @app.command()
 def api(retailers: int = 60_000, rates: str = "250,500,750,1000,1500", seconds: float = 15.0) -> None:
     """Open-loop load on GET /v1/retailers/{id}/segment against one uvicorn worker."""
@@ -213,10 +223,15 @@ def api(retailers: int = 60_000, rates: str = "250,500,750,1000,1500", seconds: 
                                "since": "2025-01-01T00:00:00+00:00", "reason": "retrain"}, index=index)  # fmt: skip
         store.switch(store.stage(states, {"version": 1, "feature_set": "behaviour-v2", "clusters": {}, "names": {}},
                                  {"version": 1}))  # fmt: skip
+        broker = EmbeddedBroker(free_port(), Path(tmp) / "broker", die_with_parent=True)
+        broker.start()
+        database = f"sqlite:///{Path(tmp) / 'bench.db'}"
+        _register_version(database)  # the service finds version 1 (its artifact is absent: refused, logged)
         port = free_port()
         env = {**os.environ, "STABLESEG_REDIS_URL": server.url, "STABLESEG_ASSIGNER_PORT": str(port),
-               "STABLESEG_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}", "STABLESEG_DATA_DIR": str(Path(tmp) / "data"),
-               "STABLESEG_LOG_LEVEL": "WARNING", "STABLESEG_LOG_FORMAT": "json"}  # fmt: skip
+               "STABLESEG_KAFKA_BOOTSTRAP": broker.bootstrap, "STABLESEG_DATABASE_URL": database,
+               "STABLESEG_DATA_DIR": str(Path(tmp) / "data"), "STABLESEG_LOG_LEVEL": "WARNING",
+               "STABLESEG_LOG_FORMAT": "json"}  # fmt: skip
         process = subprocess.Popen([sys.executable, "-m", "services.cli", "serve", "assigner"], env=env,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
         url = f"http://127.0.0.1:{port}"
@@ -242,6 +257,7 @@ def api(retailers: int = 60_000, rates: str = "250,500,750,1000,1500", seconds: 
             process.wait(timeout=20)
             store.close()
             server.stop()
+            broker.stop()
 
 
 if __name__ == "__main__":
