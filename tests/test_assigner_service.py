@@ -148,7 +148,14 @@ def test_assigner_end_to_end(world: dict[str, Any]) -> None:
         assert client.get("/v1/models/current").json()["version"] == 1
         assert segment(client, str(assigned.index[0]))["model_version"] == 1
         assert client.post("/v1/retrain", headers=auth, json={"reason": "test"}).status_code == 202
-        assert client.get(f"/v1/retailers/{uuid.uuid4().hex}/segment").status_code == 404
+        stranger = uuid.uuid4().hex
+        assert client.get(f"/v1/retailers/{stranger}/segment").json()["detail"].startswith(f"retailer '{stranger}'")
+        assert client.get(f"/v1/retailers/{stranger}/history").status_code == 404
+        assert client.get("/v1/segments/seg-9999").status_code == 404
+        assert "expected 'seg-NNNN'" in client.get("/v1/segments/bogus").json()["detail"]
+        models = client.get("/v1/models").json()
+        assert [m["version"] for m in models["models"]] == [1, 2, 3] and models["serving_version"] == 1
+        assert [m["serving"] for m in models["models"]] == [True, False, False]
 
     # --- a restart serves the same assignments without relabelling ----------------------------------------------
     before = AssignmentStore(settings.redis_url).states()
