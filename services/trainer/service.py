@@ -97,7 +97,7 @@ class TrainerService:
             announce=self._announce, hook=self.hook,
         )  # fmt: skip
         await self.link.connected.wait()
-        if not await reconcile(self.registry, self.link.bootstrap, self.link.send):
+        if not await reconcile(self.registry, self.link.bootstrap, self.link.send_one):
             self._retry_announcement()
         consume = asyncio.create_task(self._consume(), name="trainer-consume")
         self._tasks.append(consume)
@@ -209,7 +209,7 @@ class TrainerService:
         """Send ``models.published``; if the broker refuses, the version stays published and a background task
         announces it as soon as the broker is back (the assigner must hear of every current version)."""
         try:
-            await self.link.send(published_record(info))
+            await self.link.send_one(published_record(info))
         except Exception as exc:
             log.error("trainer.announce_failed", version=info.version, error=repr(exc))
             self._retry_announcement()
@@ -220,7 +220,7 @@ class TrainerService:
         async def retry() -> None:
             while True:
                 await asyncio.sleep(every)
-                if self.registry and await reconcile(self.registry, self.link.bootstrap, self.link.send):
+                if self.registry and await reconcile(self.registry, self.link.bootstrap, self.link.send_one):
                     return
 
         if self._announcer is None or self._announcer.done():
