@@ -28,6 +28,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Annotated, Any
 
+import uvicorn
 from fastapi import Depends, FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse
@@ -232,3 +233,12 @@ def bearer_admin(settings: Settings) -> Callable[..., Awaitable[None]]:
             raise HTTPException(403, "admin token is wrong")
 
     return require_admin
+
+
+def serve(app: FastAPI, settings: Settings, port: int) -> None:
+    """Run ``app`` in the foreground with uvicorn (one worker) on ``settings.bind_host:port`` until SIGTERM/SIGINT.
+
+    Requests are logged by this module's middleware, so uvicorn's access log is off; shutdown is graceful for 15 s.
+    """
+    uvicorn.run(app, host=settings.bind_host, port=port, log_config=None, access_log=False,
+                timeout_graceful_shutdown=15)  # fmt: skip
