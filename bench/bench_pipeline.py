@@ -2,8 +2,9 @@
 
     .venv/bin/python bench/bench_pipeline.py --retailers 20000 --years 5 --data-seed 3 --out /tmp/bench-pipeline
 
-Runs, on one generated dataset: behaviour-v2 (model seed 42), behaviour-v2 again (model seed 7) for
-seed-robustness, behaviour-v2 once more with seed 42 to check identical labels, and seed-v1. Prints a markdown
+Runs, on one generated dataset: the feature set (``--feature-set``, default the settings' ``feature_set``) with
+model seed 42, again with model seed 7 for seed-robustness, once more with seed 42 to check identical labels, and
+seed-v1. Prints a markdown
 table (the README's) and one JSON object with every figure.
 """
 
@@ -45,16 +46,20 @@ def main() -> None:
     parser.add_argument("--data-seed", type=int, default=3)
     parser.add_argument("--out", type=Path, default=Path("/tmp/bench-pipeline"))
     parser.add_argument("--skip-seed-v1", action="store_true")
+    parser.add_argument("--feature-set", default=None, help="default: the settings' feature_set")
     args = parser.parse_args()
+    from shared.config import get_settings
+
+    name = args.feature_set or get_settings().feature_set
     data = args.out / "data"
     if not (data / "sales.csv").exists():
         run([*STABLESEG, "generate", "--retailers", str(args.retailers), "--years", str(args.years), "--seed",
              str(args.data_seed), "--out", str(data)])
     results: dict[str, dict] = {}
-    a, pred_a, wall_a = pipeline(data, args.out / "bv2-seed42", "behaviour-v2", 42)
-    _, pred_b, _ = pipeline(data, args.out / "bv2-seed7", "behaviour-v2", 7)
-    _, pred_c, _ = pipeline(data, args.out / "bv2-seed42-again", "behaviour-v2", 42)
-    results["behaviour-v2"] = {**a, "wall_seconds": round(wall_a, 1),
+    a, pred_a, wall_a = pipeline(data, args.out / f"{name}-seed42", name, 42)
+    _, pred_b, _ = pipeline(data, args.out / f"{name}-seed7", name, 7)
+    _, pred_c, _ = pipeline(data, args.out / f"{name}-seed42-again", name, 42)
+    results[name] = {**a, "wall_seconds": round(wall_a, 1),
                                "seed_robustness_ari": adjusted_rand_score(pred_a["latent_cluster"],
                                                                           pred_b["latent_cluster"]),
                                "identical_labels_on_rerun": bool(pred_a.equals(pred_c))}

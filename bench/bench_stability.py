@@ -1,7 +1,8 @@
 """Stability bar of segment ids across retrains, on the project's generator (issue 6).
 
 Run: ``.venv/bin/python bench/bench_stability.py [--retailers 20000] [--years 5] [--drift-month 2023-01]
-[--drift-fraction 0.05] [--window-months 0] [--scenarios same-data,one-month,drift] [--json OUT]``.
+[--drift-fraction 0.05] [--feature-set NAME] [--half-life M] [--window-months 0] [--shop-window-months 0]
+[--scenarios same-data,one-month,drift] [--json OUT]``.
 
 Every step is the code the services run: ``build_features`` (the feature store's definition), ``fit_bundle`` (the
 trainer's fit) and :func:`services.assigner.relabel.relabel` (what the assigner runs on ``models.published``). Three
@@ -13,8 +14,12 @@ scenarios, each a first model then a retrain, both relabelled in turn:
   sees the months before it, the retrain every month; bars: >= 90% of the drifted retailers that are not noise
   in the retrain receive a change, and >= 98% of the others keep their id.
 
-``--window-months N`` computes features over each model's trailing N months instead of the whole history (a
-recency window; the services use the whole history). Prints each retrain's figures and lineage.
+``--feature-set`` picks the feature set (default: the settings' ``feature_set``); ``--half-life M`` (exploration
+only) uses an unregistered ``behaviour-v3`` with another recency half-life. ``--window-months N`` computes features
+over each model's trailing N months of the DATA instead of the whole history (a bench-only global window; the
+services compute each shop from its own whole history); ``--shop-window-months N`` (exploration only) keeps each
+shop's own trailing N months (counted back from the shop's last month before the cut). Prints each retrain's
+figures and lineage.
 """
 
 from __future__ import annotations
@@ -30,12 +35,15 @@ import typer
 
 from services.assigner.book import Book
 from services.assigner.relabel import RelabelOutcome, relabel
+from shared.config import get_settings
 from shared.data.generator import generate_frames
-from shared.features import build_features
+from shared.features import FeatureSet, build_features, get_feature_set
+from shared.features.behaviour_v3 import BehaviourV3
 from shared.model.fit import fit_bundle
 from shared.model.params import ModelParams
 
-FEATURE_SET = "behaviour-v2"
+FEATURE_SET: FeatureSet = get_feature_set(get_settings().feature_set)  # set by main
+SHOP_WINDOW = 0  # set by main
 
 
 def period(text: str) -> int:
@@ -49,13 +57,16 @@ def features_until(sales: pd.DataFrame, end: int | None, window: int) -> pd.Data
     mask = np.ones(len(sales), dtype=bool) if end is None else t < end
     if window:
         mask &= t >= (t[mask].max() + 1 - window)
+    if SHOP_WINDOW:
+        last = pd.Series(np.where(mask, t, -1)).groupby(sales["shop_id"].to_numpy()).transform("max").to_numpy()
+        mask &= t > last - SHOP_WINDOW
     frame = build_features(sales[mask], FEATURE_SET)
     return frame[frame["eligible"]].drop(columns=["eligible", "as_of"])
 
 
 def fit_and_relabel(book: Book, features: pd.DataFrame, seed: int, version: int, epochs: int) -> RelabelOutcome:
     started = time.perf_counter()
-    bundle, metrics = fit_bundle(features, FEATURE_SET, ModelParams(seed=seed, epochs=epochs, raw_baseline=False))
+    bundle, metrics = fit_bundle(features, FEATURE_SET.name, ModelParams(seed=seed, epochs=epochs, raw_baseline=False))
     fitted = time.perf_counter()
     outcome = relabel(book, features, bundle, version)
     latent = metrics["latent"]
@@ -107,13 +118,22 @@ def scenario(name: str, first: tuple[pd.DataFrame, int], second: tuple[pd.DataFr
 
 
 def main(retailers: int = 20_000, years: int = 5, seed: int = 7, drift_month: str = "2023-01",
-         drift_fraction: float = 0.05, window_months: int = 0, epochs: int = 30,
+         drift_fraction: float = 0.05, feature_set: str = typer.Option(None, help="default: the settings'"),
+         half_life: float = typer.Option(None, help="exploration: behaviour-v3 with this half-life (months)"),
+         window_months: int = 0, shop_window_months: int = 0, epochs: int = 30,
          scenarios: str = "same-data,one-month,drift",
          json_out: Path | None = typer.Option(None, "--json")) -> None:  # fmt: skip
     """Run the scenarios and print the figures (see the module docstring)."""
+    global FEATURE_SET, SHOP_WINDOW
+    SHOP_WINDOW = shop_window_months
+    FEATURE_SET = get_feature_set(feature_set or get_settings().feature_set)
+    if half_life is not None:
+        FEATURE_SET = BehaviourV3(half_life)
     wanted = [s.strip() for s in scenarios.split(",") if s.strip()]
-    print(f"stability bench: {retailers} retailers x {years} years, seed {seed}, window "
-          f"{window_months or 'whole history'} months, epochs {epochs}", flush=True)  # fmt: skip
+    print(f"stability bench: {retailers} retailers x {years} years, seed {seed}, feature set {FEATURE_SET.name}"
+          f"{f' (half-life {half_life} months)' if half_life is not None else ''}, window "
+          f"{window_months or 'whole history'} months, shop window {shop_window_months or 'none'}, epochs {epochs}",
+          flush=True)  # fmt: skip
     results: dict[str, Any] = {}
     started = time.perf_counter()
     if {"same-data", "one-month"} & set(wanted):

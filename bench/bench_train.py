@@ -26,7 +26,7 @@ from rich.table import Table
 from services.trainer.executor import FitExecutor
 from services.trainer.snapshot import prepare_snapshot
 from shared.data.generator import generate_frames
-from shared.features import build_features
+from shared.features import DEFAULT_FEATURE_SET, build_features
 from shared.model.params import ModelParams
 
 console = Console(stderr=True)
@@ -57,7 +57,7 @@ async def _train(features: Any, params: ModelParams, feature_set: str, seconds: 
 
 def main(
     retailers: int = 60_000, years: int = 3, seed: int = 7, epochs: int = 30, min_cluster_size: int = 50,
-    feature_set: str = "behaviour-v2", as_json: bool = typer.Option(False, "--json"),
+    feature_set: str = DEFAULT_FEATURE_SET, as_json: bool = typer.Option(False, "--json"),
     raw_baseline: bool = typer.Option(True, help="also cluster the scaled raw features (the trainer always does)"),
 ) -> None:  # fmt: skip
     """Time every stage of one training."""

@@ -43,7 +43,7 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
 
     # --- features --------------------------------------------------------------------------------
-    feature_set: str = "behaviour-v2"
+    feature_set: str = "behaviour-v3"
     min_tenure_years: float = 1.0
     min_avg_active_months_per_year: float = 6.0
     features_batch_records: int = Field(5000, ge=1, description="max records the features service applies per batch")

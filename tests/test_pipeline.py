@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from shared.data.generator import generate
-from shared.features import get_feature_set
+from shared.features import DEFAULT_FEATURE_SET, get_feature_set
 
 pytestmark = pytest.mark.xdist_group("pipeline")
 
@@ -43,7 +43,7 @@ def first_run(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[
 def test_json_summary_has_the_contract_fields(first_run: tuple[Path, dict]) -> None:
     _, summary = first_run
     assert summary["eligible"] > 400
-    assert summary["features"] == len(get_feature_set("behaviour-v2").columns)
+    assert summary["features"] == len(get_feature_set(DEFAULT_FEATURE_SET).columns)
     for space in ("latent", "raw"):
         assert set(summary[space]) == {"clusters", "noise_ratio", "largest_share", "ari"}
         assert 0.0 <= summary[space]["noise_ratio"] <= 1.0
@@ -65,7 +65,7 @@ def test_artifacts_are_written(first_run: tuple[Path, dict], dataset: Path) -> N
     insights = pd.read_csv(artifacts / "cluster_insights.csv")
     latent = insights[insights["space"] == "latent"]
     assert latent["size"].sum() == summary["eligible"]
-    columns = get_feature_set("behaviour-v2").columns
+    columns = get_feature_set(DEFAULT_FEATURE_SET).columns
     expected = ["space", "cluster", "size", *(f"{c}_{stat}" for c in columns for stat in ("mean", "median", "std"))]
     assert list(insights.columns) == expected
     for name in ("manifest.json", "encoder.npz", "scaler.joblib", "latent_clusterer.joblib", "raw_clusterer.joblib",

@@ -10,8 +10,9 @@ A profile is JSON stored with the segment (``GET /v1/segments/{id}``):
 - ``features``: ``{column: {"mean", "median", "std"}}`` over the members, in the model's feature set;
 - ``source``: ``{"model_version", "cluster"}``: the model cluster the segment is in the serving model.
 
-How traits are read from a feature set is defined here per feature set (``behaviour-v2``, ``seed-v1``); any other
-set gets a flat curve and neutral traits, so naming never fails on a new feature set.
+How traits are read from a feature set is defined here per feature set (``behaviour-v2``, ``behaviour-v3`` with the
+same columns, ``seed-v1``); any other set gets a flat curve and neutral traits, so naming never fails on a new
+feature set.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ def _seed_v1(frame: pd.DataFrame) -> tuple[np.ndarray, dict[str, float]]:
 
 TRAIT_READERS: dict[str, Callable[[pd.DataFrame], tuple[np.ndarray, dict[str, float]]]] = {
     "behaviour-v2": _behaviour_v2,
+    "behaviour-v3": _behaviour_v2,  # the same columns, recency-weighted
     "seed-v1": _seed_v1,
 }
 

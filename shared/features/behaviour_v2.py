@@ -62,9 +62,101 @@ def _relative_log(x: np.ndarray, mean: np.ndarray) -> np.ndarray:
         return np.log(np.maximum(np.where(mean > 0, x / mean, 0.0), FLOOR))
 
 
+def behaviour_batch(panel: Panel, w: np.ndarray, span_weight: np.ndarray) -> np.ndarray:
+    """The behaviour columns of every shop of a non-empty panel, each row weighted by ``w`` (> 0).
+
+    Every mean is a ``w``-weighted mean, the month effects and the trend a ``w``-weighted least-squares fit, the
+    volatility a ``w``-weighted residual variance with the unweighted dof correction, the activity the active
+    weight over ``span_weight`` (per shop: the weight the months from the first to the last active month would
+    carry, all active). Unit weights and ``span_weight`` = months spanned give ``behaviour-v2`` exactly.
+    """
+    n, code, counts = panel.n_shops, panel.code, panel.counts
+    key = panel.shop_month_key()
+    month_n = np.bincount(key, minlength=12 * n)
+    month_w = np.bincount(key, w, 12 * n)
+    t = (panel.period - panel.period[panel.starts][code]) / 12.0  # years since the shop's first month
+    sw = panel.shop_sum(w)
+    mean_q = panel.shop_sum(w * panel.qty) / sw
+    mean_u = panel.shop_sum(w * panel.uniq) / sw
+    rel = np.where(mean_q[code] > 0, panel.qty / np.where(mean_q > 0, mean_q, 1.0)[code], 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        month_avg = np.where(month_n > 0, np.bincount(key, w * rel, 12 * n) / month_w, 0.0).reshape(n, 12)
+    share, ent = _shares(month_avg)
+
+    def month_demeaned(x: np.ndarray) -> np.ndarray:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return x - (np.bincount(key, w * x, 12 * n) / month_w)[key]
+
+    dt = month_demeaned(t)
+    sxx = panel.shop_sum(w * dt * dt)
+    n_seen = (month_n.reshape(n, 12) > 0).sum(axis=1)
+    estimable = counts > n_seen  # some calendar month seen in two different years
+    out = []
+    resid_ss = None
+    for x, mean in ((panel.qty, mean_q), (panel.uniq, mean_u)):
+        dz = month_demeaned(_relative_log(x, mean[code]))
+        slope = np.where(estimable, panel.shop_sum(w * dt * dz) / np.where(estimable, sxx, 1.0), 0.0)
+        out.append(slope)
+        if resid_ss is None:
+            resid_ss = panel.shop_sum(w * (dz - slope[code] * dt) ** 2)
+    dof = counts - n_seen - estimable
+    vol = np.where(dof > 0, np.sqrt(resid_ss * (counts / sw) / np.maximum(dof, 1)), 0.0)
+    return np.column_stack(
+        [
+            share,
+            ent,
+            _clip(out[0], -TREND_LIMIT, TREND_LIMIT),
+            _clip(out[1], -TREND_LIMIT, TREND_LIMIT),
+            _clip(vol, 0.0, VOLATILITY_LIMIT),
+            np.log1p(mean_u),
+            np.minimum(sw / span_weight, 1.0),
+        ]
+    )
+
+
+def behaviour_one(shop: ShopMonths, w: np.ndarray, span_weight: float) -> np.ndarray:
+    """``behaviour_batch`` for one shop (``w`` per month in ``shop``'s order; ``span_weight`` a number)."""
+    n, m0, q, u = len(shop), shop.month - 1, shop.sales_qty, shop.unique_products
+    month_n = np.bincount(m0, minlength=12)
+    safe_w = np.bincount(m0, w, 12) + (month_n == 0)  # a month never seen: 0 / 1
+    n_seen = np.count_nonzero(month_n)
+    sw = float(w.sum())
+    mean_q, mean_u = float(w @ q) / sw, float(w @ u) / sw
+    rel_q = q / mean_q if mean_q > 0 else np.zeros(n)
+    month_avg = np.bincount(m0, w * rel_q, 12) / safe_w
+    total = month_avg.sum()
+    share = month_avg / total if total > 0 else month_avg  # all 0 when the shop never sold
+    nonzero = share[share > 0]
+    ent = -(nonzero @ np.log(nonzero)) / LN12
+
+    def month_demeaned(x: np.ndarray) -> np.ndarray:
+        return x - (np.bincount(m0, w * x, 12) / safe_w)[m0]
+
+    dt = month_demeaned((shop.period - shop.period[0]) / 12.0)
+    w_dt = w * dt
+    sxx = float(w_dt @ dt)
+    estimable = n > n_seen
+    dz_q = month_demeaned(np.log(np.maximum(rel_q, FLOOR)))
+    dz_u = month_demeaned(np.log(np.maximum(u / mean_u if mean_u > 0 else np.zeros(n), FLOOR)))
+    slope_q = float(w_dt @ dz_q) / sxx if estimable else 0.0
+    slope_u = float(w_dt @ dz_u) / sxx if estimable else 0.0
+    dof = n - n_seen - int(estimable)
+    resid = dz_q - slope_q * dt
+    vol = math.sqrt(float((w * resid) @ resid) * (n / sw) / dof) if dof > 0 else 0.0
+    tail = (
+        ent,
+        min(max(slope_q, -TREND_LIMIT), TREND_LIMIT),
+        min(max(slope_u, -TREND_LIMIT), TREND_LIMIT),
+        min(vol, VOLATILITY_LIMIT),
+        math.log1p(mean_u),
+        min(sw / span_weight, 1.0),
+    )
+    return np.concatenate((share, tail))
+
+
 class BehaviourV2(FeatureSet):
     """Size-free behaviour: 12 seasonal shares, season entropy, sales and assortment trend, volatility,
-    assortment breadth, activity ratio (18 columns)."""
+    assortment breadth, activity ratio (18 columns), every month of the shop's history weighted alike."""
 
     name = "behaviour-v2"
     version = 2
@@ -72,77 +164,8 @@ class BehaviourV2(FeatureSet):
     descriptions = DESCRIPTIONS
 
     def _batch(self, panel: Panel) -> np.ndarray:
-        n, code, counts = panel.n_shops, panel.code, panel.counts
-        key = panel.shop_month_key()
-        month_n = np.bincount(key, minlength=12 * n)
-        first, last = panel.period[panel.starts], panel.period[panel.starts + counts - 1]
-        t = (panel.period - first[code]) / 12.0  # years since the shop's first month
-        mean_q = panel.shop_sum(panel.qty) / counts
-        mean_u = panel.shop_sum(panel.uniq) / counts
-        rel = np.where(mean_q[code] > 0, panel.qty / np.where(mean_q > 0, mean_q, 1.0)[code], 0.0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            month_avg = np.where(month_n > 0, np.bincount(key, rel, 12 * n) / month_n, 0.0).reshape(n, 12)
-        share, ent = _shares(month_avg)
-
-        def month_demeaned(x: np.ndarray) -> np.ndarray:
-            with np.errstate(invalid="ignore", divide="ignore"):
-                return x - (np.bincount(key, x, 12 * n) / month_n)[key]
-
-        dt = month_demeaned(t)
-        sxx = panel.shop_sum(dt * dt)
-        estimable = sxx > 1e-9
-        out = []
-        resid_ss = None
-        for x, mean in ((panel.qty, mean_q), (panel.uniq, mean_u)):
-            dz = month_demeaned(_relative_log(x, mean[code]))
-            slope = np.where(estimable, panel.shop_sum(dt * dz) / np.where(estimable, sxx, 1.0), 0.0)
-            out.append(slope)
-            if resid_ss is None:
-                resid_ss = panel.shop_sum((dz - slope[code] * dt) ** 2)
-        dof = counts - (month_n.reshape(n, 12) > 0).sum(axis=1) - estimable
-        vol = np.where(dof > 0, np.sqrt(resid_ss / np.maximum(dof, 1)), 0.0)
-        return np.column_stack(
-            [
-                share,
-                ent,
-                _clip(out[0], -TREND_LIMIT, TREND_LIMIT),
-                _clip(out[1], -TREND_LIMIT, TREND_LIMIT),
-                _clip(vol, 0.0, VOLATILITY_LIMIT),
-                np.log1p(mean_u),
-                counts / (last - first + 1),
-            ]
-        )
+        spanned = panel.period[panel.starts + panel.counts - 1] - panel.period[panel.starts] + 1
+        return behaviour_batch(panel, np.ones(len(panel.code)), spanned.astype(np.float64))
 
     def compute_one(self, shop: ShopMonths) -> np.ndarray:
-        n, m0, q, u = len(shop), shop.month - 1, shop.sales_qty, shop.unique_products
-        safe_n = np.maximum(np.bincount(m0, minlength=12), 1)
-        n_seen = np.count_nonzero(np.bincount(m0, minlength=12))
-        mean_q, mean_u = q.sum() / n, u.sum() / n
-        month_avg = np.bincount(m0, q / mean_q if mean_q > 0 else np.zeros(n), 12) / safe_n
-        total = month_avg.sum()
-        share = month_avg / total if total > 0 else month_avg  # all 0 when the shop never sold
-        nonzero = share[share > 0]
-        ent = -(nonzero @ np.log(nonzero)) / LN12
-
-        def month_demeaned(x: np.ndarray) -> np.ndarray:
-            return x - (np.bincount(m0, x, 12) / safe_n)[m0]
-
-        dt = month_demeaned((shop.period - shop.period[0]) / 12.0)
-        sxx = dt @ dt
-        estimable = sxx > 1e-9
-        dz_q = month_demeaned(np.log(np.maximum(q / mean_q if mean_q > 0 else np.zeros(n), FLOOR)))
-        dz_u = month_demeaned(np.log(np.maximum(u / mean_u if mean_u > 0 else np.zeros(n), FLOOR)))
-        slope_q = (dt @ dz_q) / sxx if estimable else 0.0
-        slope_u = (dt @ dz_u) / sxx if estimable else 0.0
-        dof = n - n_seen - int(estimable)
-        resid = dz_q - slope_q * dt
-        vol = math.sqrt((resid @ resid) / dof) if dof > 0 else 0.0
-        tail = (
-            ent,
-            min(max(slope_q, -TREND_LIMIT), TREND_LIMIT),
-            min(max(slope_u, -TREND_LIMIT), TREND_LIMIT),
-            min(vol, VOLATILITY_LIMIT),
-            math.log1p(mean_u),
-            n / (shop.period[-1] - shop.period[0] + 1),
-        )
-        return np.concatenate((share, tail))
+        return behaviour_one(shop, np.ones(len(shop)), float(shop.period[-1] - shop.period[0] + 1))
