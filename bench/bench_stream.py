@@ -1,6 +1,7 @@
 """Streaming throughput: CSV -> broker -> features service -> Redis. Target >= 20,000 records/s with one worker.
 
-    .venv/bin/python bench/bench_stream.py [--retailers 8000] [--years 3] [--preload] [--faust-baseline]
+    .venv/bin/python bench/bench_stream.py [--retailers 8000] [--years 3] [--engine aiokafka|faust] [--preload]
+        [--faust-baseline] [--profile-seconds S]
 
 Starts a private tansu broker and redis-server (AOF everysec) on free ports, generates a synthetic Kaggle-schema
 CSV, starts ONE features worker (``python -m services.features``), loads the CSV with the ``stableseg ingest``
@@ -8,8 +9,10 @@ code and waits until every record is applied and no shop waits for a recompute (
 ingest rows/s, end-to-end records/s (first record produced -> caught up), and the CPU seconds the worker and Redis
 spent (records per worker CPU-second is the figure that does not depend on other load on the machine), and the
 time of one consistent ``FeatureStore.snapshot`` of every retailer.
-``--preload`` loads the topic first and times the worker alone. ``--faust-baseline`` also times a no-op faust
-agent (``take_events``) over the same topic: the reason the service consumes with aiokafka directly.
+``--engine`` picks the worker's consumer (``STABLESEG_FEATURES_ENGINE``). ``--preload`` loads the topic first and
+times the worker alone. ``--profile-seconds S`` records the worker with py-spy (if installed) for S seconds once the
+load starts (folded stacks in ``--profile-out``). ``--faust-baseline`` also times a no-op faust agent
+(``take_events``) over the same topic.
 """
 
 from __future__ import annotations
@@ -98,12 +101,26 @@ def _faust_child(bootstrap: str, records: int) -> None:  # pragma: no cover - ru
     faust.Worker(app, loglevel="WARN", quiet=True).execute_from_commandline()
 
 
+def _profile(pid: int, seconds: float, out: Path) -> subprocess.Popen | None:
+    """Sample the worker with py-spy (folded stacks, ``--format raw``) in the background."""
+    spy = Path(sys.executable).parent / "py-spy"
+    if not spy.exists():
+        print("py-spy is not installed: no profile", file=sys.stderr)
+        return None
+    return subprocess.Popen([str(spy), "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "200",
+                             "--format", "raw", "--output", str(out), "--nonblocking"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--retailers", type=int, default=8000)
     parser.add_argument("--years", type=int, default=3)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--engine", choices=["aiokafka", "faust"], default="aiokafka", help="features consumer")
     parser.add_argument("--preload", action="store_true", help="load the topic before starting the worker")
+    parser.add_argument("--profile-seconds", type=float, default=0, help="py-spy the worker for this long")
+    parser.add_argument("--profile-out", type=Path, default=Path("worker-profile.txt"))
     parser.add_argument("--faust-baseline", action="store_true")
     parser.add_argument("--faust-records", type=int, default=50_000, help="records the faust agent reads")
     parser.add_argument("--timeout", type=float, default=3600)
@@ -127,12 +144,14 @@ def run(args: argparse.Namespace, tmp: Path, broker: EmbeddedBroker, server: Emb
     ensure_topics(broker.bootstrap, topic_specs(settings))
     gen = generate(args.retailers, args.years, args.seed, tmp / "data")
     print(f"generated {gen.rows} rows for {gen.retailers} retailers", file=sys.stderr)
-    result: dict = {"records": gen.rows, "retailers": gen.retailers, "target_records_per_second": TARGET}
+    result: dict = {"records": gen.rows, "retailers": gen.retailers, "target_records_per_second": TARGET,
+                    "engine": args.engine}  # fmt: skip
     if args.preload:
         result["ingest"] = load_csv(gen.sales_path, broker.bootstrap).as_dict()
     env = {**os.environ, "STABLESEG_KAFKA_BOOTSTRAP": broker.bootstrap, "STABLESEG_REDIS_URL": server.url,
            "STABLESEG_FEATURES_PORT": str(settings.features_port), "STABLESEG_LOG_FORMAT": "json",
-           "STABLESEG_LOG_LEVEL": "WARNING"}  # fmt: skip
+           "STABLESEG_LOG_LEVEL": "WARNING", "STABLESEG_FEATURES_ENGINE": args.engine,
+           "STABLESEG_DATA_DIR": str(tmp)}  # fmt: skip
     worker = subprocess.Popen([sys.executable, "-m", "services.features"], env=env,
                               stdout=(tmp / "worker.log").open("wb"), stderr=subprocess.STDOUT)  # fmt: skip
     client = redis.Redis.from_url(server.url)
@@ -148,6 +167,7 @@ def run(args: argparse.Namespace, tmp: Path, broker: EmbeddedBroker, server: Emb
         cpu0, redis_cpu0 = cpu_seconds(worker.pid), cpu_seconds(server.pid or 0)
         broker_cpu0 = cpu_seconds(broker.pid or 0)
         started = time.perf_counter()
+        profiler = _profile(worker.pid, args.profile_seconds, args.profile_out) if args.profile_seconds else None
         if not args.preload:
             result["ingest"] = load_csv(gen.sales_path, broker.bootstrap).as_dict()
         total = sum(high_watermarks(broker.bootstrap, settings.sales_partitions).values())
@@ -173,6 +193,8 @@ def run(args: argparse.Namespace, tmp: Path, broker: EmbeddedBroker, server: Emb
         rows = len(store.snapshot(settings.feature_set, eligible_only=False))
         result["snapshot"] = {"rows": rows, "seconds": round(time.perf_counter() - began, 3)}
         print(json.dumps(result["stream"]), file=sys.stderr, flush=True)
+        if profiler is not None:
+            profiler.wait(args.profile_seconds + 60)
     finally:
         worker.terminate()
         worker.wait(30)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -47,6 +48,9 @@ class Settings(BaseSettings):
     min_tenure_years: float = 1.0
     min_avg_active_months_per_year: float = 6.0
     features_batch_records: int = Field(5000, ge=1, description="max records the features service applies per batch")
+    features_engine: Literal["aiokafka", "faust"] = Field(
+        "aiokafka", description="features consumer: aiokafka group consumer, or a faust-streaming app (same processor)"
+    )
 
     # --- model -----------------------------------------------------------------------------------
     seed: int = 42

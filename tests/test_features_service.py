@@ -42,9 +42,17 @@ def sales() -> pd.DataFrame:
     return generate_frames(40, 3, seed=5).sales
 
 
+@pytest.fixture(params=["aiokafka", pytest.param("faust", marks=pytest.mark.xdist_group("faust"))])
+def engine(request: pytest.FixtureRequest) -> str:
+    """Every behaviour that belongs to the consumer engine is checked with both (``features_engine``); the faust
+    runs form their own xdist group (``features_faust``), so ``-n 2 --dist loadgroup`` runs them beside the rest."""
+    return request.param
+
+
 @pytest.fixture
-def env_settings(settings: Settings, fresh_kafka_bootstrap: str) -> Settings:
-    s = settings.model_copy(update={"kafka_bootstrap": fresh_kafka_bootstrap, "features_port": free_port()})
+def env_settings(settings: Settings, fresh_kafka_bootstrap: str, engine: str) -> Settings:
+    s = settings.model_copy(update={"kafka_bootstrap": fresh_kafka_bootstrap, "features_port": free_port(),
+                                    "features_engine": engine})  # fmt: skip
     ensure_topics(fresh_kafka_bootstrap, topic_specs(s))
     return s
 
@@ -62,7 +70,8 @@ class Worker:
         env = {**os.environ, "STABLESEG_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
                "STABLESEG_REDIS_URL": settings.redis_url, "STABLESEG_FEATURES_PORT": str(settings.features_port),
                "STABLESEG_DATA_DIR": str(settings.data_dir), "STABLESEG_LOG_FORMAT": "json",
-               "STABLESEG_FEATURES_BATCH_RECORDS": str(settings.features_batch_records)}  # fmt: skip
+               "STABLESEG_FEATURES_BATCH_RECORDS": str(settings.features_batch_records),
+               "STABLESEG_FEATURES_ENGINE": settings.features_engine}  # fmt: skip
         cmd = [str(VENV_BIN / "stableseg"), "serve", "features"] if cli else [sys.executable, "-m", "services.features"]
         self.log = log
         self.proc = subprocess.Popen(cmd, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
@@ -194,6 +203,32 @@ def test_the_service_streams_sales_into_the_store(env_settings, sales, workers, 
     assert "stableseg_features_consumer_lag 0.0" in metrics
 
 
+def _snapshots(settings: Settings) -> dict[str, pd.DataFrame]:
+    store = FeatureStore(settings.redis_url)
+    return {name: store.snapshot(name, eligible_only=False) for name in FEATURE_SETS}
+
+
+def test_twice_shuffled_duplicated_and_corrected(env_settings, sales, workers, tmp_path) -> None:
+    """Through the running service: the whole log again, shuffled, with a fraction duplicated gives the identical
+    store; a correction (same key, new qty) replaces the value."""
+    worker = workers(env_settings)
+    _load(env_settings, sales, tmp_path)
+    _wait(lambda: _caught_up(env_settings), 120, "the first load", worker)
+    once = _snapshots(env_settings)
+    again = pd.concat([sales, sales.iloc[::5]], ignore_index=True).sample(frac=1.0, random_state=7)
+    _load(env_settings, again, tmp_path, "again.csv")
+    _wait(lambda: _caught_up(env_settings), 120, "the shuffled, duplicated replay", worker)
+    for name, frame in _snapshots(env_settings).items():
+        pd.testing.assert_frame_equal(frame, once[name], check_exact=True)
+    corrected = sales.iloc[:60].copy()
+    corrected["sales_qty"] = corrected["sales_qty"] * 3 + 1
+    _load(env_settings, corrected, tmp_path, "corrected.csv")
+    _wait(lambda: _caught_up(env_settings), 120, "the corrections", worker)
+    _assert_matches_batch(env_settings, pd.concat([sales, corrected], ignore_index=True))  # later rows win
+    worker.kill(signal.SIGTERM)
+    _assert_rebuild_identical(env_settings)
+
+
 def test_sigkill_mid_stream_then_restart_gives_the_identical_store(env_settings, sales, workers, tmp_path) -> None:
     env_settings = env_settings.model_copy(update={"features_batch_records": 300})  # many batches to die between
     total = _load(env_settings, sales, tmp_path)
@@ -249,11 +284,14 @@ def test_two_workers_split_the_partitions_and_build_the_same_store(env_settings,
         w.kill(signal.SIGTERM)
 
 
-def test_a_memory_only_broker_restart_neither_crashes_nor_loses_data(settings, sales, workers, tmp_path) -> None:
+def test_a_memory_only_broker_restart_neither_crashes_nor_loses_data(
+    settings, engine, sales, workers, tmp_path
+) -> None:
     broker = EmbeddedBroker(free_port(), tmp_path / "broker", die_with_parent=True)
     broker.start()
     try:
-        s = settings.model_copy(update={"kafka_bootstrap": broker.bootstrap, "features_port": free_port()})
+        s = settings.model_copy(update={"kafka_bootstrap": broker.bootstrap, "features_port": free_port(),
+                                        "features_engine": engine})  # fmt: skip
         ensure_topics(broker.bootstrap, topic_specs(s))
         worker = workers(s)
         first, second = sales.iloc[: len(sales) // 2], sales.iloc[len(sales) // 2 :]

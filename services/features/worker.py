@@ -1,5 +1,8 @@
 """The features worker: publisher, processor, consumer and topic keeper wired together (one per process).
 
+The consumer is the engine ``settings.features_engine`` names: ``consumer.SalesConsumer`` (aiokafka, default) or
+``faust_engine.FaustSalesConsumer`` (faust-streaming); both feed the same ``Processor``.
+
 Readiness = Redis answers, the broker answers and every contract topic exists. The keeper re-creates missing
 topics (a memory-only broker loses them on restart); until then readiness is false and the consumer waits
 (it never crash-loops). Redis data is never touched by a broker restart.
@@ -11,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
@@ -23,6 +26,9 @@ from shared.bus.topics import SALES_MONTHLY
 from shared.config import Settings
 from shared.features import FEATURE_SETS, EligibilityRule
 from shared.logging import get_logger
+
+if TYPE_CHECKING:
+    from services.features.faust_engine import FaustSalesConsumer
 
 log = get_logger("stableseg.features.worker")
 GROUP_ID = "stableseg-features"
@@ -44,8 +50,16 @@ class FeaturesWorker:
         rule = EligibilityRule(settings.min_tenure_years, settings.min_avg_active_months_per_year)
         feature_sets = [FEATURE_SETS[name] for name in sorted(FEATURE_SETS)]
         self.processor = Processor(self.redis, self.publish, feature_sets, rule, SALES_MONTHLY, metrics=metrics)
-        self.consumer = SalesConsumer(settings.kafka_bootstrap, SALES_MONTHLY, GROUP_ID, self.processor,
-                                      max_records=settings.features_batch_records, metrics=metrics)  # fmt: skip
+        self.consumer: SalesConsumer | FaustSalesConsumer
+        if settings.features_engine == "faust":  # one group, one engine: faust's assignor differs from aiokafka's
+            from services.features.faust_engine import FaustSalesConsumer  # faust only imported when chosen
+
+            self.consumer = FaustSalesConsumer(settings.kafka_bootstrap, SALES_MONTHLY, GROUP_ID, self.processor,
+                                               max_records=settings.features_batch_records,
+                                               datadir=settings.data_dir / "faust", metrics=metrics)  # fmt: skip
+        else:
+            self.consumer = SalesConsumer(settings.kafka_bootstrap, SALES_MONTHLY, GROUP_ID, self.processor,
+                                          max_records=settings.features_batch_records, metrics=metrics)  # fmt: skip
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:

@@ -1,0 +1,334 @@
+"""The ``sales.monthly`` consumer as a faust-streaming app (``STABLESEG_FEATURES_ENGINE=faust``).
+
+The same ``Processor`` as the aiokafka engine (``consumer.py``) applies the batches; this module only feeds it.
+One faust ``App`` (id = the consumer group) with ``processing_guarantee='at_least_once'``, raw key and value
+serializers (records are parsed by ``parsing.py``, not by faust), no tables, no web server and no leader topic
+(``topic_disable_leader``): faust creates no internal topic for it. One agent, ``concurrency=1``, reads batches
+with ``stream.noack_take(max_records, within)`` and groups them by partition.
+
+Offsets and acknowledgements (the correctness argument):
+
+* Kafka-committed offsets never exceed what Redis has applied. faust commits, per partition, one past the highest
+  contiguous acknowledged offset. ``stream.take()`` acks a batch when the agent asks for the next one, and its
+  ``finally`` acks it even when the agent's body was cancelled half way, so ``noack_take`` is used instead and an
+  event is acked only after ``Processor.commit`` returned for its batch, i.e. after the APPLY script stored the
+  partition's offset in Redis in the same transaction as the effects. Events of a partition the processor asked to
+  re-position (gap, changed log, new epoch), events dropped while positioning, and every event of a batch that
+  raised are never acked. faust can also fill "gaps" (offset jumps it saw while fetching) into the committed range;
+  a jump caused by records fetched before one of our seeks would let it commit past Redis, so the gap record of a
+  partition is cleared whenever this engine seeks it and when its first record at the new position arrives.
+* Positioning: faust seeks every assigned partition to its Kafka-committed offset at the END of a rebalance
+  (``perform_seek`` in the recovery service, after the ``on_partitions_assigned`` signal, so a seek made in that
+  signal would be undone). The signal only marks the partitions; once ``app.rebalancing`` is false again (after
+  faust's own seek) the engine seeks each one to the offset Redis holds, exactly like the aiokafka engine: the
+  stored record itself comes back and its fingerprint proves the log is the one we applied (a different record, or
+  a high watermark at or below it, means the topic was re-created; the partition restarts from its beginning).
+  Until a partition's record at that position arrives, its events are dropped (not acked): they were fetched from
+  faust's position; so are records below the next offset to take (fetched again after the seek). faust itself
+  drops fetched records below the last offset it read, so records fetched before a backward seek that arrive
+  after it would hide the wanted one: seeing such a record, the engine seeks the partition again. Because of the
+  first point faust's position is at most one past the Redis offset, and anything delivered below it is skipped
+  by APPLY (at or below the stored offset), so even without our seek nothing would be lost or applied twice; the
+  seek makes the log check possible (a broker that lost the log lost the group's commits too).
+* Exceptions never escape the agent (faust#527: an exception skips the message's offset and stops the agent):
+  a failed batch is logged, nothing of it is acked, and every assigned partition is re-positioned from Redis so the
+  records come again. Records that cannot be parsed are not exceptions: the processor sends them to
+  ``sales.rejected`` and advances the offset.
+
+Hence at-least-once delivery from Kafka plus the idempotent, offset-guarded APPLY: no loss and no double apply.
+``stream_wait_empty`` is off: a rebalance does not wait for the batch in flight (its effects and offsets are
+atomic in Redis, and a partition's new owner skips what is already applied).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import faust
+from faust.types import TP
+
+from services.features.processor import Processor
+from shared.logging import get_logger
+
+log = get_logger("stableseg.features.faust")
+for _name in ("faust", "mode", "aiokafka"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
+
+
+class Record(NamedTuple):
+    """What ``Processor.prepare`` reads of a Kafka record (faust's message timestamps are float seconds)."""
+
+    offset: int
+    value: bytes | None
+    timestamp: int
+
+
+class FaustSalesConsumer:
+    """Same surface as ``SalesConsumer``: ``await run()`` until ``stop()``, ``restart()``, ``joined``, ``lag``."""
+
+    def __init__(self, bootstrap: str, topic: str, group_id: str, processor: Processor, *, max_records: int = 5000,
+                 within: float = 0.5, session_timeout_ms: int = 10_000, heartbeat_ms: int = 3000,
+                 rebalance_timeout_ms: int = 20_000, commit_interval: float = 2.0, datadir: Path | None = None,
+                 metrics: Any = None) -> None:  # fmt: skip
+        self.bootstrap, self.topic, self.group_id = bootstrap, topic, group_id
+        self.processor = processor
+        self.max_records = max_records
+        self.within = within
+        self.timeouts = (session_timeout_ms / 1000, heartbeat_ms / 1000, rebalance_timeout_ms / 1000)
+        self.commit_interval = commit_interval
+        self.datadir = datadir or Path(".stableseg") / "faust"
+        self.metrics = metrics
+        self.app: faust.App | None = None
+        self.next_offsets: dict[int, int] = {}
+        self.verify: dict[int, tuple[int, str]] = {}
+        self.expect: dict[int, int] = {}  # partition -> offset we seeked to, its records not seen yet
+        self.unpositioned: set[int] = set()  # assigned, not yet seeked to the Redis offset
+        self.lag = 0
+        self.assigned: set[int] = set()
+        self.joined = False
+        self._lock = asyncio.Lock()  # batches, positioning and housekeeping one at a time
+        self._stop = asyncio.Event()
+        self._restart = False
+        self._last_batch = time.monotonic()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.processor.stopping = True
+
+    def restart(self) -> None:
+        """Start over with a new app (after the broker lost its topics: fresh metadata and group)."""
+        self._restart = True
+
+    # --- the faust app ------------------------------------------------------------------------------------------
+    def _new_app(self) -> faust.App:
+        session, heartbeat, rebalance = self.timeouts
+        self.datadir.mkdir(parents=True, exist_ok=True)
+        app = faust.App(
+            self.group_id, broker=f"kafka://{self.bootstrap}", store="memory://", web_enabled=False,
+            autodiscover=False, datadir=str(self.datadir), processing_guarantee="at_least_once",
+            topic_disable_leader=True, stream_wait_empty=False, consumer_auto_offset_reset="earliest",
+            key_serializer="raw", value_serializer="raw", broker_client_id="stableseg-features",
+            broker_session_timeout=session, broker_heartbeat_interval=heartbeat, broker_rebalance_timeout=rebalance,
+            broker_commit_interval=self.commit_interval, broker_max_poll_records=self.max_records,
+            stream_buffer_maxsize=max(4096, 2 * self.max_records), consumer_max_fetch_size=4 * 1024 * 1024,
+        )  # fmt: skip
+        topic = app.topic(self.topic, key_serializer="raw", value_serializer="raw")
+
+        async def consume(stream: Any) -> None:
+            async for events in stream.noack_take(self.max_records, within=self.within):
+                try:
+                    async with self._lock:
+                        acks = await self._batch(events)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # faust#527: never let it escape; nothing acked, re-read from Redis offsets
+                    log.exception("features.batch_failed", error=repr(exc), records=len(events))
+                    self.unpositioned |= self.assigned
+                    continue
+                for event in acks:
+                    await stream.ack(event)
+
+        app.agent(topic, name="stableseg-features-sales", concurrency=1)(consume)
+
+        @app.on_partitions_assigned.connect
+        async def on_assigned(sender: Any, assigned: set[TP], **_: Any) -> None:
+            mine = {tp.partition for tp in assigned if tp.topic == self.topic}
+            self.assigned = mine
+            self.unpositioned = set(mine)  # faust seeks to committed offsets after this signal: position later
+            self.joined = True
+            log.info("features.partitions_assigned", partitions=sorted(mine), engine="faust")
+
+        @app.on_partitions_revoked.connect
+        async def on_revoked(sender: Any, revoked: set[TP], **_: Any) -> None:
+            log.info("features.partitions_revoked", partitions=sorted(tp.partition for tp in revoked), engine="faust")
+
+        return app
+
+    async def run(self) -> None:
+        """Run the app until stopped; recreate it after a crash or a ``restart()`` (never crash-loop)."""
+        backoff = 0.5
+        while not self._stop.is_set():
+            self._restart = False
+            self.app = app = self._new_app()
+            keeper = None
+            try:
+                await self.processor.recompute_pending()
+                await app.start()
+                keeper = asyncio.create_task(self._housekeeping(app), name="features-faust-housekeeping")
+                while not (self._stop.is_set() or self._restart or app.crashed or app.should_stop):
+                    await asyncio.sleep(0.2)
+                if app.crashed:
+                    raise RuntimeError(f"faust app crashed: {app.crash_reason!r}")
+                backoff = 0.5
+            except asyncio.CancelledError:
+                if not self._stop.is_set():
+                    raise
+            except Exception as exc:
+                log.warning("features.consumer_error", error=repr(exc), retry_in=backoff, engine="faust")
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+            finally:
+                if keeper is not None:
+                    keeper.cancel()
+                await self._close(app)
+
+    async def _close(self, app: faust.App) -> None:
+        self.joined = False
+        self.assigned, self.unpositioned = set(), set()
+        self.expect.clear()
+        self.verify.clear()
+        try:  # bounded: leaving the group needs the broker, which may be gone (nothing depends on faust's last commit)
+            await asyncio.wait_for(app.stop(), 5 if self._stop.is_set() else 15)
+        except Exception as exc:  # stopping a broken app must not mask the original problem
+            log.debug("features.app_stop_error", error=repr(exc))
+        self.app = None
+
+    # --- positioning --------------------------------------------------------------------------------------------
+    def _tp(self, partition: int) -> TP:
+        return TP(self.topic, partition)
+
+    async def _seek(self, partition: int, offset: int) -> None:
+        app = self.app
+        assert app is not None
+        await app.consumer.seek(self._tp(partition), offset)
+        self._forget_gaps(partition)
+        self.expect[partition] = offset
+        self.next_offsets[partition] = offset
+
+    def _forget_gaps(self, partition: int) -> None:
+        """See the module docstring: faust's gap record must not carry a commit past the Redis offset."""
+        gaps = getattr(self.app.consumer, "_gap", None) if self.app is not None else None
+        if gaps is not None:
+            gaps.pop(self._tp(partition), None)
+
+    async def _position(self, partitions: set[int]) -> None:
+        """Seek ``partitions`` to the offsets Redis holds (the aiokafka engine's ``position``)."""
+        app = self.app
+        assert app is not None
+        self.unpositioned -= partitions
+        partitions &= self.assigned
+        if not partitions:
+            return
+        await self.processor.load_epoch()
+        stored = await self.processor.stored_offsets()
+        begin = await app.consumer.earliest_offsets(*[self._tp(p) for p in partitions])
+        for partition in sorted(partitions):
+            floor = begin.get(self._tp(partition)) or 0
+            self.processor.floors[partition] = floor
+            offset, fp = stored.get(partition, (None, ""))
+            self.verify.pop(partition, None)
+            if offset is not None and offset >= floor:
+                self.verify[partition] = (offset, fp)
+            await self._seek(partition, floor if offset is None else max(offset, floor))
+        log.info("features.partitions_positioned", positions={p: self.expect[p] for p in sorted(partitions)},
+                 engine="faust")  # fmt: skip
+
+    async def _maybe_position(self) -> None:
+        if self.unpositioned and self.app is not None and not self.app.rebalancing:
+            await self._position(set(self.unpositioned))
+
+    # --- batches ------------------------------------------------------------------------------------------------
+    async def _batch(self, events: list[Any]) -> list[Any]:
+        """Filter, process and return the events that may be acked now."""
+        await self._maybe_position()
+        batches: dict[int, list[Record]] = {}
+        taken: dict[int, list[Any]] = {}
+        want = dict(self.next_offsets)  # partition -> next offset to take
+        overtaken: set[int] = set()
+        for event in events:
+            message = event.message
+            partition, offset = message.partition, message.offset
+            if message.topic != self.topic or partition not in self.assigned or partition in self.unpositioned:
+                continue  # revoked, or fetched from faust's position before ours: dropped, not acked
+            expected = self.expect.get(partition)
+            if expected is not None:
+                if offset != expected:
+                    if offset > expected:
+                        overtaken.add(partition)
+                    continue  # fetched before our seek
+                del self.expect[partition]
+                self._forget_gaps(partition)
+            elif offset < want.get(partition, offset):
+                continue  # fetched again after a seek to a position already taken (e.g. faust's own): a duplicate
+            want[partition] = offset + 1
+            batches.setdefault(partition, []).append(Record(offset, message.value, round(message.timestamp * 1000)))
+            taken.setdefault(partition, []).append(event)
+        for partition in overtaken - set(batches):  # faust drops what is below its read offset: seek once more
+            await self._seek(partition, self.expect[partition])
+        for partition in list(self.verify):
+            if partition in batches:
+                del self.verify[partition]  # its first record is the stored one: APPLY checks the fingerprint
+        if not batches:
+            return []
+        started = time.perf_counter()
+        outcome = await self.processor.handle(batches)
+        seconds = time.perf_counter() - started
+        self._last_batch = time.monotonic()
+        moved = set(outcome.seeks)
+        if outcome.reseek_all:
+            moved |= self.assigned
+            await self._position(set(self.assigned))
+        for partition, offset in outcome.seeks.items():
+            await self._seek(partition, self.processor.floors.get(partition, 0) if offset is None else offset)
+        acks: list[Any] = []
+        for partition, records in batches.items():
+            if partition not in moved:
+                self.next_offsets[partition] = records[-1].offset + 1
+                acks.extend(taken[partition])
+        self._update_lag()
+        if self.metrics is not None:
+            self.metrics.observe(outcome, seconds, self.lag)
+        return acks
+
+    # --- idle duties (the agent only runs when records arrive) ----------------------------------------------------
+    async def _housekeeping(self, app: faust.App) -> None:
+        while True:
+            await asyncio.sleep(0.5)
+            try:
+                async with self._lock:
+                    await self._maybe_position()
+                    await self._check_log_reset()
+                    self._update_lag()
+                    if time.monotonic() - self._last_batch > 5:
+                        await self.processor.recompute_pending()
+                        self._last_batch = time.monotonic()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("features.housekeeping_error", error=repr(exc), engine="faust")
+
+    async def _check_log_reset(self) -> None:
+        """Resuming at the stored record: a log that ends at or before it is not the log we applied."""
+        app = self.app
+        if app is None:
+            return
+        for partition, (offset, fp) in list(self.verify.items()):
+            high = self._highwater(partition)
+            if high is not None and high <= offset:
+                del self.verify[partition]
+                log.warning("features.log_reset", partition=partition, stored=offset, high_watermark=high)
+                await self.processor.forget(partition, offset, fp)
+                await self._seek(partition, self.processor.floors.get(partition, 0))
+
+    def _highwater(self, partition: int) -> int | None:
+        app = self.app
+        if app is None:
+            return None
+        try:
+            return app.consumer.highwater(self._tp(partition))
+        except Exception:  # not assigned (any more) or no fetch yet
+            return None
+
+    def _update_lag(self) -> None:
+        lag = 0
+        for partition in self.assigned:
+            high = self._highwater(partition)
+            if high is not None:
+                lag += max(0, high - self.next_offsets.get(partition, high))
+        self.lag = lag
+        if self.metrics is not None:
+            self.metrics.lag.set(lag)
