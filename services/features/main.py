@@ -1,13 +1,14 @@
 """``stableseg serve features``: consume ``sales.monthly`` into the Redis feature store (see ``worker.py``).
 
 Design (refined from the faust plan, see ``consumer.py``): the consumer is aiokafka's group consumer used
-directly, because faust's per-event machinery costs ~280 us of CPU per record on the project machine (a no-op
-faust agent tops out near 3,500 records/s; ``bench/bench_stream.py --faust-baseline`` measures it) while the
-target is 20,000 records/s, and because storing offsets outside Kafka needs the seek to happen inside the
-rebalance callback, which aiokafka's ``ConsumerRebalanceListener`` gives directly.
+directly, because faust's per-event machinery costs ~90 us of CPU per record on the project machine (a no-op
+faust agent with raw serializers reads ~11,400 records per CPU-second; ``bench/bench_stream.py --faust-baseline``
+measures it) while the target is 20,000 records/s, and because storing offsets outside Kafka needs the seek to
+happen inside the rebalance callback, which aiokafka's ``ConsumerRebalanceListener`` gives directly.
 ``STABLESEG_FEATURES_ENGINE=faust`` runs the same processor under a faust-streaming app instead
-(``faust_engine.py``): correct (the same tests pass), but it spends ~5x the CPU per record in faust's per-message
-machinery, below the speed bar on this machine; the default stays ``aiokafka``.
+(``faust_engine.py``): correct (the same service tests pass), but ~6x the worker CPU per record (~9,800 against
+~60,000 records per CPU-second; 9,100 against 35,900 records/s end to end on 5M records), below the speed bar on
+this machine; the default stays ``aiokafka``.
 """
 
 from __future__ import annotations
