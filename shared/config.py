@@ -45,6 +45,11 @@ class Settings(BaseSettings):
 
     # --- features --------------------------------------------------------------------------------
     feature_set: str = "behaviour-v3"
+    feature_store_sets: list[str] = Field(
+        default_factory=list,
+        description="feature sets the features service keeps for every retailer, a JSON list; empty: every "
+        "registered set. Must include feature_set; after a change run `stableseg features rebuild`",
+    )
     min_tenure_years: float = 1.0
     min_avg_active_months_per_year: float = 6.0
     features_batch_records: int = Field(5000, ge=1, description="max records the features service applies per batch")

@@ -16,6 +16,7 @@ from shared.features import (
     get_feature_set,
     monthly_table,
     shop_as_of,
+    stored_feature_sets,
 )
 
 
@@ -40,6 +41,16 @@ def test_registry_and_feature_set_shape() -> None:
         assert tuple(each.descriptions) == each.columns and all(len(d) > 20 for d in each.descriptions.values())
     with pytest.raises(ValueError, match=r"feature_set: unknown feature set 'nope'.*behaviour-v2"):
         get_feature_set("nope")
+
+
+def test_stored_feature_sets_default_to_all_and_must_hold_the_training_set() -> None:
+    assert [fs.name for fs in stored_feature_sets([], "behaviour-v3")] == sorted(FEATURE_SETS)
+    chosen = stored_feature_sets(["behaviour-v3", "seed-v1", "behaviour-v3"], "behaviour-v3")
+    assert [fs.name for fs in chosen] == ["behaviour-v3", "seed-v1"]
+    with pytest.raises(ValueError, match=r"feature_store_sets: unknown feature set\(s\) \['nope'\]"):
+        stored_feature_sets(["behaviour-v3", "nope"], "behaviour-v3")
+    with pytest.raises(ValueError, match=r"feature_store_sets: must include feature_set 'behaviour-v3'"):
+        stored_feature_sets(["seed-v1"], "behaviour-v3")
 
 
 @pytest.mark.parametrize("name", sorted(FEATURE_SETS))

@@ -71,7 +71,8 @@ class Worker:
                "STABLESEG_REDIS_URL": settings.redis_url, "STABLESEG_FEATURES_PORT": str(settings.features_port),
                "STABLESEG_DATA_DIR": str(settings.data_dir), "STABLESEG_LOG_FORMAT": "json",
                "STABLESEG_FEATURES_BATCH_RECORDS": str(settings.features_batch_records),
-               "STABLESEG_FEATURES_ENGINE": settings.features_engine}  # fmt: skip
+               "STABLESEG_FEATURES_ENGINE": settings.features_engine,
+               "STABLESEG_FEATURE_STORE_SETS": orjson.dumps(settings.feature_store_sets).decode()}  # fmt: skip
         cmd = [str(VENV_BIN / "stableseg"), "serve", "features"] if cli else [sys.executable, "-m", "services.features"]
         self.log = log
         self.proc = subprocess.Popen(cmd, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
@@ -201,6 +202,26 @@ def test_the_service_streams_sales_into_the_store(env_settings, sales, workers, 
     metrics = worker.get("/metrics").text
     assert 'stableseg_features_records_total{outcome="rejected"} 1.0' in metrics
     assert "stableseg_features_consumer_lag 0.0" in metrics
+
+
+def test_the_store_keeps_only_the_configured_feature_sets(settings, fresh_kafka_bootstrap, sales, workers,
+                                                          tmp_path) -> None:  # fmt: skip
+    """``feature_store_sets``: the worker computes, stores and announces only those sets (not an engine matter)."""
+    s = settings.model_copy(update={"kafka_bootstrap": fresh_kafka_bootstrap, "features_port": free_port(),
+                                    "feature_store_sets": ["behaviour-v3"]})  # fmt: skip
+    ensure_topics(fresh_kafka_bootstrap, topic_specs(s))
+    worker = workers(s)
+    _load(s, sales, tmp_path)
+    _wait(lambda: _caught_up(s), 120, "the worker to catch up", worker)
+    store = FeatureStore(s.redis_url)
+    rule = EligibilityRule(s.min_tenure_years, s.min_avg_active_months_per_year)
+    expected = build_features(sales, "behaviour-v3", rule)
+    got = store.snapshot("behaviour-v3", eligible_only=False)
+    assert list(got.index) == sorted(expected.index.astype(str))
+    assert store.snapshot("seed-v1", eligible_only=False).empty
+    assert store.snapshot("behaviour-v2", eligible_only=False).empty
+    updated = _topic_values(s.kafka_bootstrap, "features.updated")
+    assert {u["feature_set"] for u in updated} == {"behaviour-v3"}
 
 
 def _snapshots(settings: Settings) -> dict[str, pd.DataFrame]:

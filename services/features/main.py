@@ -13,15 +13,16 @@ this machine; the default stays ``aiokafka``.
 
 from __future__ import annotations
 
-import uvicorn
-
 from services.features.app import create_app
 from shared.config import Settings
+from shared.features import stored_feature_sets
+from shared.http import serve
 
 
 def run(settings: Settings) -> None:
     """Serve on ``settings.bind_host:settings.features_port`` and consume until SIGTERM/SIGINT."""
-    uvicorn.run(
-        create_app(settings), host=settings.bind_host, port=settings.features_port, log_config=None,
-        access_log=False, timeout_graceful_shutdown=15,
-    )  # fmt: skip
+    try:
+        stored_feature_sets(settings.feature_store_sets, settings.feature_set)  # a bad list fails before serving
+    except ValueError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    serve(create_app(settings), settings, settings.features_port)

@@ -22,7 +22,7 @@ from shared.bus import AsyncPublisher, KafkaRecord
 from shared.bus.topics import SALES_MONTHLY
 from shared.config import Settings
 from shared.feature_store import FeatureStore
-from shared.features import FEATURE_SETS, EligibilityRule
+from shared.features import EligibilityRule, stored_feature_sets
 
 Progress = Callable[[int, int], None]  # (records done, records in total)
 
@@ -48,7 +48,8 @@ async def rebuild_async(settings: Settings, publish: bool = False, progress: Pro
             await publisher.send_batch(records)
 
     rule = EligibilityRule(settings.min_tenure_years, settings.min_avg_active_months_per_year)
-    processor = Processor(client, send, [FEATURE_SETS[n] for n in sorted(FEATURE_SETS)], rule, SALES_MONTHLY)
+    feature_sets = stored_feature_sets(settings.feature_store_sets, settings.feature_set)
+    processor = Processor(client, send, feature_sets, rule, SALES_MONTHLY)
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None, enable_auto_commit=False,
                                 client_id="stableseg-rebuild", max_poll_records=max_records,
                                 max_partition_fetch_bytes=4 * 1024 * 1024)  # fmt: skip

@@ -24,7 +24,7 @@ from services.features.processor import Processor
 from shared.bus import AsyncPublisher, KafkaRecord, ensure_topics, missing_topics, topic_specs
 from shared.bus.topics import SALES_MONTHLY
 from shared.config import Settings
-from shared.features import FEATURE_SETS, EligibilityRule
+from shared.features import EligibilityRule, stored_feature_sets
 from shared.logging import get_logger
 
 if TYPE_CHECKING:
@@ -48,7 +48,7 @@ class FeaturesWorker:
         self.topics_ok = False
         self._had_topics = False
         rule = EligibilityRule(settings.min_tenure_years, settings.min_avg_active_months_per_year)
-        feature_sets = [FEATURE_SETS[name] for name in sorted(FEATURE_SETS)]
+        feature_sets = stored_feature_sets(settings.feature_store_sets, settings.feature_set)
         self.processor = Processor(self.redis, self.publish, feature_sets, rule, SALES_MONTHLY, metrics=metrics)
         self.consumer: SalesConsumer | FaustSalesConsumer
         if settings.features_engine == "faust":  # one group, one engine: faust's assignor differs from aiokafka's

@@ -5,7 +5,7 @@ from shared.features.build import build_features, features_from_monthly, shop_as
 from shared.features.eligibility import EligibilityRule
 from shared.features.monthly import MONTHLY_COLUMNS, SALES_COLUMNS, ShopMonths, monthly_panel, monthly_table
 from shared.features.panel import Panel
-from shared.features.registry import DEFAULT_FEATURE_SET, FEATURE_SETS, get_feature_set
+from shared.features.registry import DEFAULT_FEATURE_SET, FEATURE_SETS, get_feature_set, stored_feature_sets
 
 __all__ = [
     "DEFAULT_FEATURE_SET",
@@ -22,4 +22,5 @@ __all__ = [
     "monthly_panel",
     "monthly_table",
     "shop_as_of",
+    "stored_feature_sets",
 ]
