@@ -57,16 +57,53 @@ class Settings(BaseSettings):
         "aiokafka", description="features consumer: aiokafka group consumer, or a faust-streaming app (same processor)"
     )
 
-    # --- model -----------------------------------------------------------------------------------
+    # --- model (profile "auto": derived from the data; "seed": the case study's exact settings) ----------
+    profile: Literal["auto", "seed"] = Field(
+        "auto", description="auto: schedule and density derived from the data, model chosen by evidence; seed: the "
+        "case study's fixed settings (SEED_PROFILE), latent space served"
+    )
     seed: int = 42
-    latent_dim: int = 5
-    epochs: int = 30
-    batch_size: int = 300
-    validation_split: float = 0.35
-    patience: int = 5
-    min_cluster_size: int = 50
-    min_samples: int | None = None
+    latent_dim: int = Field(5, ge=1)
+    l2: float = Field(1e-4, ge=0.0)
+    learning_rate: float = Field(1e-3, gt=0.0)
+    validation_split: float = Field(0.35, ge=0.0, lt=1.0)
+    epochs: int | None = Field(None, ge=1, description="autoencoder epoch budget; None: derived from the rows")
+    batch_size: int | None = Field(None, ge=1, description="autoencoder batch size; None: derived from the rows")
+    patience: int = Field(10, ge=0, description="early stopping on validation loss (best weights restored)")
+    train_target_steps: int = Field(2000, ge=1, description="derived schedule: gradient steps the epochs aim for")
+    train_batch_rows: int = Field(50, ge=1, description="derived schedule: batch = training rows / this")
+    train_batch_min: int = Field(32, ge=1)
+    train_batch_max: int = Field(512, ge=1)
+    train_epochs_min: int = Field(30, ge=1)
+    train_epochs_max: int = Field(300, ge=1)
+    min_cluster_size: int | None = Field(
+        None, ge=2, description="HDBSCAN min_cluster_size; None: min_cluster_share of the eligible retailers, "
+        "within [min_cluster_size_floor, min_cluster_size_ceiling]"
+    )
+    min_cluster_share: float = Field(0.01, gt=0.0, le=0.5)
+    min_cluster_size_floor: int = Field(15, ge=2)
+    min_cluster_size_ceiling: int = Field(500, ge=2)
+    min_samples: int | None = Field(
+        None, ge=1, description="HDBSCAN min_samples; None: min_cluster_size / 10, at least min_samples_floor"
+    )
+    min_samples_floor: int = Field(5, ge=1)
+    cluster_selection_method: Literal["eom", "leaf"] = "eom"
+    cluster_selection_epsilon: float = Field(0.0, ge=0.0)
+    raw_baseline: bool = Field(True, description="also cluster the scaled raw features (a candidate space)")
     raw_baseline_max_rows: int | None = Field(20_000, ge=100, description="rows the raw-feature baseline is fitted on")
+    min_eligible_retailers: int = Field(
+        30, ge=2, description="fewer eligible retailers than this cannot support segments (exit 4 / rejected)"
+    )
+    selection_density_factors: list[float] = Field(
+        default_factory=lambda: [0.5, 1.0, 2.0],
+        description="model selection: min_cluster_size candidates as factors of the derived value (JSON list)",
+    )
+    selection_sample_rows: int = Field(4000, ge=100, description="model selection: rows the candidates are scored on")
+    selection_bootstrap_rounds: int = Field(4, ge=1, description="model selection: resamples per candidate")
+    selection_bootstrap_fraction: float = Field(0.8, gt=0.0, lt=1.0)
+    selection_seed_agreement_min: float = Field(
+        0.8, ge=0.0, le=1.0, description="a latent candidate whose two-seed ARI is below this is not served"
+    )
 
     # --- trainer ---------------------------------------------------------------------------------
     retrain_on_month_close: bool = True
@@ -100,6 +137,20 @@ class Settings(BaseSettings):
         values["artifact_uri"] = self.effective_artifact_uri
         values["admin_token"] = "********" if self.admin_token else None
         return values
+
+
+SEED_PROFILE: dict[str, object] = {
+    "epochs": 30, "batch_size": 300, "patience": 5, "min_cluster_size": 50, "min_samples": 50,
+    "selection_density_factors": [1.0],
+}
+"""The case study's exact model settings (``STABLESEG_PROFILE=seed``, ``--profile seed``): 30 epochs at batch 300,
+patience 5, ``HDBSCAN(min_cluster_size=50)`` (min_samples defaults to it), one density candidate, latent served."""
+
+
+def settings_default(name: str) -> object:
+    """The default of one Settings field: parameter classes take their defaults from here (one home)."""
+    field = Settings.model_fields[name]
+    return field.default_factory() if field.default_factory is not None else field.default
 
 
 def _mask_url(url: str) -> str:

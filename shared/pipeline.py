@@ -1,7 +1,7 @@
 """The seed's four batch scripts in one: features, autoencoder training, clustering, inference, insights.
 
-Every step calls the same core functions the services use (``build_features``, ``fit_bundle``,
-``ModelBundle.assign``), so batch and streaming results agree by construction.
+Every step calls the same core functions the services use (``features_from_monthly``, ``fit_bundle`` with its
+model selection, the quality ``Gates``), so batch and streaming results agree by construction.
 """
 
 from __future__ import annotations
@@ -17,12 +17,17 @@ import numpy as np
 import pandas as pd
 
 from shared.data.csv_io import read_sales_csv
-from shared.features import EligibilityRule, build_features, get_feature_set
+from shared.features import EligibilityRule, get_feature_set
+from shared.features.build import features_from_monthly
+from shared.features.monthly import monthly_panel
+from shared.features.profile import data_profile
 from shared.logging import get_logger
 from shared.metrics import clustering_report
 from shared.model.bundle import ModelBundle
 from shared.model.fit import fit_bundle, raw_baseline_rows
+from shared.model.gates import Gates
 from shared.model.params import ModelParams
+from shared.model.refusal import InsufficientDataError
 
 log = get_logger(__name__)
 Progress = Callable[[str, int, int], None]
@@ -64,6 +69,36 @@ def _space_summary(report: dict[str, Any]) -> dict[str, Any]:
     return {key: report.get(key) for key in SUMMARY_KEYS if key != "ari" or report.get("ari") is not None}
 
 
+def _read_features(sales_csv: str | Path, feature_set: str, rule: EligibilityRule) -> tuple[pd.DataFrame, dict]:
+    """The feature frame of every shop and the data profile."""
+    panel = monthly_panel(read_sales_csv(sales_csv))
+    return features_from_monthly(panel, get_feature_set(feature_set), rule), data_profile(panel, rule)
+
+
+def _served_predictions(bundle: ModelBundle, eligible: pd.DataFrame) -> pd.DataFrame:
+    """Per shop: latent, raw and served labels with strengths (the fit's own labels for the rows it saw)."""
+    latent_labels, latent_strength = bundle.latent_clusterer.labels_, bundle.latent_clusterer.probabilities_
+    frame = pd.DataFrame({"latent_cluster": latent_labels, "latent_cluster_strength": latent_strength},
+                         index=eligible.index)  # fmt: skip
+    if bundle.raw_clusterer is not None:
+        frame["raw_cluster"], frame["raw_cluster_strength"] = _raw_predictions(bundle, eligible)
+    space = bundle.served_space
+    frame["served_cluster"] = frame[f"{space}_cluster"]
+    frame["served_cluster_strength"] = frame[f"{space}_cluster_strength"]
+    return frame.rename_axis("shop_id")
+
+
+def refuse_untrusted(served: dict[str, Any], gates: Gates) -> None:
+    """Raise :class:`InsufficientDataError` when the served clustering fails the quality gates."""
+    reason = gates.verdict(served)
+    if reason is not None:
+        raise InsufficientDataError(
+            f"no trustworthy segments ({reason})",
+            "relax the eligibility rule (STABLESEG_MIN_TENURE_YEARS / STABLESEG_MIN_AVG_ACTIVE_MONTHS_PER_YEAR) to "
+            "cluster more retailers, or set STABLESEG_MIN_CLUSTER_SIZE / STABLESEG_GATE_MAX_NOISE_RATIO",
+        )
+
+
 def run_pipeline(
     sales_csv: str | Path,
     artifacts: str | Path,
@@ -72,76 +107,75 @@ def run_pipeline(
     rule: EligibilityRule,
     truth_csv: str | Path | None = None,
     progress: Progress | None = None,
+    gates: Gates | None = None,
 ) -> PipelineResult:
-    """Run the whole batch pipeline and write its artifacts into ``artifacts``."""
+    """Run the whole batch pipeline and write its artifacts into ``artifacts``.
+
+    Raises :class:`InsufficientDataError` (after writing features.csv) when the data cannot support segments.
+    """
     report = progress or (lambda stage, done, total: None)
     out = Path(artifacts)
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
-
-    report("reading", 0, 1)
-    sales = read_sales_csv(sales_csv)
-    report("reading", 1, 1)
-    t0 = time.perf_counter()
     report("features", 0, 1)
-    features = build_features(sales, get_feature_set(feature_set), rule)
-    seconds_features = time.perf_counter() - t0
+    features, profile = _read_features(sales_csv, feature_set, rule)
+    seconds_features = time.perf_counter() - t_start
     report("features", 1, 1)
+    log.info("pipeline.profile", **profile)
     features.rename_axis("shop_id").to_csv(out / FEATURES_CSV)
 
     eligible = features.loc[features["eligible"]].drop(columns=["eligible", "as_of"])
-    if len(eligible) < 2:
-        raise ValueError(f"{sales_csv}: only {len(eligible)} eligible shop(s); nothing to cluster")
-    truth = read_truth(truth_csv) if truth_csv else None
-    if truth is not None:
-        truth = truth.reindex(eligible.index).fillna("unknown")
-
+    truth = read_truth(truth_csv).reindex(eligible.index).fillna("unknown") if truth_csv else None
     bundle, metrics = fit_bundle(eligible, feature_set, params, progress=report, truth=truth)
+    refuse_untrusted(metrics["served"], gates or Gates())
     eligible = eligible.sort_index()  # fit_bundle's canonical order: the clusterers' rows follow it
 
-    # Inference for the shops the model was fitted on: HDBSCAN's own labels and membership strengths, which
-    # hdbscan.approximate_predict only approximates (and costs minutes in the 18-29-dimensional raw space at
-    # 60k shops). New and updated retailers go through approximate_predict in the assigner.
+    # Inference for the shops the model was fitted on: HDBSCAN's own labels and membership strengths (see
+    # _raw_predictions for the raw baseline's sample). New and updated retailers go through approximate_predict.
     t0 = time.perf_counter()
-    latent_labels, latent_strength = bundle.latent_clusterer.labels_, bundle.latent_clusterer.probabilities_
-    raw_labels, raw_strength = _raw_predictions(bundle, eligible)
+    predictions = _served_predictions(bundle, eligible)
     seconds_inference = time.perf_counter() - t0
-    predictions = pd.DataFrame(
-        {"latent_cluster": latent_labels, "latent_cluster_strength": latent_strength,
-         "raw_cluster": raw_labels, "raw_cluster_strength": raw_strength},
-        index=eligible.index,
-    ).rename_axis("shop_id")
     predictions.to_csv(out / PREDICTIONS_CSV)
-    insights = pd.concat(
-        [cluster_insights(eligible, latent_labels, "latent"), cluster_insights(eligible, raw_labels, "raw")],
-        ignore_index=True,
-    )
+    insights = pd.concat([cluster_insights(eligible, predictions[f"{space}_cluster"].to_numpy(), space)
+                          for space in ("latent", "raw", "served") if f"{space}_cluster" in predictions],
+                         ignore_index=True)  # fmt: skip
     insights.to_csv(out / INSIGHTS_CSV, index=False)
 
     truth_values = None if truth is None else truth.loc[eligible.index].to_numpy()
-    inference = {
-        "latent": clustering_report(latent_labels, truth=truth_values),
-        "raw": clustering_report(raw_labels, truth=truth_values),
-    }
+    inference = {space: clustering_report(predictions[f"{space}_cluster"].to_numpy(), truth=truth_values)
+                 for space in ("latent", "raw", "served") if f"{space}_cluster" in predictions}  # fmt: skip
     bundle.save(out / MODEL_DIR, meta={"training_rows": len(eligible)})
-    fit_seconds = metrics["seconds"]
-    summary = {
-        "eligible": len(eligible),
-        "features": len(bundle.columns),
-        "feature_set": feature_set,
-        "latent": _space_summary(inference["latent"]),
-        "raw": _space_summary(inference["raw"]),
-        "seconds": {
-            "features": round(seconds_features, 3),
-            "autoencoder": round(fit_seconds["scaling"] + fit_seconds["autoencoder"], 3),
-            "clustering": round(fit_seconds["clustering"] + seconds_inference, 3),
-            "total": round(time.perf_counter() - t_start, 3),
-        },
-    }
+    summary = _summary(bundle, profile, metrics, inference, feature_set)
+    summary["seconds"] = _seconds(metrics["seconds"], seconds_features, seconds_inference, t_start)
     all_metrics = {"fit": _without_history(metrics), "inference": inference, "summary": summary}
     (out / METRICS_JSON).write_text(json.dumps(all_metrics, indent=2, default=float))
-    log.info("pipeline.done", artifacts=str(out), **{k: v for k, v in summary.items() if k != "seconds"})
+    log.info("pipeline.done", artifacts=str(out), served=summary["served"])
     return PipelineResult(features, predictions, insights, all_metrics, summary)
+
+
+def _summary(bundle: ModelBundle, profile: dict, metrics: dict, inference: dict, feature_set: str) -> dict[str, Any]:
+    served = metrics["served"]
+    return {
+        "eligible": metrics["n"], "features": len(bundle.columns), "feature_set": feature_set,
+        "profile": profile,
+        **{space: _space_summary(inference[space]) for space in ("latent", "raw") if space in inference},
+        "served": {"space": served["space"], "min_cluster_size": served["min_cluster_size"],
+                   "min_samples": served["min_samples"], **_space_summary(inference["served"])},
+        "candidates": metrics["selection"]["candidates"],
+        "selection_reason": metrics["selection"]["reason"],
+        "trust": metrics["trust"],
+        "schedule": {k: metrics["autoencoder"][k] for k in ("batch_size", "epochs", "epochs_run")},
+    }  # fmt: skip
+
+
+def _seconds(fit: dict[str, float], features: float, inference: float, started: float) -> dict[str, float]:
+    return {
+        "features": round(features, 3),
+        "autoencoder": round(fit["scaling"] + fit["autoencoder"], 3),
+        "selection": round(fit["selection"], 3),
+        "clustering": round(fit["clustering"] + inference, 3),
+        "total": round(time.perf_counter() - started, 3),
+    }
 
 
 def _raw_predictions(bundle: ModelBundle, eligible: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:

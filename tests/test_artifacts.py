@@ -23,6 +23,7 @@ from shared.artifacts import (
 )
 from shared.config import Settings
 from shared.model import ModelBundle, ModelParams, fit_bundle
+from shared.model.refusal import InsufficientDataError
 
 pytestmark = pytest.mark.xdist_group("model")
 
@@ -224,8 +225,10 @@ def test_fit_bundle_rejects_bad_features(features: tuple[pd.DataFrame, pd.Series
         fit_bundle(pd.concat([frame, frame.iloc[:1]]), "x", PARAMS)
     with pytest.raises(ValueError, match=r"features: non-numeric column\(s\) \['name'\]"):
         fit_bundle(frame.assign(name="a"), "x", PARAMS)
-    with pytest.raises(ValueError, match="fewer than min_cluster_size"):
+    with pytest.raises(InsufficientDataError, match=r"only 10 eligible retailer.*MIN_ELIGIBLE_RETAILERS"):
         fit_bundle(frame.iloc[:10], "x", PARAMS)
+    with pytest.raises(InsufficientDataError, match="cannot hold two clusters of min_cluster_size=20"):
+        fit_bundle(frame.iloc[:39], "x", PARAMS)
     with pytest.raises(ValueError, match="truth: no label for 1 shop_id"):
         fit_bundle(frame, "x", PARAMS, truth=features[1].iloc[1:])
 
@@ -233,7 +236,11 @@ def test_fit_bundle_rejects_bad_features(features: tuple[pd.DataFrame, pd.Series
 def test_model_params_from_settings_and_validation() -> None:
     params = ModelParams.from_settings(Settings(epochs=7, min_cluster_size=25, min_samples=5), seed=3)
     assert (params.epochs, params.min_cluster_size, params.min_samples, params.seed) == (7, 25, 5, 3)
-    assert params.latent_dim == 5 and params.batch_size == 300
+    assert params.latent_dim == 5 and params.batch_size is None  # derived from the rows (shared.model.schedule)
+    seed = ModelParams.from_settings(Settings(profile="seed"))
+    fixed = (seed.epochs, seed.batch_size, seed.patience, seed.min_cluster_size, seed.min_samples)
+    assert fixed == (30, 300, 5, 50, 50)
+    assert seed.selection_density_factors == (1.0,)
     with pytest.raises(ValidationError, match="validation_split"):
         ModelParams(validation_split=1.0)
     with pytest.raises(ValidationError, match="cluster_selection_method"):

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from shared.data.generator import generate
+from shared.data.plan import World
 from shared.features import DEFAULT_FEATURE_SET, get_feature_set
 
 pytestmark = pytest.mark.xdist_group("pipeline")
@@ -19,9 +20,10 @@ pytestmark = pytest.mark.xdist_group("pipeline")
 SMALL_MODEL = {"STABLESEG_EPOCHS": "4", "STABLESEG_MIN_CLUSTER_SIZE": "15", "STABLESEG_BATCH_SIZE": "64"}
 
 
-def stableseg(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def stableseg(*args: str, env: dict[str, str] | None = None,
+              model: dict[str, str] = SMALL_MODEL) -> subprocess.CompletedProcess[str]:  # fmt: skip
     return subprocess.run([sys.executable, "-m", "services.cli", *args], capture_output=True, text=True,
-                          env={**os.environ, **SMALL_MODEL, **(env or {})}, timeout=600)
+                          env={**os.environ, **model, **(env or {})}, timeout=600)
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +50,17 @@ def test_json_summary_has_the_contract_fields(first_run: tuple[Path, dict]) -> N
         assert set(summary[space]) == {"clusters", "noise_ratio", "largest_share", "ari"}
         assert 0.0 <= summary[space]["noise_ratio"] <= 1.0
         assert -1.0 <= summary[space]["ari"] <= 1.0
-    assert set(summary["seconds"]) == {"features", "autoencoder", "clustering", "total"}
+    assert set(summary["seconds"]) == {"features", "autoencoder", "selection", "clustering", "total"}
     assert summary["latent"]["clusters"] >= 2
+    served = summary["served"]
+    assert served["space"] in ("latent", "raw") and served["clusters"] >= 2 and served["min_cluster_size"] == 15
+    assert served["ari"] == summary[served["space"]]["ari"]  # the served labels are that space's labels
+    assert {c["space"] for c in summary["candidates"]} == {"latent", "raw"}
+    assert all({"stability", "seed_agreement", "dbcv", "noise_ratio", "score"} <= set(c) for c in summary["candidates"])
+    assert all(0.0 <= t <= 1.0 for t in summary["trust"].values()) and summary["trust"]
+    profile = summary["profile"]
+    assert profile["retailers"] == 700 and profile["eligible"] == summary["eligible"]
+    assert profile["months_of_history"]["p90"] <= 36 and 0 < profile["active_month_share"]["p50"] <= 1
 
 
 def test_artifacts_are_written(first_run: tuple[Path, dict], dataset: Path) -> None:
@@ -60,7 +71,9 @@ def test_artifacts_are_written(first_run: tuple[Path, dict], dataset: Path) -> N
     assert len(features) == features["shop_id"].nunique() == sales_shops
     predictions = pd.read_csv(artifacts / "cluster_predictions.csv", dtype={"shop_id": str})
     assert list(predictions.columns) == ["shop_id", "latent_cluster", "latent_cluster_strength", "raw_cluster",
-                                         "raw_cluster_strength"]
+                                         "raw_cluster_strength", "served_cluster", "served_cluster_strength"]
+    served = summary["served"]["space"]
+    assert predictions["served_cluster"].equals(predictions[f"{served}_cluster"])
     assert len(predictions) == summary["eligible"] == int(features["eligible"].sum())
     insights = pd.read_csv(artifacts / "cluster_insights.csv")
     latent = insights[insights["space"] == "latent"]
@@ -99,3 +112,35 @@ def test_unknown_feature_set_is_refused(dataset: Path, tmp_path: Path) -> None:
                        "--feature-set", "nope")
     assert result.returncode != 0
     assert "nope" in result.stderr
+
+
+def test_seed_profile_serves_the_latent_space_with_the_seed_density(dataset: Path, tmp_path: Path) -> None:
+    result = stableseg("pipeline", "run", "--input", str(dataset / "sales.csv"), "--artifacts", str(tmp_path),
+                       "--profile", "seed", "--json", model={})
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["served"]["space"] == "latent" and summary["served"]["min_cluster_size"] == 50
+    assert summary["schedule"]["batch_size"] == 300
+    assert [c["factor"] for c in summary["candidates"]] == [1.0, 1.0]  # one density per space
+
+
+@pytest.mark.parametrize(("activity", "rule", "segments"), [
+    (0.4, {"STABLESEG_MIN_TENURE_YEARS": "0.5", "STABLESEG_MIN_AVG_ACTIVE_MONTHS_PER_YEAR": "3"}, True),
+    (0.15, {}, False),
+])  # fmt: skip
+def test_sparse_buyers_yield_segments_or_a_one_line_refusal(tmp_path: Path, activity: float, rule: dict,
+                                                            segments: bool) -> None:  # fmt: skip
+    """Customers active in few months: the relaxed rule segments them (>= 2 clusters, <= 50% noise); under the
+    default rule almost nobody is eligible and the pipeline exits 4 naming the cause and the settings."""
+    generate(retailers=1500, years=2, seed=4, out_dir=tmp_path / "data", world=World(activity_scale=activity))
+    result = stableseg("pipeline", "run", "--input", str(tmp_path / "data" / "sales.csv"), "--artifacts",
+                       str(tmp_path / "out"), "--json", env=rule, model={"STABLESEG_EPOCHS": "20"})
+    if segments:
+        assert result.returncode == 0, result.stderr[-3000:]
+        served = json.loads(result.stdout.strip().splitlines()[-1])["served"]
+        assert served["clusters"] >= 2 and served["noise_ratio"] <= 0.5
+    else:
+        assert result.returncode == 4, result.stderr[-3000:]
+        line = result.stderr.strip().splitlines()[-1]
+        assert line.startswith("cannot segment: only ") and "STABLESEG_MIN_TENURE_YEARS" in line
+        assert not (tmp_path / "out" / "cluster_predictions.csv").exists()

@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 
 from services.trainer.announce import metrics_summary, published_record
-from services.trainer.gates import Gates
 from services.trainer.publication import artifact_name
 from services.trainer.snapshot import SnapshotError, prepare_snapshot
 from services.trainer.triggers import Triggers
 from shared.bus import decode_event
+from shared.model.gates import Gates
 from shared.storage import ModelVersionInfo
 
 

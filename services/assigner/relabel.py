@@ -24,6 +24,7 @@ from services.assigner.book import Book, Serving, previous_frame, shop_index
 from services.assigner.predict import predict
 from services.assigner.profiles import naming_input, segment_profile
 from shared.model.bundle import ModelBundle
+from shared.model.selection import trust_level
 from shared.segments import MatchParams, MatchResult, SegmentIdState, assign_segments, match_clusters, resolve_names
 from shared.segments.lineage import segment_sort_key
 from shared.storage import SegmentInfo
@@ -89,6 +90,8 @@ def relabel(book: Book, features: pd.DataFrame, bundle: ModelBundle, version: in
     retired = sorted(set(book.segments) - set(active), key=segment_sort_key)
     lineage = result.to_lineage(version, book.version)
     lineage["retired"] = sorted(set(lineage["retired"]) | set(retired), key=segment_sort_key)
+    lineage["trust"] = {s: {"trust": profiles[s]["trust"], "trust_level": trust_level(profiles[s]["trust"])}
+                        for s in active}  # fmt: skip
     serving = Serving(version, bundle.feature_set, dict(result.cluster_to_segment), {s: names[s] for s in active})
     changes = change_events(assignments, version)
     counts = {"retailers": len(assignments), "eligible": len(decided), "changed": len(changes),
@@ -180,5 +183,7 @@ def _profiles(features: pd.DataFrame, bundle: ModelBundle, decided: pd.DataFrame
         if not members.any():
             members = labels == cluster
         profile = segment_profile(features.loc[members], bundle.feature_set, bundle.columns)
-        out[segment] = {**profile, "source": {"model_version": version, "cluster": int(cluster)}}
+        trust = bundle.trust.get(int(cluster))
+        out[segment] = {**profile, "source": {"model_version": version, "cluster": int(cluster)},
+                        "trust": None if trust is None else round(float(trust), 4)}  # fmt: skip
     return out

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 Status = Literal["assigned", "noise", "ineligible", "unknown"]
+TrustLevel = Literal["stable", "weak", "unstable"]
 
 
 class RetailerSegment(BaseModel):
@@ -47,6 +48,9 @@ class SegmentOut(BaseModel):
     parent_segment: str | None = Field(description="the segment it split from, if any")
     profile: dict[str, Any] = Field(description="seasonality (12 monthly shares), traits, features "
                                     "({column: {mean, median, std}}), source {model_version, cluster}")  # fmt: skip
+    trust: float | None = Field(None, description="bootstrap stability of the segment's cluster at training: mean "
+                                "Jaccard of its best match over resamples (0-1)")  # fmt: skip
+    trust_level: TrustLevel | None = Field(None, description="stable >= 0.75, weak 0.5-0.75, unstable < 0.5")
 
 
 class SegmentList(BaseModel):

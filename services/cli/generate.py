@@ -10,6 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from shared.data.generator import DEFAULT_END_YEAR
 from shared.data.generator import generate as generate_data
+from shared.data.plan import World
 
 console = Console()
 progress_console = Console(stderr=True)
@@ -27,6 +28,11 @@ def generate(
     drift_month: str | None = typer.Option(None, "--drift-month", help="YYYY-MM of the drift (with --drift-fraction)"),
     end_year: int = typer.Option(
         DEFAULT_END_YEAR, "--end-year", help="last calendar year: the data covers the --years full years ending here"),
+    months: int | None = typer.Option(None, "--months", min=2, help="keep only the last MONTHS months of the span"),
+    activity: float = typer.Option(
+        1.0, "--activity", min=0.01, max=1.0, help="scale every shop's chance of an active month (sparse: < 1)"),
+    breadth: float = typer.Option(1.0, "--breadth", min=0.5, max=10.0, help="scale products per active month"),
+    mix: str = typer.Option("default", "--mix", help="archetype shares: default, uniform, skewed, or 6 weights"),
 ) -> None:
     """Write OUT/sales.csv (shop_id, product_id, year, month, sales_qty) and OUT/truth.csv (shop_id, archetype,
     archetype_after, changed_at): six planted behavioural archetypes with heavy-tailed shop sizes, late joiners,
@@ -36,8 +42,9 @@ def generate(
                   TimeElapsedColumn(), console=progress_console, transient=True) as bar:
         task = bar.add_task("generate", total=None)
         try:
+            world = World(months=months, activity_scale=activity, breadth_scale=breadth, mix=mix)
             summary = generate_data(retailers, years, seed, out, drift_fraction=drift_fraction,
-                                    drift_month=drift_month, end_year=end_year,
+                                    drift_month=drift_month, end_year=end_year, world=world,
                                     progress=lambda done, total: bar.update(task, completed=done, total=total))
         except ValueError as exc:
             raise typer.BadParameter(str(exc)) from exc

@@ -24,11 +24,25 @@ def comparison_table(summary: dict) -> Table:
     table.add_column("space")
     for name in ("clusters", "noise", "largest share", "ARI"):
         table.add_column(name, justify="right")
-    for space in ("raw", "latent"):
-        s = summary[space]
+    served = summary["served"]
+    rows = [(space, summary[space]) for space in ("raw", "latent") if space in summary]
+    rows.append((f"served ({served['space']}, min_cluster_size {served['min_cluster_size']})", served))
+    for label, s in rows:
         ari = f"{s['ari']:.3f}" if "ari" in s else "-"
-        table.add_row(space, str(s["clusters"]), f"{s['noise_ratio']:.1%}", f"{s['largest_share']:.1%}", ari)
+        table.add_row(label, str(s["clusters"]), f"{s['noise_ratio']:.1%}", f"{s['largest_share']:.1%}", ari)
     return table
+
+
+def profile_line(profile: dict) -> str:
+    """The data profile in one line."""
+    if not profile.get("retailers"):
+        return "data: no retailers"
+    months, share = profile["months_of_history"], profile["active_month_share"]
+    dropped = profile["dropped"]
+    return (f"data: {profile['retailers']} retailers, {profile['eligible']} eligible (dropped: "
+            f"{dropped['short_history']} short history, {dropped['low_activity']} low activity); months of history "
+            f"p50 {months['p50']:g}, active-month share p10/p50 {share['p10']:.2f}/{share['p50']:.2f}, products per "
+            f"active month p50 {profile['products_per_active_month']['p50']:g}")
 
 
 @app.command("run")
@@ -37,13 +51,20 @@ def run(
     artifacts: Path = typer.Option(..., "--artifacts", file_okay=False, help="output folder"),
     truth: Path | None = typer.Option(None, "--truth", exists=True, dir_okay=False, help="truth.csv for ARI"),
     feature_set: str | None = typer.Option(None, "--feature-set", help="feature set (default: configured)"),
+    profile: str | None = typer.Option(
+        None, "--profile", help="auto (derived from the data, model chosen by evidence) or seed (the case study's "
+        "fixed settings); default: STABLESEG_PROFILE"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object on stdout"),
 ) -> None:
-    """Features, autoencoder, latent and raw HDBSCAN, inference and insights; artifacts into --artifacts."""
+    """Features, autoencoder, model selection (latent vs raw, densities), inference and insights into --artifacts.
+
+    Exit code 4 (one line on stderr) when the data cannot support segments."""
     # Heavy imports (pandas, scikit-learn, TensorFlow) only when the command runs: `stableseg --help` stays fast.
     from shared.data.csv_io import SalesCSVError
     from shared.features import EligibilityRule, get_feature_set
+    from shared.model.gates import Gates
     from shared.model.params import ModelParams
+    from shared.model.refusal import InsufficientDataError
     from shared.pipeline import run_pipeline
 
     settings = get_settings()
@@ -53,7 +74,9 @@ def run(
         get_feature_set(name)
     except (KeyError, ValueError) as exc:
         raise typer.BadParameter(str(exc), param_hint="--feature-set") from exc
-    params = ModelParams.from_settings(settings)
+    if profile not in (None, "auto", "seed"):
+        raise typer.BadParameter(f"must be 'auto' or 'seed', got {profile!r}", param_hint="--profile")
+    params = ModelParams.from_settings(settings.model_copy(update={"profile": profile or settings.profile}))
     rule = EligibilityRule(settings.min_tenure_years, settings.min_avg_active_months_per_year)
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                TimeElapsedColumn())
@@ -66,12 +89,18 @@ def run(
             bar.update(tasks[stage], completed=done, total=total)
 
         try:
-            result = run_pipeline(input_csv, artifacts, name, params, rule, truth, progress)
+            gates = Gates.from_settings(settings)
+            result = run_pipeline(input_csv, artifacts, name, params, rule, truth, progress, gates)
+        except InsufficientDataError as exc:
+            bar.stop()
+            typer.echo(f"cannot segment: {exc}", err=True)
+            raise typer.Exit(4) from exc
         except (SalesCSVError, ValueError) as exc:
             console.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(2) from exc
     if as_json:
         typer.echo(json.dumps(result.summary))
         return
+    Console().print(profile_line(result.summary["profile"]))
     Console().print(comparison_table(result.summary))
     Console().print(f"artifacts written to {artifacts} in {result.summary['seconds']['total']:.1f} s")

@@ -23,7 +23,25 @@ console = Console()
 def _from_api(url: str, shop_id: str, history: bool) -> tuple[int, dict[str, Any]]:
     with httpx.Client(base_url=url, timeout=10.0) as client:
         response = client.get(f"/v1/retailers/{shop_id}/{'history' if history else 'segment'}")
-        return response.status_code, response.json()
+        body = response.json()
+        if response.status_code == 200 and not history and body.get("segment_id"):
+            segment = client.get(f"/v1/segments/{body['segment_id']}")
+            if segment.status_code == 200:
+                body.update({k: segment.json().get(k) for k in ("trust", "trust_level")})
+        return response.status_code, body
+
+
+def _segment_trust(segment_id: str | None) -> dict[str, Any]:
+    """The segment's trust from the registry (the stores path of ``stableseg segment``)."""
+    from shared.model.selection import trust_level
+    from shared.storage import Registry
+
+    if not segment_id:
+        return {}
+    with Registry(get_settings().effective_database_url) as registry:
+        info = registry.get_segment(segment_id)
+    trust = info.profile.get("trust") if info is not None and isinstance(info.profile, dict) else None
+    return {"trust": trust, "trust_level": trust_level(trust)}
 
 
 def _from_stores(shop_id: str, history: bool) -> tuple[int, dict[str, Any]]:
@@ -51,13 +69,14 @@ def _from_stores(shop_id: str, history: bool) -> tuple[int, dict[str, Any]]:
         return 404, {"detail": f"retailer {shop_id!r} has no assignment"}
     return 200, {"shop_id": shop_id, "segment_id": state["segment"], "segment_name": state["name"],
                  "strength": state["strength"], "status": state["status"], "model_version": state["model_version"],
-                 "since": state["since"]}  # fmt: skip
+                 "since": state["since"], **_segment_trust(state["segment"])}  # fmt: skip
 
 
 def _print(body: dict[str, Any], history: bool) -> None:
     if not history:
         table = Table(show_header=False, box=None)
-        for key in ("shop_id", "status", "segment_id", "segment_name", "strength", "model_version", "since"):
+        for key in ("shop_id", "status", "segment_id", "segment_name", "strength", "trust", "trust_level",
+                    "model_version", "since"):
             table.add_row(f"[bold]{key}[/bold]", str(body.get(key)))
         console.print(table)
         return

@@ -24,9 +24,10 @@ def models_table(report: DemoReport) -> Table:
                   title="model versions (raw features vs autoencoder latent space)")  # fmt: skip
     for event in report.published:
         metrics = event.get("metrics") or {}
-        for space in ("latent", "raw"):
+        for space in ("latent", "raw", "served"):
             figures = metrics.get(space) or {}
-            table.add_row(str(event["version"]), str(event.get("data_as_of")), f"{metrics.get('n') or 0:,}", space,
+            label = f"served ({figures.get('space')})" if space == "served" else space
+            table.add_row(str(event["version"]), str(event.get("data_as_of")), f"{metrics.get('n') or 0:,}", label,
                           str(figures.get("clusters", "-")), _pct(figures.get("noise_ratio")),
                           _pct(figures.get("largest_share")))  # fmt: skip
     return table

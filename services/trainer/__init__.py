@@ -6,7 +6,7 @@ Flow: ``training.requests`` (``stableseg retrain``, the admin API) and, with ``r
 lease (one training across replicas, ``trainer_lock_ttl_seconds``) -> :mod:`~services.trainer.snapshot` (one
 consistent feature-store snapshot, canonical shop_id order, as-of month, rows) -> :mod:`~services.trainer.job`
 (``fit_bundle`` + bundle save in a warm worker process, :mod:`~services.trainer.executor`) ->
-:mod:`~services.trainer.gates` (``gate_*``; a refused model is registered as rejected with the reason) ->
+:mod:`~shared.model.gates` (``gate_*``; a refused model is registered as rejected with the reason) ->
 :mod:`~services.trainer.publication` (content-addressed artifact, candidate row, publish + ``current``) ->
 ``models.published`` (:mod:`~services.trainer.announce`) -> the trigger offsets are committed.
 

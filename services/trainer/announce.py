@@ -24,11 +24,16 @@ _SUMMARY_KEYS = ("n", "clusters", "noise", "noise_ratio", "largest_share", "size
 
 
 def metrics_summary(metrics: dict[str, Any]) -> dict[str, Any]:
-    """The event's ``metrics``: both spaces' clustering figures, the autoencoder's losses, the stage timings."""
+    """The event's ``metrics``: each space's and the served clustering's figures (the served one with its space and
+    density), the selection's candidates and each served cluster's trust, the autoencoder's losses, the timings."""
     spaces = {
         space: None if metrics.get(space) is None else {k: metrics[space].get(k) for k in _SUMMARY_KEYS}
-        for space in ("latent", "raw")
+        for space in ("latent", "raw", "served")
     }
+    if spaces["served"] is not None:
+        spaces["served"].update({k: metrics["served"].get(k) for k in ("space", "min_cluster_size", "min_samples")})
+    selection = metrics.get("selection") or {}
+    spaces.update(candidates=selection.get("candidates", []), trust=metrics.get("trust", {}))
     autoencoder = {k: v for k, v in (metrics.get("autoencoder") or {}).items() if k != "history"}
     return {"n": metrics.get("n"), **spaces, "autoencoder": autoencoder, "seconds": metrics.get("seconds", {})}
 

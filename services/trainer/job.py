@@ -76,7 +76,7 @@ def fit_to_directory(
 
     bundle, metrics = fit_bundle(features, feature_set, params, progress=_ProgressLog({"feature_set": feature_set}))
     started = time.perf_counter()
-    deterministic = {key: metrics[key] for key in ("n", "latent", "raw")}
+    deterministic = {key: metrics[key] for key in ("n", "latent", "raw", "served", "selection", "trust")}
     bundle.save(Path(out_dir), created=None, meta={**meta, "metrics": deterministic})
     metrics["seconds"]["save"] = round(time.perf_counter() - started, 3)
     return {"metrics": metrics, "sha256": manifest_sha256(out_dir), "directory": str(out_dir)}

@@ -64,7 +64,7 @@ class TrainerMetrics:
     def observe_model(self, rows: int, metrics: dict[str, Any], seconds: dict[str, float]) -> None:
         """Figures of a fitted model (published or rejected)."""
         self.rows.set(rows)
-        for space in ("latent", "raw"):
+        for space in ("latent", "raw", "served"):
             report = metrics.get(space)
             if report:
                 self.noise_ratio.labels(space).set(report["noise_ratio"])

@@ -21,7 +21,6 @@ from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
 from services.trainer.announce import published_record, reconcile
 from services.trainer.executor import FitExecutor
-from services.trainer.gates import Gates
 from services.trainer.link import KafkaLink
 from services.trainer.metrics import TrainerMetrics
 from services.trainer.publication import served_by_version
@@ -32,6 +31,7 @@ from shared.bus import EventDecodeError, decode_event
 from shared.bus.topics import MONTHS_CLOSED, TRAINING_REQUESTS
 from shared.config import Settings
 from shared.logging import get_logger
+from shared.model.gates import Gates
 from shared.model.params import ModelParams
 from shared.storage import ArtifactStore, ModelVersionInfo, Registry, upgrade_database
 

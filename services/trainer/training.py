@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from services.trainer.executor import FitExecutor
-from services.trainer.gates import Gates
 from services.trainer.publication import recover, register_published, register_rejected, store_artifact
 from services.trainer.snapshot import SnapshotSource, take_snapshot
 from shared.logging import get_logger
+from shared.model.gates import Gates
 from shared.model.params import ModelParams
+from shared.model.refusal import InsufficientDataError
 from shared.storage import ArtifactStore, ModelVersionInfo, Registry
 
 log = get_logger("stableseg.trainer.training")
@@ -81,11 +82,16 @@ async def train(ctx: TrainingContext, tags: dict[str, Any]) -> Outcome:
     try:
         t0 = time.perf_counter()
         meta = {"data_as_of": snapshot.data_as_of, "training_rows": snapshot.rows}
-        result = await ctx.executor.fit(snapshot.features, ctx.feature_set, ctx.params, str(staging / "bundle"), meta)
+        try:
+            result = await ctx.executor.fit(snapshot.features, ctx.feature_set, ctx.params, str(staging / "bundle"),
+                                            meta)  # fmt: skip
+        except InsufficientDataError as exc:  # the data cannot support segments: a rejected version says why
+            result = {"metrics": {"n": snapshot.rows, "refusal": {"cause": exc.cause, "remedy": exc.remedy}},
+                      "sha256": None, "refused": f"cannot segment: {exc}"}  # fmt: skip
         _timed(seconds, "fit", t0)
         metrics, sha256 = result["metrics"], result["sha256"]
         hook("fitted")
-        reason = ctx.gates.verdict(metrics["latent"])
+        reason = result.get("refused") or ctx.gates.verdict(metrics["served"])
         if reason is not None:
             metrics["training_seconds"] = dict(seconds)
             info = await asyncio.to_thread(

@@ -96,8 +96,10 @@ def season_factors(centre: np.ndarray, width: np.ndarray, amp: np.ndarray) -> np
     return factors / factors.mean(axis=1, keepdims=True)
 
 
-def draw_behaviour(rng: np.random.Generator, codes: np.ndarray) -> BehaviourParams:
-    """Draw every shop's behaviour inside the ranges of its archetype (``codes`` index ARCHETYPES)."""
+def draw_behaviour(rng: np.random.Generator, codes: np.ndarray, activity_scale: float = 1.0,
+                   breadth_scale: float = 1.0) -> BehaviourParams:
+    """Draw every shop's behaviour inside the ranges of its archetype (``codes`` index ARCHETYPES); the scales
+    make a harder world: fewer active months (activity x scale, at least 2%) and wider assortments."""
     codes = np.asarray(codes, dtype=np.int64)
     centre = _uniform(rng, codes, lambda a: a.season.centre)
     width = np.array([a.season.width for a in ARCHETYPES])[codes]
@@ -105,8 +107,8 @@ def draw_behaviour(rng: np.random.Generator, codes: np.ndarray) -> BehaviourPara
     return BehaviourParams(
         growth=_uniform(rng, codes, lambda a: a.growth),
         volatility=_uniform(rng, codes, lambda a: a.volatility),
-        breadth=_uniform(rng, codes, lambda a: a.breadth),
+        breadth=_uniform(rng, codes, lambda a: a.breadth) * breadth_scale,
         breadth_growth=np.array([a.breadth_growth for a in ARCHETYPES])[codes],
-        activity=_uniform(rng, codes, lambda a: a.activity),
+        activity=np.clip(_uniform(rng, codes, lambda a: a.activity) * activity_scale, 0.02, 1.0),
         season=season_factors(centre, width, amp),
     )

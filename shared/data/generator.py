@@ -20,8 +20,8 @@ import polars as pl
 
 from shared.data.archetypes import NAMES
 from shared.data.csv_io import SALES_DTYPES
-from shared.data.plan import ShopPlan, make_plan
-from shared.data.rows import PRODUCTS, block_rows
+from shared.data.plan import ShopPlan, World, make_plan
+from shared.data.rows import PRODUCTS, block_rows, catalogue_size
 from shared.schemas import SALES_FIELDS, YEAR_MAX, YEAR_MIN
 
 DEFAULT_END_YEAR = 2025
@@ -58,14 +58,20 @@ class _Setup:
     start_year: int
     months: int
     plan: ShopPlan
+    world: World
 
     def blocks(self) -> Iterator[tuple[int, pl.DataFrame]]:
         """(shops done, sales rows) per block of shops, in shop order."""
         for index, first in enumerate(range(0, self.plan.shops, BLOCK_SHOPS)):
             last = min(first + BLOCK_SHOPS, self.plan.shops)
             rng = np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(1, index)))
-            rows = block_rows(rng, self.plan.take(slice(first, last)), self.months)
-            yield last, _sales_frame(rows, np.arange(first + 1, last + 1), self.start_year)
+            rows = block_rows(rng, self.plan.take(slice(first, last)), self.months, catalogue_size(
+                self.world.breadth_scale))  # fmt: skip
+            frame = _sales_frame(rows, np.arange(first + 1, last + 1), self.start_year)
+            if self.world.months is not None and self.world.months < self.months:
+                cut = self.months - self.world.months  # keep the last world.months months
+                frame = frame.filter((pl.col("year") - self.start_year) * 12 + pl.col("month") - 1 >= cut)
+            yield last, frame
 
     def truth(self) -> pl.DataFrame:
         drifted = self.plan.code_after >= 0
@@ -106,7 +112,7 @@ def _period(start_year: int, t: int) -> str:
 
 
 def _setup(retailers: int, years: int, seed: int, drift_fraction: float, drift_month: str | None,
-           end_year: int) -> _Setup:
+           end_year: int, world: World | None = None) -> _Setup:
     """Validate the arguments (errors name the argument) and draw the shop plan."""
     if isinstance(retailers, bool) or not isinstance(retailers, int) or retailers < 1:
         raise ValueError(f"retailers: must be a positive integer, got {retailers!r}")
@@ -133,18 +139,22 @@ def _setup(retailers: int, years: int, seed: int, drift_fraction: float, drift_m
             raise ValueError("drift_fraction: must be above 0 when drift_month is given")
     elif drift_fraction > 0.0:
         raise ValueError("drift_month: required when drift_fraction is above 0")
+    world = world or World()
+    if world.months is not None and world.months > months:
+        raise ValueError(f"months: must be at most 12 x years = {months}, got {world.months}")
     plan = make_plan(np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(0,))), retailers, months,
-                     drift_fraction, drift_t)
-    return _Setup(seed, start_year, months, plan)
+                     drift_fraction, drift_t, world)
+    return _Setup(seed, start_year, months, plan, world)
 
 
 def generate(retailers: int, years: int, seed: int, out_dir: str | Path, drift_fraction: float = 0.0,
              drift_month: str | None = None, end_year: int = DEFAULT_END_YEAR,
-             progress: Progress | None = None) -> GenerationSummary:
+             progress: Progress | None = None, world: World | None = None) -> GenerationSummary:
     """Write ``out_dir/sales.csv`` and ``out_dir/truth.csv`` for ``retailers`` shops over the ``years`` calendar
-    years ending with ``end_year``; ``progress(done, total)`` is called after each block of shops."""
+    years ending with ``end_year`` (a harder ``world`` if given); ``progress(done, total)`` is called after each
+    block of shops."""
     began = time.perf_counter()
-    setup = _setup(retailers, years, seed, drift_fraction, drift_month, end_year)
+    setup = _setup(retailers, years, seed, drift_fraction, drift_month, end_year, world)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     sales_path, truth_path = out / "sales.csv", out / "truth.csv"
@@ -159,14 +169,16 @@ def generate(retailers: int, years: int, seed: int, out_dir: str | Path, drift_f
     setup.truth().write_csv(truth_path)
     return GenerationSummary(
         sales_path=sales_path, truth_path=truth_path, rows=rows, retailers=setup.plan.shops,
-        drifted=int((setup.plan.code_after >= 0).sum()), first_month=_period(setup.start_year, 0),
+        drifted=int((setup.plan.code_after >= 0).sum()),
+        first_month=_period(setup.start_year, setup.months - (setup.world.months or setup.months)),
         last_month=_period(setup.start_year, setup.months - 1), seconds=time.perf_counter() - began)
 
 
 def generate_frames(retailers: int, years: int, seed: int, drift_fraction: float = 0.0,
-                    drift_month: str | None = None, end_year: int = DEFAULT_END_YEAR) -> SyntheticData:
+                    drift_month: str | None = None, end_year: int = DEFAULT_END_YEAR,
+                    world: World | None = None) -> SyntheticData:
     """The data ``generate`` would write, as pandas frames (sales with the dtypes of ``read_sales_csv``)."""
-    setup = _setup(retailers, years, seed, drift_fraction, drift_month, end_year)
+    setup = _setup(retailers, years, seed, drift_fraction, drift_month, end_year, world)
     sales = pl.concat([frame for _, frame in setup.blocks()])
     truth = setup.truth()
     return SyntheticData(

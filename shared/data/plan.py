@@ -25,6 +25,50 @@ SIZE_MEDIAN = 150.0  # median monthly units of a shop
 SIZE_SIGMA = 1.15  # log-normal sigma of shop size, the same inside every archetype
 LATE, CHURN, SHORT, GAP = 0.12, 0.08, 0.07, 0.10
 NO_CHANGE = np.iinfo(np.int32).max
+MIXES = ("default", "uniform", "skewed")
+
+
+@dataclass(frozen=True)
+class World:
+    """Options that make the synthetic world harder than the default (which they leave byte-identical).
+
+    ``months``: keep only the last ``months`` months of the span (fewer months of history); ``activity_scale``:
+    multiplies every shop's chance of an active month (sparse buyers below 1); ``breadth_scale``: multiplies the
+    products per active month; ``mix``: archetype shares, "default" (the table in ``archetypes``), "uniform",
+    "skewed" (half the shops in the first archetype), or six comma-separated weights.
+    """
+
+    months: int | None = None
+    activity_scale: float = 1.0
+    breadth_scale: float = 1.0
+    mix: str = "default"
+
+    def __post_init__(self) -> None:
+        if self.months is not None and (isinstance(self.months, bool) or self.months < 2):
+            raise ValueError(f"months: must be an integer >= 2, got {self.months!r}")
+        if not 0.0 < self.activity_scale <= 1.0:
+            raise ValueError(f"activity_scale: must be in (0, 1], got {self.activity_scale!r}")
+        if not 0.5 <= self.breadth_scale <= 10.0:
+            raise ValueError(f"breadth_scale: must be between 0.5 and 10, got {self.breadth_scale!r}")
+        self.shares()
+
+    def shares(self) -> np.ndarray:
+        """The archetype shares of this world (sum 1)."""
+        k = SHARES.size
+        if self.mix == "default":
+            return SHARES
+        if self.mix == "uniform":
+            return np.full(k, 1.0 / k)
+        if self.mix == "skewed":
+            return np.r_[0.5, np.full(k - 1, 0.5 / (k - 1))]
+        try:
+            weights = np.array([float(w) for w in self.mix.split(",")])
+        except ValueError:
+            weights = np.zeros(0)
+        if weights.size != k or (weights < 0).any() or weights.sum() <= 0:
+            raise ValueError(f"mix: must be one of {MIXES} or {k} comma-separated non-negative weights, "
+                             f"got {self.mix!r}")
+        return weights / weights.sum()
 
 
 @dataclass(frozen=True)
@@ -77,10 +121,12 @@ def _gaps(rng: np.random.Generator, start: np.ndarray, end: np.ndarray, short: n
 
 
 def make_plan(rng: np.random.Generator, retailers: int, months: int, drift_fraction: float = 0.0,
-              drift_t: int | None = None) -> ShopPlan:
+              drift_t: int | None = None, world: World | None = None) -> ShopPlan:
     """Draw the plan of ``retailers`` shops over ``months`` months, plus drift as described in the module doc."""
-    k = SHARES.size
-    code = rng.choice(k, size=retailers, p=SHARES)
+    world = world or World()
+    shares = world.shares()
+    k = shares.size
+    code = rng.choice(k, size=retailers, p=shares)
     start, end, short = _tenure(rng, retailers, months)
     gap_start, gap_end = _gaps(rng, start, end, short)
     code_after = np.full(retailers, -1)
@@ -90,13 +136,13 @@ def make_plan(rng: np.random.Generator, retailers: int, months: int, drift_fract
         switched = rng.choice(candidates, size=round(drift_fraction * candidates.size), replace=False)
         switched.sort()
         # another archetype, drawn by the shares of the remaining ones
-        probs = np.tile(SHARES, (switched.size, 1))
+        probs = np.tile(shares, (switched.size, 1))
         probs[np.arange(switched.size), code[switched]] = 0.0
         cum = np.cumsum(probs / probs.sum(axis=1, keepdims=True), axis=1)
         code_after[switched] = np.minimum((rng.random((switched.size, 1)) > cum).sum(axis=1), k - 1)
         change_t[switched] = drift_t
         new = round(drift_fraction * retailers)
-        code = np.concatenate([code, rng.choice(k, size=new, p=SHARES)])
+        code = np.concatenate([code, rng.choice(k, size=new, p=shares)])
         code_after = np.concatenate([code_after, np.full(new, -1)])
         change_t = np.concatenate([change_t, np.full(new, NO_CHANGE)])
         start = np.concatenate([start, np.full(new, drift_t)])
@@ -105,6 +151,7 @@ def make_plan(rng: np.random.Generator, retailers: int, months: int, drift_fract
         gap_end = np.concatenate([gap_end, np.zeros(new, dtype=np.int64)])
     n = code.size
     log_size = np.log(SIZE_MEDIAN) + SIZE_SIGMA * rng.standard_normal(n)
-    before = draw_behaviour(rng, code)
-    after = draw_behaviour(rng, np.where(code_after >= 0, code_after, code))
+    scales = {"activity_scale": world.activity_scale, "breadth_scale": world.breadth_scale}
+    before = draw_behaviour(rng, code, **scales)
+    after = draw_behaviour(rng, np.where(code_after >= 0, code_after, code), **scales)
     return ShopPlan(code, code_after, change_t, start, end, gap_start, gap_end, log_size, before, after)

@@ -14,29 +14,35 @@ _SLOT_WEIGHT = np.arange(1, CATALOGUE + 1) ** -0.9  # a shop's own best sellers 
 SPLIT_SIGMA = 0.35  # month-to-month noise of a product's share of its shop's month
 
 
-def catalogues(rng: np.random.Generator, shops: int) -> np.ndarray:
-    """(shops, CATALOGUE) distinct product numbers (0-based) per shop; popular products (Zipf-like) more often.
+def catalogue_size(breadth_scale: float = 1.0) -> int:
+    """Product slots per shop for a world whose assortments are ``breadth_scale`` times the default."""
+    return CATALOGUE if breadth_scale == 1.0 else int(np.ceil(MAX_BREADTH * breadth_scale * 1.5)) + 4
 
-    Draws 3 x CATALOGUE products with replacement and keeps the first CATALOGUE distinct ones in draw order.
+
+def catalogues(rng: np.random.Generator, shops: int, size: int = CATALOGUE) -> np.ndarray:
+    """(shops, size) distinct product numbers (0-based) per shop; popular products (Zipf-like) more often.
+
+    Draws 3 x size products with replacement and keeps the first ``size`` distinct ones in draw order.
     """
-    out = np.empty((shops, CATALOGUE), dtype=np.int64)
+    out = np.empty((shops, size), dtype=np.int64)
     todo = np.arange(shops)
     while todo.size:  # a row with too few distinct draws (practically never) is drawn again
-        cand = np.searchsorted(_PRODUCT_CDF, rng.random((todo.size, 3 * CATALOGUE)), side="right")
+        cand = np.searchsorted(_PRODUCT_CDF, rng.random((todo.size, 3 * size)), side="right")
         order = np.argsort(cand, axis=1, kind="stable")
         ranked = np.take_along_axis(cand, order, axis=1)
         first = np.ones(ranked.shape, dtype=bool)
         first[:, 1:] = ranked[:, 1:] != ranked[:, :-1]
         keep = np.empty_like(first)
         np.put_along_axis(keep, order, first, axis=1)
-        keep &= np.cumsum(keep, axis=1) <= CATALOGUE
-        full = keep.sum(axis=1) == CATALOGUE
-        out[todo[full]] = cand[full][keep[full]].reshape(-1, CATALOGUE)
+        keep &= np.cumsum(keep, axis=1) <= size
+        full = keep.sum(axis=1) == size
+        out[todo[full]] = cand[full][keep[full]].reshape(-1, size)
         todo = todo[~full]
     return np.minimum(out, PRODUCTS - 1)
 
 
-def block_rows(rng: np.random.Generator, plan: ShopPlan, months: int) -> dict[str, np.ndarray]:
+def block_rows(rng: np.random.Generator, plan: ShopPlan, months: int,
+               catalogue: int = CATALOGUE) -> dict[str, np.ndarray]:
     """Rows of the plan's shops ordered by shop and month: shop (index into the plan), product (0-based
     number), t (month index) and qty (integer units, at least 1)."""
     n = plan.shops
@@ -62,18 +68,19 @@ def block_rows(rng: np.random.Generator, plan: ShopPlan, months: int) -> dict[st
     total = np.exp(log_level + noise) * season
     breadth = np.where(after, a.breadth[:, None] * (1 + a.breadth_growth[:, None]) ** (after_rel / 12.0),
                        b.breadth[:, None] * (1 + b.breadth_growth[:, None]) ** (before_rel / 12.0))
-    count = np.clip(np.rint(breadth + 0.5 * rng.standard_normal((n, months))), 1, CATALOGUE).astype(np.int64)
+    count = np.clip(np.rint(breadth + 0.5 * rng.standard_normal((n, months))), 1, catalogue).astype(np.int64)
 
+    slot_weight = _SLOT_WEIGHT if catalogue == CATALOGUE else np.arange(1, catalogue + 1) ** -0.9
     shop_i, month_i = np.nonzero(active)
     cells = shop_i.size
     # weighted draw without replacement: the `count` smallest exponential(1) / weight keys (exponential race)
-    keys = rng.standard_exponential((cells, CATALOGUE), dtype=np.float32) / _SLOT_WEIGHT.astype(np.float32)
+    keys = rng.standard_exponential((cells, catalogue), dtype=np.float32) / slot_weight.astype(np.float32)
     order = np.argsort(keys, axis=1)
-    picked = np.arange(CATALOGUE)[None, :] < count[shop_i, month_i][:, None]
+    picked = np.arange(catalogue)[None, :] < count[shop_i, month_i][:, None]
     cell, rank = np.nonzero(picked)
     slot = order[cell, rank]
-    weight = _SLOT_WEIGHT[slot] * np.exp(SPLIT_SIGMA * rng.standard_normal(slot.size))
+    weight = slot_weight[slot] * np.exp(SPLIT_SIGMA * rng.standard_normal(slot.size))
     weight_sum = np.bincount(cell, weights=weight, minlength=cells)
     qty = np.maximum(np.rint(total[shop_i, month_i][cell] * weight / weight_sum[cell]), 1).astype(np.int64)
-    product = catalogues(rng, n)[shop_i[cell], slot]
+    product = catalogues(rng, n, catalogue)[shop_i[cell], slot]
     return {"shop": shop_i[cell], "product": product, "t": month_i[cell], "qty": qty}

@@ -33,6 +33,8 @@ class ModelBundle:
 
     ``keras_model`` and ``history`` are only present right after training (they are written to
     ``autoencoder.keras`` / ``loss_curve.png`` but not read back: serving uses ``encoder``).
+    ``served_space`` ("latent" or "raw", chosen by :mod:`shared.model.selection`) is the clustering
+    :meth:`assign` serves; ``trust`` maps each of its clusters to its bootstrap stability (mean Jaccard).
     """
 
     feature_set: str
@@ -42,6 +44,8 @@ class ModelBundle:
     latent_clusterer: DensityClusterer
     raw_clusterer: DensityClusterer | None
     params: ModelParams
+    served_space: str = "latent"
+    trust: dict[int, float] = field(default_factory=dict)
     keras_model: Any = field(default=None, repr=False)
     history: dict[str, list[float]] | None = field(default=None, repr=False)
     manifest: Manifest | None = field(default=None, repr=False)
@@ -69,8 +73,19 @@ class ModelBundle:
         return self.encoder.transform(self.scale(X))
 
     def assign(self, X: pd.DataFrame | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Latent cluster ``(labels, strengths)`` of raw feature rows (-1 = noise)."""
+        """Served cluster ``(labels, strengths)`` of raw feature rows (-1 = noise), in the served space."""
+        return self.assign_raw(X) if self.served_space == "raw" else self.assign_latent(X)
+
+    def assign_latent(self, X: pd.DataFrame | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Latent cluster ``(labels, strengths)`` of raw feature rows."""
         return self.latent_clusterer.predict(self.embed(X))
+
+    @property
+    def served_clusterer(self) -> DensityClusterer:
+        """The clusterer :meth:`assign` uses."""
+        if self.served_space == "raw" and self.raw_clusterer is not None:
+            return self.raw_clusterer
+        return self.latent_clusterer
 
     def assign_raw(self, X: pd.DataFrame | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Baseline cluster ``(labels, strengths)`` on the scaled raw features."""
@@ -101,7 +116,8 @@ class ModelBundle:
             save_keras_stable(self.keras_model, directory / KERAS_MODEL, saved_at=created)
         if self.history:
             save_loss_curve(self.history, directory / LOSS_CURVE)
-        info = {**(meta or {}), "columns": list(self.columns)}
+        info = {**(meta or {}), "columns": list(self.columns), "served_space": self.served_space,
+                "trust": {str(k): round(float(v), 6) for k, v in sorted(self.trust.items())}}
         self.manifest = write_manifest(
             directory, {**info, "feature_set": self.feature_set, "params": self.params.model_dump(), "created": created}
         )
@@ -128,5 +144,14 @@ class ModelBundle:
             latent_clusterer=load_joblib_verified(directory, LATENT_CLUSTERER, manifest=manifest),
             raw_clusterer=raw,
             params=ModelParams(**manifest.params),
+            served_space=_served_space(manifest.meta.get("served_space", "latent"), raw is not None),
+            trust={int(k): float(v) for k, v in (manifest.meta.get("trust") or {}).items()},
             manifest=manifest,
         )
+
+
+def _served_space(space: Any, has_raw: bool) -> str:
+    if space not in ("latent", "raw") or (space == "raw" and not has_raw):
+        raise ValueError(f"{MANIFEST}: meta.served_space must be 'latent' or 'raw' (raw needs its clusterer), "
+                         f"got {space!r}")
+    return str(space)

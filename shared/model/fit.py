@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -15,10 +17,12 @@ from shared.logging import get_logger
 from shared.metrics import clustering_report
 from shared.model.bundle import ModelBundle
 from shared.model.params import ModelParams
+from shared.model.refusal import InsufficientDataError
+from shared.model.selection import LATENT, RAW, Candidate, candidates_for, choose, cluster_trust, score_candidate
 
 Progress = Callable[[str, int, int], None]
-"""Called as ``progress(stage, done, total)``; stages: scaling, autoencoder (per epoch), latent-clustering,
-raw-clustering, metrics."""
+"""Called as ``progress(stage, done, total)``; stages: scaling, autoencoder (also per epoch), selection,
+latent_clustering, raw_clustering, metrics."""
 
 log = get_logger(__name__)
 
@@ -36,10 +40,7 @@ def _validate(features: Any, params: ModelParams) -> pd.DataFrame:
         raise TypeError(f"features: expected a pandas DataFrame indexed by shop_id, got {type(features).__name__}")
     if features.shape[1] < 2:
         raise ValueError(f"features: needs at least 2 feature columns, got {features.shape[1]}")
-    if features.shape[0] < max(params.min_cluster_size, 2):
-        raise ValueError(
-            f"features: {features.shape[0]} rows is fewer than min_cluster_size={params.min_cluster_size}"
-        )
+    _check_enough_rows(features.shape[0], params)
     if features.index.has_duplicates:
         dup = features.index[features.index.duplicated()][:5].tolist()
         raise ValueError(f"features: duplicate shop_id values in the index, e.g. {dup}")
@@ -53,6 +54,20 @@ def _validate(features: Any, params: ModelParams) -> pd.DataFrame:
     return canonical_order(features)
 
 
+def _check_enough_rows(n_rows: int, params: ModelParams) -> None:
+    eligibility = "STABLESEG_MIN_TENURE_YEARS / STABLESEG_MIN_AVG_ACTIVE_MONTHS_PER_YEAR (the eligibility rule)"
+    if n_rows < params.min_eligible_retailers:
+        raise InsufficientDataError(
+            f"only {n_rows} eligible retailer(s), fewer than min_eligible_retailers={params.min_eligible_retailers}",
+            f"relax {eligibility} or lower STABLESEG_MIN_ELIGIBLE_RETAILERS",
+        )
+    if params.min_cluster_size is not None and n_rows < 2 * params.min_cluster_size:
+        raise InsufficientDataError(
+            f"{n_rows} eligible retailer(s) cannot hold two clusters of min_cluster_size={params.min_cluster_size}",
+            f"lower STABLESEG_MIN_CLUSTER_SIZE (or unset it to derive it) or relax {eligibility}",
+        )
+
+
 def _truth_for(truth: pd.Series | None, index: pd.Index) -> np.ndarray | None:
     if truth is None:
         return None
@@ -64,6 +79,73 @@ def _truth_for(truth: pd.Series | None, index: pd.Index) -> np.ndarray | None:
     return truth.loc[index].to_numpy()
 
 
+class _Stages:
+    """Times named stages and reports each as ``progress(stage, 0, 1)`` ... ``progress(stage, 1, 1)``."""
+
+    def __init__(self, progress: Progress | None) -> None:
+        self.report = progress or (lambda stage, done, total: None)
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        started = time.perf_counter()
+        self.report(stage, 0, 1)
+        yield
+        self.seconds[stage] = round(time.perf_counter() - started, 3)
+        self.report(stage, 1, 1)
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """Row positions (canonical order): the raw baseline's rows, and the selection sample (a subset of them)."""
+
+    raw: np.ndarray
+    sample_in_raw: np.ndarray
+
+    @property
+    def sample(self) -> np.ndarray:
+        return self.raw[self.sample_in_raw]
+
+    @classmethod
+    def for_rows(cls, n_rows: int, params: ModelParams) -> _Rows:
+        raw = raw_baseline_rows(n_rows, params.raw_baseline_max_rows)
+        return cls(raw, raw_baseline_rows(len(raw), params.selection_sample_rows))
+
+
+def _train_autoencoder(scaled: np.ndarray, params: ModelParams, report: Progress, seed: int | None = None) -> Any:
+    from shared.model.autoencoder import Autoencoder  # TensorFlow loads only when training
+
+    kwargs = params.autoencoder_kwargs(len(scaled))
+    if seed is not None:
+        kwargs["seed"] = seed
+    log.info("autoencoder.fit", rows=len(scaled), features=scaled.shape[1], epochs=kwargs["epochs"],
+             batch_size=kwargs["batch_size"], seed=kwargs["seed"])  # fmt: skip
+    return Autoencoder(**kwargs).fit(scaled, epoch_callback=lambda done, total, _: report("autoencoder", done, total))
+
+
+Selected = tuple[Candidate, dict[str, Candidate], list[Candidate], str | None]
+
+
+def _select(scaled: np.ndarray, latent: np.ndarray, rows: _Rows, params: ModelParams,
+            second_latent: np.ndarray) -> Selected:  # fmt: skip
+    """Score every candidate on the sample rows; (served, best per space, all, reason when none qualified)."""
+    spaces = [LATENT, RAW] if params.raw_baseline else [LATENT]
+    points = {LATENT: latent[rows.sample], RAW: scaled[rows.sample]}
+    candidates = candidates_for(spaces, len(scaled), len(rows.sample), params)
+    for candidate in candidates:
+        second = second_latent if candidate.space == LATENT else None
+        score_candidate(candidate, points[candidate.space], second, params)
+    served, best, reason = choose(candidates)
+    if params.profile == "seed":  # the case study serves its latent space
+        served = best[LATENT]
+    return served, best, candidates, reason
+
+
+def _fit_density(points: np.ndarray, candidate: Candidate, params: ModelParams) -> DensityClusterer:
+    return DensityClusterer(**candidate.density.as_dict(), cluster_selection_method=params.cluster_selection_method,
+                            cluster_selection_epsilon=params.cluster_selection_epsilon).fit(points)  # fmt: skip
+
+
 def fit_bundle(
     features: pd.DataFrame,
     feature_set: str,
@@ -71,87 +153,66 @@ def fit_bundle(
     progress: Progress | None = None,
     truth: pd.Series | None = None,
 ) -> tuple[ModelBundle, dict[str, Any]]:
-    """Fit scaler, autoencoder, latent HDBSCAN and (optionally) the raw-feature baseline on ``features``.
+    """Fit scaler, autoencoder, choose the served clustering by evidence, fit it on ``features``, measure.
 
     ``features`` is indexed by shop_id with one numeric column per feature; rows are sorted by shop_id first,
     so the result does not depend on input order. ``truth`` (archetype per shop_id) adds ARI/AMI.
-    Returns the bundle and ``{"n", "latent": report, "raw": report | None, "autoencoder": {...}, "seconds": {...}}``.
+    Returns the bundle and ``{"n", "latent", "raw", "served", "selection", "trust", "autoencoder", "seconds"}``.
     """
-    from shared.model.autoencoder import Autoencoder  # TensorFlow loads only when training
-
     params = params or ModelParams()
-    report = progress or (lambda stage, done, total: None)
+    stages = _Stages(progress)
     data = _validate(features, params)
     truth_values = _truth_for(truth, data.index)
-    seconds: dict[str, float] = {}
-    t_start = time.perf_counter()
-
-    report("scaling", 0, 1)
-    t0 = time.perf_counter()
-    scaler = RobustScaler().fit(data.to_numpy(dtype=np.float64))
-    scaled = scaler.transform(data.to_numpy(dtype=np.float64))
-    seconds["scaling"] = time.perf_counter() - t0
-    report("scaling", 1, 1)
-
-    log.info("autoencoder.fit", rows=len(data), features=data.shape[1], epochs=params.epochs)
-    t0 = time.perf_counter()
-    report("autoencoder", 0, params.epochs)
-    ae = Autoencoder(**params.autoencoder_kwargs()).fit(
-        scaled, epoch_callback=lambda done, total, logs: report("autoencoder", done, total)
-    )
-    encoder = ae.to_numpy_encoder()
-    latent = encoder.transform(scaled)
-    seconds["autoencoder"] = time.perf_counter() - t0
-    report("autoencoder", params.epochs, params.epochs)
-
-    t0 = time.perf_counter()
-    report("latent-clustering", 0, 1)
-    latent_clusterer = DensityClusterer(**params.clusterer_kwargs()).fit(latent)
-    seconds["latent_clustering"] = time.perf_counter() - t0
-    report("latent-clustering", 1, 1)
+    rows = _Rows.for_rows(len(data), params)
+    with stages("scaling"):
+        scaler = RobustScaler().fit(data.to_numpy(dtype=np.float64))
+        scaled = scaler.transform(data.to_numpy(dtype=np.float64))
+    with stages("autoencoder"):
+        ae = _train_autoencoder(scaled, params, stages.report)
+        encoder = ae.to_numpy_encoder()
+        latent = encoder.transform(scaled)
+    with stages("selection"):
+        second = _train_autoencoder(scaled[rows.sample], params, lambda *a: None, seed=params.seed + 1)
+        second_latent = second.to_numpy_encoder().transform(scaled[rows.sample])
+        served, best, candidates, reason = _select(scaled, latent, rows, params, second_latent)
+    with stages("latent_clustering"):
+        latent_clusterer = _fit_density(latent, best[LATENT], params)
     raw_clusterer = None
     if params.raw_baseline:
-        t0 = time.perf_counter()
-        report("raw-clustering", 0, 1)
-        raw_rows = raw_baseline_rows(len(data), params.raw_baseline_max_rows)
-        raw_clusterer = DensityClusterer(**params.clusterer_kwargs()).fit(scaled[raw_rows])
-        seconds["raw_clustering"] = time.perf_counter() - t0
-        report("raw-clustering", 1, 1)
-    seconds["clustering"] = seconds["latent_clustering"] + seconds.get("raw_clustering", 0.0)
-
-    t0 = time.perf_counter()
-    report("metrics", 0, 1)
+        with stages("raw_clustering"):
+            raw_clusterer = _fit_density(scaled[rows.raw], best[RAW], params)
+    with stages("metrics"):
+        reports = {LATENT: clustering_report(latent_clusterer.labels_, latent, truth_values,
+                                             dbcv=latent_clusterer.relative_validity_),
+                   RAW: None if raw_clusterer is None else _raw_report(raw_clusterer, scaled, truth_values, rows.raw)}
+        served_labels = _labels_at_sample(served.space, latent_clusterer, raw_clusterer, rows)
+        trust = cluster_trust(served_labels, served.resamples)
+    seconds = {**stages.seconds, "clustering": stages.seconds["latent_clustering"] + stages.seconds.get(
+        "raw_clustering", 0.0)}  # fmt: skip
+    seconds["total"] = round(sum(v for k, v in stages.seconds.items()), 3)
     metrics: dict[str, Any] = {
-        "n": len(data),
-        "latent": clustering_report(
-            latent_clusterer.labels_, latent, truth_values, dbcv=latent_clusterer.relative_validity_
-        ),
-        "raw": None if raw_clusterer is None else _raw_report(raw_clusterer, scaled, truth_values, raw_rows),
-        "autoencoder": _history_summary(ae.history_),
-    }
-    seconds["metrics"] = time.perf_counter() - t0
-    report("metrics", 1, 1)
-    seconds["total"] = time.perf_counter() - t_start
-    metrics["seconds"] = {k: round(v, 3) for k, v in seconds.items()}
+        "n": len(data), **reports,
+        "served": {"space": served.space, **served.density.as_dict(), **reports[served.space]},
+        "selection": {"candidates": [c.as_dict() for c in candidates], "served": served.as_dict(), "reason": reason},
+        "trust": {str(k): round(v, 6) for k, v in trust.items()},
+        "autoencoder": {**_history_summary(ae.history_), "batch_size": ae.batch_size, "epochs": ae.epochs},
+        "seconds": seconds,
+    }  # fmt: skip
     bundle = ModelBundle(
-        feature_set=feature_set,
-        columns=[str(c) for c in data.columns],
-        scaler=scaler,
-        encoder=encoder,
-        latent_clusterer=latent_clusterer,
-        raw_clusterer=raw_clusterer,
-        params=params,
-        keras_model=ae.model_,
-        history=ae.history_,
-    )
-    log.info(
-        "model.fitted",
-        feature_set=feature_set,
-        latent_clusters=metrics["latent"]["clusters"],
-        latent_noise=round(metrics["latent"]["noise_ratio"], 4),
-        seconds=metrics["seconds"]["total"],
-    )
+        feature_set=feature_set, columns=[str(c) for c in data.columns], scaler=scaler, encoder=encoder,
+        latent_clusterer=latent_clusterer, raw_clusterer=raw_clusterer, params=params, keras_model=ae.model_,
+        history=ae.history_, served_space=served.space, trust=trust,
+    )  # fmt: skip
+    log.info("model.fitted", feature_set=feature_set, served=served.space, clusters=metrics["served"]["clusters"],
+             noise=round(metrics["served"]["noise_ratio"], 4), seconds=seconds["total"])  # fmt: skip
     return bundle, metrics
+
+
+def _labels_at_sample(space: str, latent: DensityClusterer, raw: DensityClusterer | None, rows: _Rows) -> np.ndarray:
+    """The full fit's labels of the selection sample's rows, in the served space."""
+    if space == RAW and raw is not None:
+        return raw.labels_[rows.sample_in_raw]
+    return latent.labels_[rows.sample]
 
 
 def raw_baseline_rows(n_rows: int, max_rows: int | None) -> np.ndarray:

@@ -1,4 +1,9 @@
-"""Hyper-parameters of one model fit (autoencoder + both clusterers), validated by pydantic."""
+"""Hyper-parameters of one model fit (autoencoder, density clustering, model selection), validated by pydantic.
+
+Defaults are the ``Settings`` defaults (one home, :func:`shared.config.settings_default`); a field of the same name
+in ``Settings`` sets it (``STABLESEG_<FIELD>``). ``None`` for ``epochs``, ``batch_size``, ``min_cluster_size`` and
+``min_samples`` means "derived from the data" by the documented rules of :mod:`shared.model.schedule`.
+"""
 
 from __future__ import annotations
 
@@ -6,45 +11,71 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.config import SEED_PROFILE, settings_default
+
+
+def _d(name: str, **constraints: Any) -> Any:
+    """A field whose default is the ``Settings`` default of the same name."""
+    return Field(default_factory=lambda: settings_default(name), **constraints)
+
 
 class ModelParams(BaseModel):
-    """Everything :func:`shared.model.fit.fit_bundle` needs besides the data. Defaults are the seed's."""
+    """Everything :func:`shared.model.fit.fit_bundle` needs besides the data."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    latent_dim: int = Field(5, ge=1)
-    epochs: int = Field(30, ge=1)
-    batch_size: int = Field(300, ge=1)
-    validation_split: float = Field(0.35, ge=0.0, lt=1.0)
-    patience: int = Field(5, ge=0)
-    l2: float = Field(1e-4, ge=0.0)
-    learning_rate: float = Field(1e-3, gt=0.0)
-    seed: int = 42
-    min_cluster_size: int = Field(50, ge=2)
-    min_samples: int | None = Field(None, ge=1)
-    cluster_selection_method: Literal["eom", "leaf"] = "eom"
-    cluster_selection_epsilon: float = Field(0.0, ge=0.0)
-    raw_baseline: bool = Field(True, description="also cluster the scaled raw features (the seed's baseline)")
-    raw_baseline_max_rows: int | None = Field(
-        20_000, ge=100,
-        description="fit the raw baseline on at most this many rows (evenly spaced in shop_id order; None = all): "
-        "HDBSCAN in 18-29 raw dimensions costs ~2 min at 55k rows vs ~12 s at 20k",
+    profile: Literal["auto", "seed"] = _d("profile")
+    latent_dim: int = _d("latent_dim", ge=1)
+    epochs: int | None = _d("epochs", ge=1)
+    batch_size: int | None = _d("batch_size", ge=1)
+    validation_split: float = _d("validation_split", ge=0.0, lt=1.0)
+    patience: int = _d("patience", ge=0)
+    l2: float = _d("l2", ge=0.0)
+    learning_rate: float = _d("learning_rate", gt=0.0)
+    seed: int = _d("seed")
+    train_target_steps: int = _d("train_target_steps", ge=1)
+    train_batch_rows: int = _d("train_batch_rows", ge=1)
+    train_batch_min: int = _d("train_batch_min", ge=1)
+    train_batch_max: int = _d("train_batch_max", ge=1)
+    train_epochs_min: int = _d("train_epochs_min", ge=1)
+    train_epochs_max: int = _d("train_epochs_max", ge=1)
+    min_cluster_size: int | None = _d("min_cluster_size", ge=2)
+    min_cluster_share: float = _d("min_cluster_share", gt=0.0, le=0.5)
+    min_cluster_size_floor: int = _d("min_cluster_size_floor", ge=2)
+    min_cluster_size_ceiling: int = _d("min_cluster_size_ceiling", ge=2)
+    min_samples: int | None = _d("min_samples", ge=1)
+    min_samples_floor: int = _d("min_samples_floor", ge=1)
+    cluster_selection_method: Literal["eom", "leaf"] = _d("cluster_selection_method")
+    cluster_selection_epsilon: float = _d("cluster_selection_epsilon", ge=0.0)
+    raw_baseline: bool = _d("raw_baseline")
+    raw_baseline_max_rows: int | None = _d("raw_baseline_max_rows", ge=100)
+    min_eligible_retailers: int = _d("min_eligible_retailers", ge=2)
+    selection_density_factors: tuple[float, ...] = Field(
+        default_factory=lambda: tuple(settings_default("selection_density_factors")), min_length=1
     )
+    selection_sample_rows: int = _d("selection_sample_rows", ge=100)
+    selection_bootstrap_rounds: int = _d("selection_bootstrap_rounds", ge=1)
+    selection_bootstrap_fraction: float = _d("selection_bootstrap_fraction", gt=0.0, lt=1.0)
+    selection_seed_agreement_min: float = _d("selection_seed_agreement_min", ge=0.0, le=1.0)
 
     @classmethod
     def from_settings(cls, settings: Any, **overrides: Any) -> ModelParams:
-        """Take every field the settings object has (e.g. ``STABLESEG_EPOCHS``), then ``overrides``."""
+        """Every field the settings object has (e.g. ``STABLESEG_EPOCHS``), then the profile, then ``overrides``."""
         values = {name: getattr(settings, name) for name in cls.model_fields if hasattr(settings, name)}
+        if values.get("profile") == "seed":
+            values.update(SEED_PROFILE)
         values.update(overrides)
         return cls(**values)
 
-    def autoencoder_kwargs(self) -> dict[str, Any]:
-        return self.model_dump(
-            include={"latent_dim", "epochs", "batch_size", "validation_split", "patience", "l2", "learning_rate",
-                     "seed"}
-        )
+    @classmethod
+    def seed_profile(cls, **overrides: Any) -> ModelParams:
+        """The case study's exact settings (see ``shared.config.SEED_PROFILE``)."""
+        return cls(**{"profile": "seed", **SEED_PROFILE, **overrides})
 
-    def clusterer_kwargs(self) -> dict[str, Any]:
-        return self.model_dump(
-            include={"min_cluster_size", "min_samples", "cluster_selection_method", "cluster_selection_epsilon"}
-        )
+    def autoencoder_kwargs(self, n_rows: int) -> dict[str, Any]:
+        """Keyword arguments of :class:`~shared.model.autoencoder.Autoencoder` for ``n_rows`` training rows."""
+        from shared.model.schedule import training_schedule
+
+        schedule = training_schedule(n_rows, self)
+        fixed = self.model_dump(include={"latent_dim", "validation_split", "patience", "l2", "learning_rate", "seed"})
+        return {**fixed, "epochs": schedule.epochs, "batch_size": schedule.batch_size}

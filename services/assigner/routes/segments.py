@@ -9,6 +9,7 @@ from fastapi import APIRouter, HTTPException, Query
 
 from services.assigner.routes.deps import RegistryDep, ServingRecord
 from services.assigner.schemas import SegmentList, SegmentOut
+from shared.model.selection import trust_level
 from shared.segments import parse_segment_id
 from shared.storage import SegmentInfo
 
@@ -16,9 +17,11 @@ router = APIRouter(prefix="/v1/segments", tags=["segments"])
 
 
 def segment_out(info: SegmentInfo) -> SegmentOut:
+    trust = info.profile.get("trust") if isinstance(info.profile, dict) else None
     return SegmentOut(segment_id=info.segment_id, name=info.name, status=info.status, size=info.size,
                       first_version=info.first_version, last_version=info.last_version,
-                      parent_segment=info.parent_segment, profile=info.profile)  # fmt: skip
+                      parent_segment=info.parent_segment, profile=info.profile, trust=trust,
+                      trust_level=trust_level(trust))  # fmt: skip
 
 
 @router.get("", response_model=SegmentList, responses={503: {"description": "no model applied yet"}},

@@ -1,18 +1,21 @@
-"""Quality gates: a model that fails any of them is recorded as rejected (with the reason) and not published."""
+"""Quality gates on the served clustering: the trainer registers a failing model as rejected (with the reason),
+the batch pipeline exits 4 with it."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
+from shared.config import settings_default
+
 
 @dataclass(frozen=True)
 class Gates:
-    """Limits on the latent clustering (``Settings.gate_*``)."""
+    """Limits on the served clustering (``Settings.gate_*``, whose defaults these are)."""
 
-    min_clusters: int = 2
-    max_noise_ratio: float = 0.5
-    max_largest_share: float = 0.9
+    min_clusters: int = settings_default("gate_min_clusters")  # type: ignore[assignment]
+    max_noise_ratio: float = settings_default("gate_max_noise_ratio")  # type: ignore[assignment]
+    max_largest_share: float = settings_default("gate_max_largest_share")  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
         if self.min_clusters < 1:
