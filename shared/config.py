@@ -53,6 +53,15 @@ class Settings(BaseSettings):
     min_tenure_years: float = 1.0
     min_avg_active_months_per_year: float = 6.0
     features_batch_records: int = Field(5000, ge=1, description="max records the features service applies per batch")
+    month_close_min_share: float = Field(
+        0.8, ge=0.0, le=1.0, description="months.closed: a month's retailers must reach this share of the month before"
+    )
+    month_close_grace_seconds: float = Field(
+        900.0, ge=0.0, description="months.closed: ... or this long since the month was queued (it lost retailers)"
+    )
+    month_close_quiet_seconds: float = Field(
+        5.0, ge=0.0, description="months.closed: the store must stay settled (caught up, no recompute) this long"
+    )
     features_engine: Literal["aiokafka", "faust"] = Field(
         "aiokafka", description="features consumer: aiokafka group consumer, or a faust-streaming app (same processor)"
     )
@@ -108,6 +117,10 @@ class Settings(BaseSettings):
     # --- trainer ---------------------------------------------------------------------------------
     retrain_on_month_close: bool = True
     retrain_debounce_seconds: float = 10.0
+    train_settle_deadline_seconds: float = Field(
+        120.0, ge=0.0, description="a training waits up to this long for a settled feature store, then trains and "
+        "logs why it did not wait longer"
+    )
     gate_min_clusters: int = 2
     gate_max_noise_ratio: float = 0.5
     gate_max_largest_share: float = 0.9

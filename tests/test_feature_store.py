@@ -15,6 +15,7 @@ import redis
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from services.features.months import MonthClosePolicy, MonthCloser
 from services.features.parsing import fast_record
 from services.features.processor import Processor
 from shared.bus import KafkaRecord
@@ -170,19 +171,62 @@ def test_poison_records_are_rejected_and_the_partition_moves_on(redis_url: str, 
     assert rejected[1]["record"]["month"] == 13
 
 
-def test_months_closed_when_the_data_moves_to_a_new_month(redis_url: str, sales: pd.DataFrame) -> None:
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _closer(h: Harness, **policy: float) -> Clock:
+    clock = Clock()
+    h.processor.months = MonthCloser(h.client, MonthClosePolicy(**{"min_share": 0.8, "grace_seconds": 60.0,
+                                                                   "quiet_seconds": 0.0, **policy}), clock)
+    return clock
+
+
+def test_months_close_only_on_a_settled_store(redis_url: str, sales: pd.DataFrame) -> None:
+    """A backfill (the broker holds every record already) closes no month while it is applied, then every
+    complete month at once, in order, with the retailers it really has."""
     h = Harness(redis_url)
+    _closer(h)
     ordered = sales.sort_values(["year", "month"], kind="stable")
-    h.feed(_records(ordered), batch=2000)
+    records = _records(ordered)
+    h.processor.highwaters[0] = len(records)  # what the consumer sees on the broker
+    h.feed(records[: len(records) // 2], batch=2000)
+    assert h.topic("months.closed") == []  # half applied: nothing is closed mid-backfill
+    h.feed(records[len(records) // 2 :], batch=2000)
     closed = h.topic("months.closed")
     months = [c["month"] for c in closed]
     periods = sorted(set(ordered.year.astype(str) + "-" + ordered.month.map("{:02d}".format)))
-    # each month closed once, in order, once the data moved past it (the first batch only sets the latest month)
-    assert len(months) > 20 and months == periods[periods.index(months[0]) : -1]
-    first = months[0]
-    y, m = int(first[:4]), int(first[5:])
-    assert closed[0]["retailers"] == sales[(sales.year == y) & (sales.month == m)].shop_id.nunique()
-    assert h.store.latest_month() == max(ordered.year.astype(str) + "-" + ordered.month.map("{:02d}".format))
+    assert len(months) > 20 and months == periods[periods.index(months[0]) : -1]  # the latest month stays open
+    for event in closed:
+        y, m = int(event["month"][:4]), int(event["month"][5:])
+        assert event["retailers"] == sales[(sales.year == y) & (sales.month == m)].shop_id.nunique()
+    assert h.store.latest_month() == periods[-1]
+
+
+def test_a_half_filled_month_waits_for_its_retailers_or_the_grace(redis_url: str, sales: pd.DataFrame) -> None:
+    h = Harness(redis_url)
+    clock = _closer(h, quiet_seconds=5.0)
+    first = sales[(sales.year == sales.year.min()) & (sales.month == 1)]
+    second = sales[(sales.year == sales.year.min()) & (sales.month == 2)]
+    few = second[second.shop_id.isin(second.shop_id.unique()[:3])]
+    third = sales[(sales.year == sales.year.min()) & (sales.month == 3)].head(1)
+    records = _records(pd.concat([first, few, third]))
+    h.processor.highwaters[0] = len(records)
+    for part in (records[: len(first)], records[len(first) : -1], records[-1:]):  # month by month
+        h.feed(part)
+    assert h.topic("months.closed") == []  # settled, but not for the quiet period yet
+    clock.now = 6.0
+    asyncio.run(h.processor.flush_outbox())
+    closed = [c["month"] for c in h.topic("months.closed")]
+    month1 = f"{sales.year.min():04d}-01"
+    assert closed == [month1]  # February has 3 retailers against January's many: it waits
+    clock.now = 70.0  # the grace passed: February closes with what it has
+    asyncio.run(h.processor.flush_outbox())
+    assert h.topic("months.closed")[-1] == {"month": f"{sales.year.min():04d}-02", "retailers": 3}
 
 
 def test_get_export_and_wipe(redis_url: str, sales: pd.DataFrame, tmp_path) -> None:

@@ -31,7 +31,11 @@ class FakeProcessor:
     seen: list[dict[int, list[int]]] = field(default_factory=list)
     floors: dict[int, int] = field(default_factory=dict)
     stored: dict[int, tuple[int, str]] = field(default_factory=dict)
+    highwaters: dict[int, int] = field(default_factory=dict)
     stopping: bool = False
+
+    async def flush_outbox(self) -> int:
+        return 0
 
     async def handle(self, batches: dict[int, list[Any]]) -> Outcome:
         self.seen.append({p: [r.offset for r in records] for p, records in batches.items()})

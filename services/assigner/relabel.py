@@ -119,6 +119,13 @@ def assign_online(book_rows: pd.DataFrame | None, features: pd.DataFrame, bundle
     decided = assign_segments(previous, pd.Series(labels, index=features.index),
                               pd.Series(strengths, index=features.index), result, params, reason="features")
     decided.index = shop_index(decided.pop("shop_id"))
+    # A held retailer keeps its previous strength online: only a retrain spends the hysteresis' one-off grace, so
+    # a retailer caught mid-month by noise or a weak pull elsewhere stays put until the month settles or the next
+    # retrain, instead of leaving and coming back (a flap).
+    held = decided["held"].to_numpy(dtype=bool)
+    if held.any():
+        kept = previous["strength"].reindex(decided.index).to_numpy(dtype=float)
+        decided.loc[held, "strength"] = np.nan_to_num(kept[held], nan=0.0)
     decided["name"] = pd.Series([serving.names.get(s) for s in decided["segment"]], index=decided.index, dtype=object)
     decided["moved"] = decided["changed"] | (decided["status"] != _aligned(previous["status"], decided))
     return decided[list(STATE_COLUMNS)]

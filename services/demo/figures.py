@@ -9,6 +9,8 @@ from typing import Any
 
 import pandas as pd
 
+from shared.segments.flaps import flapping_retailers
+
 Answers = Mapping[str, Mapping[str, Any]]  # shop_id -> /v1/retailers/{id}/segment answer
 LABELLED = ("assigned", "noise")
 
@@ -27,6 +29,17 @@ class Stability:
     drifted: int  # drifted retailers labelled by the first model
     drifted_with_events: int  # ... with at least one change event after the first model
     drifted_moved: int  # ... whose segment (or noise status) differs at the end
+    eligible_end: int = 0  # retailers eligible at the end (assigned, noise or not yet assigned)
+    assigned_end: int = 0  # ... of which in a segment
+    flapped: int = 0  # retailers that left a place and came back under one model version (shared.segments.flaps)
+
+    @property
+    def coverage(self) -> float:
+        return self.assigned_end / self.eligible_end if self.eligible_end else 0.0
+
+    @property
+    def flap_rate(self) -> float:
+        return self.flapped / self.eligible_end if self.eligible_end else 0.0
 
     @property
     def kept_share(self) -> float:
@@ -49,9 +62,10 @@ def _where(answer: Mapping[str, Any] | None) -> str:
 
 
 def stability(truth: pd.DataFrame, before: Answers, after: Answers, changes_after: Iterable[Mapping[str, Any]],
-              ) -> Stability:  # fmt: skip
+              all_changes: Iterable[Mapping[str, Any]] = ()) -> Stability:  # fmt: skip
     """Compare the labels after the first model (``before``) with the final ones (``after``); ``changes_after``
-    are the ``segments.changes`` events published after the first model settled."""
+    are the ``segments.changes`` events published after the first model settled, ``all_changes`` every one (in
+    publication order per retailer) for the flap count."""
     drifted_ids = set(truth.loc[truth["archetype_after"].notna() & (truth["archetype_after"] != ""), "shop_id"])
     with_events = {str(event["shop_id"]) for event in changes_after}
     labelled = {shop for shop, answer in before.items() if answer.get("status") in LABELLED}
@@ -65,6 +79,9 @@ def stability(truth: pd.DataFrame, before: Answers, after: Answers, changes_afte
         to_noise=len(assigned) - len(kept) - len(moved), unchanged_with_events=len(unchanged & with_events),
         drifted=len(drifted), drifted_with_events=len(drifted & with_events),
         drifted_moved=sum(_where(after.get(shop)) != _where(before[shop]) for shop in drifted),
+        eligible_end=sum(a.get("status") in (*LABELLED, "unknown") for a in after.values()),
+        assigned_end=sum(a.get("status") == "assigned" for a in after.values()),
+        flapped=len(flapping_retailers(all_changes)),
     )  # fmt: skip
 
 

@@ -71,7 +71,7 @@ class DemoOptions:
 def demo_environment(base: Settings, options: DemoOptions) -> dict[str, str]:
     """``STABLESEG_*`` overrides for the demo and its children: everything under the demo's data dir on the
     embedded stack (configured ports kept), the demo's seed for the trainings too, no automatic retrain on
-    month close (the demo requests both trainings), and autoencoder batches of 64 unless configured."""
+    month close (the demo requests both trainings); model settings stay the defaults (derived from the data)."""
     data_dir = options.resolved_data_dir(base)
     return {
         "STABLESEG_DATA_DIR": str(data_dir),
@@ -81,9 +81,6 @@ def demo_environment(base: Settings, options: DemoOptions) -> dict[str, str]:
         "STABLESEG_REDIS_URL": f"redis://127.0.0.1:{base.redis_port}/0",
         "STABLESEG_RETRAIN_ON_MONTH_CLOSE": "false",
         "STABLESEG_SEED": str(options.seed),
-        # A few thousand retailers give the autoencoder only a handful of 300-row batches per epoch and it
-        # underfits (ARI 0.44 at 2,000 retailers vs 0.97 with batches of 64): small batches unless set.
-        "STABLESEG_BATCH_SIZE": os.environ.get("STABLESEG_BATCH_SIZE", "64"),
     }
 
 

@@ -83,6 +83,10 @@ def stability_table(report: DemoReport) -> Table:
     table.add_row("drifted retailers (archetype changed) with a change event",
                   f"{s.drifted_with_events:,} of {s.drifted:,} ({_pct(s.drifted_event_share)})")  # fmt: skip
     table.add_row("drifted retailers whose segment differs at the end", f"{s.drifted_moved:,} of {s.drifted:,}")
+    table.add_row("coverage: eligible retailers in a segment at the end",
+                  f"{s.assigned_end:,} of {s.eligible_end:,} ({_pct(s.coverage)})")  # fmt: skip
+    table.add_row("flap rate: left a segment and came back without a retrain",
+                  f"{s.flapped:,} of {s.eligible_end:,} ({_pct(s.flap_rate)})")  # fmt: skip
     return table
 
 
@@ -117,8 +121,8 @@ def render(report: DemoReport, console: Console) -> None:
                   stability_table(report)):  # fmt: skip
         console.print(table)
     console.print("[dim]Both trainings were requested explicitly on training.requests; the demo's services run "
-                  "with STABLESEG_RETRAIN_ON_MONTH_CLOSE=false so no other version appears, and with "
-                  "STABLESEG_BATCH_SIZE=64 (the seed's 300 underfits a few thousand retailers).[/dim]")
+                  "with STABLESEG_RETRAIN_ON_MONTH_CLOSE=false so no other version appears; model settings are the "
+                  "defaults (schedule and density derived from the data, model chosen by evidence).[/dim]")
     console.print(f"\n[bold]Subscribe to {SEGMENTS_CHANGES}:[/bold]")
     for command in subscribe_commands(report):
         console.print(f"  {command}", soft_wrap=True, highlight=False, markup=False)

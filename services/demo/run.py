@@ -170,4 +170,6 @@ def _collect(report: DemoReport, assigner: AssignerClient, data_dir: Path) -> No
     later = report.changes_after()
     report.changes_first = len(report.changes) - len(later)
     truth = pd.read_csv(data_dir / "data" / "truth.csv", dtype=str)
-    report.stability = stability(truth, report.labels[0], report.labels[1], [e.data for e in later])
+    ordered = sorted(report.changes, key=lambda e: (e.partition, e.offset))  # one retailer: one partition, in order
+    report.stability = stability(truth, report.labels[0], report.labels[1], [e.data for e in later],
+                                 [e.data for e in ordered])

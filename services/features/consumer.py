@@ -148,6 +148,7 @@ class SalesConsumer:
                         await self._finish(in_flight)
                         in_flight = None
                     self._update_lag()
+                    await self.processor.flush_outbox()
                     if time.monotonic() - idle_since > 5:
                         await self.processor.recompute_pending()
                         idle_since = time.monotonic()
@@ -217,6 +218,7 @@ class SalesConsumer:
             high = consumer.highwater(TopicPartition(self.topic, partition))
             if high is not None:
                 lag += max(0, high - self.next_offsets.get(partition, high))
+                self.processor.highwaters[partition] = high
         self.lag = lag
         if self.metrics is not None:
             self.metrics.lag.set(lag)

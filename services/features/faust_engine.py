@@ -293,6 +293,7 @@ class FaustSalesConsumer:
                     await self._maybe_position()
                     await self._check_log_reset()
                     self._update_lag()
+                    await self.processor.flush_outbox()
                     if time.monotonic() - self._last_batch > 5:
                         await self.processor.recompute_pending()
                         self._last_batch = time.monotonic()
@@ -329,6 +330,7 @@ class FaustSalesConsumer:
             high = self._highwater(partition)
             if high is not None:
                 lag += max(0, high - self.next_offsets.get(partition, high))
+                self.processor.highwaters[partition] = high
         self.lag = lag
         if self.metrics is not None:
             self.metrics.lag.set(lag)

@@ -6,7 +6,8 @@ Order of effects per batch (each step idempotent, so a crash anywhere is repaire
 2. APPLY per partition (cells, aggregates, revision, dirty mark, offset: one atomic script);
 3. recompute the dirty shops of the batch, publish ``features.updated`` (one per shop and feature set), then
    WRITE the hashes (a shop leaves the dirty set only then);
-4. publish and trim the ``months.closed`` outbox.
+4. record the partitions' high watermarks, publish the complete months of the ``months.closed`` outbox and trim it
+   (:mod:`services.features.months`; the engines also call this when idle).
 Redis errors are retried (tenacity) without acknowledging anything; the batch is not left until it is applied.
 """
 
@@ -22,12 +23,14 @@ import redis
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
 from services.features.compute import feature_entries
+from services.features.months import MonthClosePolicy, MonthCloser
 from services.features.parsing import SOURCE, fingerprint, parse
 from services.features.state import ShopState
 from shared.bus import KafkaRecord, encode_event
 from shared.bus.topics import FEATURES_UPDATED, MONTHS_CLOSED
 from shared.feature_store import EPOCH_KEY, prefix_for
 from shared.features import EligibilityRule, FeatureSet
+from shared.features.settlement import record_highwaters
 from shared.logging import get_logger
 
 log = get_logger("stableseg.features")
@@ -68,7 +71,8 @@ class Processor:
     on assignment)."""
 
     def __init__(self, client: redis.Redis, publish: Publish, feature_sets: list[FeatureSet], rule: EligibilityRule,
-                 topic: str, recompute_chunk: int = 2000, metrics: Any = None) -> None:  # fmt: skip
+                 topic: str, recompute_chunk: int = 2000, metrics: Any = None,
+                 month_close: MonthClosePolicy | None = None) -> None:  # fmt: skip
         self.redis = client
         self.state = ShopState(client)
         self.publish = publish
@@ -78,6 +82,9 @@ class Processor:
         self.recompute_chunk = recompute_chunk
         self.metrics = metrics
         self.floors: dict[int, int] = {}
+        self.highwaters: dict[int, int] = {}  # partition -> high watermark, kept current by the engine
+        self.months = MonthCloser(client, month_close or MonthClosePolicy())
+        self._waiting: str | None = None
         self.epoch = -1
         self.stopping = False
 
@@ -202,14 +209,24 @@ class Processor:
         return await self.recompute(shops) if shops else 0
 
     async def flush_outbox(self) -> int:
+        """Record the high watermarks seen, then publish the queued months that are complete (``months``)."""
+        highs = {self.partition_key(p): h for p, h in self.highwaters.items()}
+        await self.call(record_highwaters, self.redis, self.prefix, highs)
         sent = 0
         while True:
             items = await self.call(self.state.outbox, self.prefix, 100)
             if not items:
                 return sent
-            events = [encode_event(MONTHS_CLOSED, orjson.loads(item), key="", source=SOURCE) for item in items]
-            await self.publish(events)
-            await self.call(self.state.ack_outbox, self.prefix, len(items))
-            sent += len(items)
-            for item in items:
-                log.info("features.month_closed", **orjson.loads(item))
+            ready, waiting = await self.call(self.months.ready, self.prefix, [orjson.loads(i) for i in items])
+            if waiting is not None and waiting != self._waiting:
+                log.info("features.month_waiting", reason=waiting)
+            self._waiting = waiting
+            if not ready:
+                return sent
+            await self.publish([encode_event(MONTHS_CLOSED, item, key="", source=SOURCE) for item in ready])
+            await self.call(self.state.ack_outbox, self.prefix, len(ready))
+            sent += len(ready)
+            for item in ready:
+                log.info("features.month_closed", **item)
+            if waiting is not None:
+                return sent

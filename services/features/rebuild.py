@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import redis
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from services.features.months import MonthClosePolicy
 from services.features.processor import Processor
 from shared.bus import AsyncPublisher, KafkaRecord
 from shared.bus.topics import SALES_MONTHLY
@@ -49,7 +50,8 @@ async def rebuild_async(settings: Settings, publish: bool = False, progress: Pro
 
     rule = EligibilityRule(settings.min_tenure_years, settings.min_avg_active_months_per_year)
     feature_sets = stored_feature_sets(settings.feature_store_sets, settings.feature_set)
-    processor = Processor(client, send, feature_sets, rule, SALES_MONTHLY)
+    quiet = MonthClosePolicy.from_settings(settings.model_copy(update={"month_close_quiet_seconds": 0.0}))
+    processor = Processor(client, send, feature_sets, rule, SALES_MONTHLY, month_close=quiet)
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None, enable_auto_commit=False,
                                 client_id="stableseg-rebuild", max_poll_records=max_records,
                                 max_partition_fetch_bytes=4 * 1024 * 1024)  # fmt: skip
@@ -80,6 +82,7 @@ async def rebuild_async(settings: Settings, publish: bool = False, progress: Pro
                 if outcome.seeks or outcome.reseek_all:
                     raise RuntimeError("rebuild: the store changed underneath (another wipe?); run it again")
             highs = {tp: consumer.highwater(tp) for tp in tps}
+            processor.highwaters.update({tp.partition: h for tp, h in highs.items() if h is not None})
             for tp in list(pending):
                 if highs[tp] is not None and await consumer.position(tp) >= highs[tp]:
                     pending.discard(tp)
@@ -87,6 +90,7 @@ async def rebuild_async(settings: Settings, publish: bool = False, progress: Pro
                 progress(done, sum((highs[tp] or 0) - begin[tp] for tp in tps))
         while await processor.recompute_pending():
             pass
+        await processor.flush_outbox()  # caught up now: the complete months close
         return RebuildSummary(epoch, done, applied, rejected, store.shop_count(), store.latest_month())
     finally:
         await consumer.stop()

@@ -20,6 +20,7 @@ import redis
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from services.features.consumer import SalesConsumer
+from services.features.months import MonthClosePolicy
 from services.features.processor import Processor
 from shared.bus import AsyncPublisher, KafkaRecord, ensure_topics, missing_topics, topic_specs
 from shared.bus.topics import SALES_MONTHLY
@@ -49,7 +50,8 @@ class FeaturesWorker:
         self._had_topics = False
         rule = EligibilityRule(settings.min_tenure_years, settings.min_avg_active_months_per_year)
         feature_sets = stored_feature_sets(settings.feature_store_sets, settings.feature_set)
-        self.processor = Processor(self.redis, self.publish, feature_sets, rule, SALES_MONTHLY, metrics=metrics)
+        self.processor = Processor(self.redis, self.publish, feature_sets, rule, SALES_MONTHLY, metrics=metrics,
+                                   month_close=MonthClosePolicy.from_settings(settings))
         self.consumer: SalesConsumer | FaustSalesConsumer
         if settings.features_engine == "faust":  # one group, one engine: faust's assignor differs from aiokafka's
             from services.features.faust_engine import FaustSalesConsumer  # faust only imported when chosen

@@ -24,7 +24,7 @@ from services.trainer.executor import FitExecutor
 from services.trainer.link import KafkaLink
 from services.trainer.metrics import TrainerMetrics
 from services.trainer.publication import served_by_version
-from services.trainer.snapshot import SnapshotSource, feature_store_source
+from services.trainer.snapshot import SnapshotSource, feature_store_settlement, feature_store_source
 from services.trainer.training import Hook, Outcome, TrainingContext, train
 from services.trainer.triggers import Batch, Triggers
 from shared.bus import EventDecodeError, decode_event
@@ -95,6 +95,8 @@ class TrainerService:
             store=ArtifactStore(settings.effective_artifact_uri),
             source=self.source or feature_store_source(settings.redis_url), executor=self.executor,
             announce=self._announce, hook=self.hook,
+            settle=None if self.source is not None else feature_store_settlement(settings.redis_url),
+            settle_deadline_seconds=settings.train_settle_deadline_seconds,
         )  # fmt: skip
         await self.link.connected.wait()
         if not await reconcile(self.registry, self.link.bootstrap, self.link.send_one):

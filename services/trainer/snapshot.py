@@ -53,6 +53,36 @@ def feature_store_source(redis_url: str) -> SnapshotSource:
     return lambda feature_set: store.snapshot(feature_set, eligible_only=True)
 
 
+SettleCheck = Callable[[], Any]
+"""``check()`` -> an object with ``settled`` (bool) and ``reason()``, e.g.
+:class:`shared.features.settlement.StoreProgress`."""
+
+
+def feature_store_settlement(redis_url: str) -> SettleCheck:
+    """The production check: the feature store's progress (stream caught up, no recompute pending)."""
+    from shared.feature_store import FeatureStore
+    from shared.features.settlement import store_progress
+
+    store = FeatureStore(redis_url)
+    return lambda: store_progress(store.redis, store.prefix())
+
+
+async def wait_settled(check: SettleCheck, deadline_seconds: float, poll_seconds: float = 0.5) -> dict[str, Any]:
+    """Wait until the store is settled or the deadline passes; ``{"settled", "waited_seconds", "reason"}``."""
+    import asyncio
+    import time
+
+    started = time.monotonic()
+    while True:
+        progress = await asyncio.to_thread(check)
+        waited = round(time.monotonic() - started, 3)
+        if progress.settled:
+            return {"settled": True, "waited_seconds": waited, "reason": None}
+        if waited >= deadline_seconds:
+            return {"settled": False, "waited_seconds": waited, "reason": progress.reason()}
+        await asyncio.sleep(poll_seconds)
+
+
 def prepare_snapshot(frame: pd.DataFrame, feature_set: str, taken_at: datetime | None = None) -> Snapshot:
     """Validate a feature-store snapshot and turn it into a :class:`Snapshot` (errors name the problem)."""
     if not isinstance(frame, pd.DataFrame):

@@ -17,7 +17,7 @@ from typing import Any
 
 from services.trainer.executor import FitExecutor
 from services.trainer.publication import recover, register_published, register_rejected, store_artifact
-from services.trainer.snapshot import SnapshotSource, take_snapshot
+from services.trainer.snapshot import SettleCheck, SnapshotSource, take_snapshot, wait_settled
 from shared.logging import get_logger
 from shared.model.gates import Gates
 from shared.model.params import ModelParams
@@ -58,6 +58,8 @@ class TrainingContext:
     executor: FitExecutor
     announce: Announce
     hook: Hook | None = None
+    settle: SettleCheck | None = None  # None: snapshot at once (tests with an in-memory source)
+    settle_deadline_seconds: float = 120.0
 
 
 def _timed(seconds: dict[str, float], stage: str, started: float) -> None:
@@ -70,6 +72,13 @@ async def train(ctx: TrainingContext, tags: dict[str, Any]) -> Outcome:
     started, seconds = time.perf_counter(), {}
     await asyncio.to_thread(recover, ctx.registry, ctx.store)
 
+    t0 = time.perf_counter()
+    if ctx.settle is not None:  # train on a settled store only, or say why the wait ended
+        settled = await wait_settled(ctx.settle, ctx.settle_deadline_seconds)
+        _timed(seconds, "settle", t0)
+        tags = {**tags, "store_settled": settled["settled"]}
+        if not settled["settled"]:
+            log.warning("training.unsettled_store", waited_seconds=settled["waited_seconds"], reason=settled["reason"])
     t0 = time.perf_counter()
     snapshot = await asyncio.to_thread(take_snapshot, ctx.source, ctx.feature_set)
     _timed(seconds, "snapshot", t0)

@@ -1,0 +1,75 @@
+"""Closing months: a month goes out on ``months.closed`` only when it is complete, not when a later record arrives.
+
+The APPLY script queues a month once the store's latest month passes it (the outbox). :class:`MonthCloser` lets
+the head of that queue out only when all of these hold:
+
+1. the store is settled (:mod:`shared.features.settlement`: every partition caught up with its high watermark, no
+   retailer waiting for a recompute), continuously for ``quiet_seconds``;
+2. the month's retailers reached ``min_share`` of the month before's (a backfill streamed shop by shop has every
+   month half-filled; a monthly stream has the month complete), or ``grace_seconds`` passed since this worker first
+   saw the month queued (a month that really lost retailers still closes).
+
+Months leave in order; the event carries the month's retailer count at closing time.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+from shared.config import settings_default
+from shared.features.settlement import month_retailers, previous_month, store_progress
+
+
+@dataclass(frozen=True)
+class MonthClosePolicy:
+    """``Settings.month_close_*``."""
+
+    min_share: float = settings_default("month_close_min_share")  # type: ignore[assignment]
+    grace_seconds: float = settings_default("month_close_grace_seconds")  # type: ignore[assignment]
+    quiet_seconds: float = settings_default("month_close_quiet_seconds")  # type: ignore[assignment]
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> MonthClosePolicy:
+        return cls(settings.month_close_min_share, settings.month_close_grace_seconds,
+                   settings.month_close_quiet_seconds)  # fmt: skip
+
+
+@dataclass
+class MonthCloser:
+    """Decides which queued months may be published now (state: when the store settled, when a month was seen)."""
+
+    client: redis.Redis
+    policy: MonthClosePolicy = field(default_factory=MonthClosePolicy)
+    clock: Callable[[], float] = time.monotonic
+    settled_since: float | None = None
+    first_seen: dict[str, float] = field(default_factory=dict)
+
+    def ready(self, prefix: str, queued: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str | None]:
+        """(the leading queued months that close now, with fresh retailer counts; why the next one waits)."""
+        now = self.clock()
+        for item in queued:
+            self.first_seen.setdefault(item["month"], now)
+        progress = store_progress(self.client, prefix)
+        if not progress.settled:
+            self.settled_since = None
+            return [], f"store not settled: {progress.reason()}"
+        self.settled_since = self.settled_since if self.settled_since is not None else now
+        if now - self.settled_since < self.policy.quiet_seconds:
+            return [], f"store settled for less than {self.policy.quiet_seconds:g} s"
+        months = [item["month"] for item in queued]
+        counts = month_retailers(self.client, prefix, months + [previous_month(m) for m in months])
+        current, before = counts[: len(months)], counts[len(months):]
+        ready = []
+        for month, retailers, previous in zip(months, current, before, strict=True):
+            complete = previous == 0 or retailers >= self.policy.min_share * previous
+            if not complete and now - self.first_seen[month] < self.policy.grace_seconds:
+                return ready, (f"{month} has {retailers} retailers, under {self.policy.min_share:g} x the "
+                               f"{previous} of {previous_month(month)}")  # fmt: skip
+            ready.append({"month": month, "retailers": retailers})
+            self.first_seen.pop(month, None)
+        return ready, None
