@@ -14,6 +14,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
+from shared.config import SEED_PROFILE
 from shared.hdbscan_predict import approximate_predict
 
 NOISE = -1
@@ -40,7 +41,7 @@ class DensityClusterer(BaseEstimator):
 
     def __init__(
         self,
-        min_cluster_size: int = 50,
+        min_cluster_size: int = SEED_PROFILE["min_cluster_size"],  # type: ignore[assignment]
         min_samples: int | None = None,
         cluster_selection_method: str = "eom",
         cluster_selection_epsilon: float = 0.0,

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+T = TypeVar("T")
 
 
 class Settings(BaseSettings):
@@ -131,7 +134,7 @@ class Settings(BaseSettings):
     # --- assigner --------------------------------------------------------------------------------
     match_min_jaccard: float = 0.5
     match_stable_jaccard: float = 0.75
-    split_min_share: float = 0.25
+    match_split_min_share: float = 0.25
     match_weak_strength: float = Field(0.1, ge=0.0, le=1.0, description="hysteresis: weaker switches are held")
     match_noise_grace: bool = Field(True, description="hysteresis: one noisy retrain keeps a stable retailer")
 
@@ -164,6 +167,14 @@ def settings_default(name: str) -> object:
     """The default of one Settings field: parameter classes take their defaults from here (one home)."""
     field = Settings.model_fields[name]
     return field.default_factory() if field.default_factory is not None else field.default
+
+
+def params_from_settings(cls: type[T], settings: Any, prefix: str = "", **overrides: Any) -> T:
+    """THE mapping from Settings to a parameter class: field ``name`` of ``cls`` (a dataclass or pydantic model)
+    takes ``settings.<prefix><name>`` when Settings has it, then ``overrides`` win."""
+    names = cls.model_fields if hasattr(cls, "model_fields") else {f.name for f in dataclasses.fields(cls)}
+    values = {name: getattr(settings, prefix + name) for name in names if hasattr(settings, prefix + name)}
+    return cls(**{**values, **overrides})
 
 
 def _mask_url(url: str) -> str:

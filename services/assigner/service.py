@@ -43,9 +43,7 @@ SOURCE = "stableseg/assigner"
 
 
 def match_params(settings: Settings) -> MatchParams:
-    return MatchParams(min_jaccard=settings.match_min_jaccard, stable_jaccard=settings.match_stable_jaccard,
-                       split_min_share=settings.split_min_share, weak_strength=settings.match_weak_strength,
-                       noise_grace=settings.match_noise_grace)  # fmt: skip
+    return MatchParams.from_settings(settings)
 
 
 def event_records(pending: dict[str, Any]) -> list[KafkaRecord]:

@@ -77,7 +77,7 @@ def run(
     if profile not in (None, "auto", "seed"):
         raise typer.BadParameter(f"must be 'auto' or 'seed', got {profile!r}", param_hint="--profile")
     params = ModelParams.from_settings(settings.model_copy(update={"profile": profile or settings.profile}))
-    rule = EligibilityRule(settings.min_tenure_years, settings.min_avg_active_months_per_year)
+    rule = EligibilityRule.from_settings(settings)
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                TimeElapsedColumn())
     with Progress(*columns, console=console, transient=as_json) as bar:

@@ -21,7 +21,7 @@ from typing import Any
 
 import redis
 
-from shared.config import settings_default
+from shared.config import params_from_settings, settings_default
 from shared.features.settlement import month_retailers, previous_month, store_progress
 
 
@@ -35,8 +35,7 @@ class MonthClosePolicy:
 
     @classmethod
     def from_settings(cls, settings: Any) -> MonthClosePolicy:
-        return cls(settings.month_close_min_share, settings.month_close_grace_seconds,
-                   settings.month_close_quiet_seconds)  # fmt: skip
+        return params_from_settings(cls, settings, "month_close_")
 
 
 @dataclass

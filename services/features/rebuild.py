@@ -48,7 +48,7 @@ async def rebuild_async(settings: Settings, publish: bool = False, progress: Pro
         if publisher is not None and records:
             await publisher.send_batch(records)
 
-    rule = EligibilityRule(settings.min_tenure_years, settings.min_avg_active_months_per_year)
+    rule = EligibilityRule.from_settings(settings)
     feature_sets = stored_feature_sets(settings.feature_store_sets, settings.feature_set)
     quiet = MonthClosePolicy.from_settings(settings.model_copy(update={"month_close_quiet_seconds": 0.0}))
     processor = Processor(client, send, feature_sets, rule, SALES_MONTHLY, month_close=quiet)

@@ -48,7 +48,7 @@ class FeaturesWorker:
         self.publisher_started = False
         self.topics_ok = False
         self._had_topics = False
-        rule = EligibilityRule(settings.min_tenure_years, settings.min_avg_active_months_per_year)
+        rule = EligibilityRule.from_settings(settings)
         feature_sets = stored_feature_sets(settings.feature_store_sets, settings.feature_set)
         self.processor = Processor(self.redis, self.publish, feature_sets, rule, SALES_MONTHLY, metrics=metrics,
                                    month_close=MonthClosePolicy.from_settings(settings))

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from shared.config import params_from_settings, settings_default
 from shared.features.monthly import ShopMonths
 from shared.features.panel import Panel
 
@@ -18,8 +20,12 @@ class EligibilityRule:
     active months per active year >= ``min_avg_active_months_per_year``. A month with a row counts as active,
     even with qty 0. Years without activity do not count."""
 
-    min_tenure_years: float = 1.0
-    min_avg_active_months_per_year: float = 6.0
+    min_tenure_years: float = settings_default("min_tenure_years")  # type: ignore[assignment]
+    min_avg_active_months_per_year: float = settings_default("min_avg_active_months_per_year")  # type: ignore[assignment]
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> EligibilityRule:
+        return params_from_settings(cls, settings)
 
     def __post_init__(self) -> None:
         for name, low, high in (("min_tenure_years", 0, math.inf), ("min_avg_active_months_per_year", 0, 12)):

@@ -16,6 +16,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from shared.config import SEED_PROFILE, settings_default
 from shared.model.keras_io import save_keras_stable, save_loss_curve
 from shared.model.numpy_encoder import BatchNormParams, NumpyEncoder
 
@@ -63,14 +64,14 @@ class Autoencoder(BaseEstimator, TransformerMixin):
 
     def __init__(
         self,
-        latent_dim: int = 5,
-        epochs: int = 30,
-        batch_size: int = 300,
-        validation_split: float = 0.35,
-        patience: int = 5,
-        l2: float = 1e-4,
-        learning_rate: float = 1e-3,
-        seed: int = 42,
+        latent_dim: int = settings_default("latent_dim"),  # type: ignore[assignment]
+        epochs: int = SEED_PROFILE["epochs"],  # type: ignore[assignment]
+        batch_size: int = SEED_PROFILE["batch_size"],  # type: ignore[assignment]
+        validation_split: float = settings_default("validation_split"),  # type: ignore[assignment]
+        patience: int = settings_default("patience"),  # type: ignore[assignment]
+        l2: float = settings_default("l2"),  # type: ignore[assignment]
+        learning_rate: float = settings_default("learning_rate"),  # type: ignore[assignment]
+        seed: int = settings_default("seed"),  # type: ignore[assignment]
         verbose: int = 0,
     ) -> None:
         self.latent_dim = latent_dim

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from shared.config import settings_default
+from shared.config import params_from_settings, settings_default
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ class Gates:
 
     @classmethod
     def from_settings(cls, settings: Any) -> Gates:
-        return cls(settings.gate_min_clusters, settings.gate_max_noise_ratio, settings.gate_max_largest_share)
+        return params_from_settings(cls, settings, "gate_")
 
     def failures(self, report: dict[str, Any]) -> list[str]:
         """Every gate the clustering ``report`` (``shared.metrics.clustering_report``) fails, as readable text."""

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.config import SEED_PROFILE, settings_default
+from shared.config import SEED_PROFILE, params_from_settings, settings_default
 
 
 def _d(name: str, **constraints: Any) -> Any:
@@ -61,11 +61,8 @@ class ModelParams(BaseModel):
     @classmethod
     def from_settings(cls, settings: Any, **overrides: Any) -> ModelParams:
         """Every field the settings object has (e.g. ``STABLESEG_EPOCHS``), then the profile, then ``overrides``."""
-        values = {name: getattr(settings, name) for name in cls.model_fields if hasattr(settings, name)}
-        if values.get("profile") == "seed":
-            values.update(SEED_PROFILE)
-        values.update(overrides)
-        return cls(**values)
+        profile = SEED_PROFILE if getattr(settings, "profile", None) == "seed" else {}
+        return params_from_settings(cls, settings, **{**profile, **overrides})
 
     @classmethod
     def seed_profile(cls, **overrides: Any) -> ModelParams:

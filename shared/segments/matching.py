@@ -21,11 +21,13 @@ Two autoencoders' latent spaces are not comparable, so identity is decided by me
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy.optimize import linear_sum_assignment
 
+from shared.config import params_from_settings, settings_default
 from shared.segments.lineage import MatchResult, SegmentIdState, parse_segment_id, segment_sort_key
 from shared.segments.validation import validate_labels, validate_previous
 
@@ -39,11 +41,16 @@ class MatchParams:
     hysteresis (``weak_strength``, ``noise_grace``; see :mod:`shared.segments.assignment`). ``weak_strength=0``
     and ``noise_grace=False`` turn hysteresis off."""
 
-    min_jaccard: float = 0.5
-    stable_jaccard: float = 0.75
-    split_min_share: float = 0.25
-    weak_strength: float = 0.1
-    noise_grace: bool = True
+    min_jaccard: float = settings_default("match_min_jaccard")  # type: ignore[assignment]
+    stable_jaccard: float = settings_default("match_stable_jaccard")  # type: ignore[assignment]
+    split_min_share: float = settings_default("match_split_min_share")  # type: ignore[assignment]
+    weak_strength: float = settings_default("match_weak_strength")  # type: ignore[assignment]
+    noise_grace: bool = settings_default("match_noise_grace")  # type: ignore[assignment]
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> MatchParams:
+        """``Settings.match_*``."""
+        return params_from_settings(cls, settings, "match_")
 
     def __post_init__(self) -> None:
         for name in ("min_jaccard", "stable_jaccard", "split_min_share", "weak_strength"):
