@@ -4,6 +4,11 @@ Run: ``.venv/bin/python bench/bench_stability.py [--retailers 20000] [--years 5]
 [--drift-fraction 0.05] [--feature-set NAME] [--half-life M] [--window-months 0] [--shop-window-months 0]
 [--scenarios same-data,one-month,drift] [--json OUT]``.
 
+Through the running services: ``bench/bench_stability.py --through-services 4000,20000 --runs 3 --years 3
+--drift-fraction 0.1`` runs ``stableseg demo`` (embedded broker and Redis, the four services, default model
+settings) per size and run, and prints kept share, drifted with a change, coverage and flap rate per run, their
+spread, and the bars (>= 99%, >= 95%, >= 90%, <= 1%; runs within 0.5 points).
+
 Every step is the code the services run: ``build_features`` (the feature store's definition), ``fit_bundle`` (the
 trainer's fit) and :func:`services.assigner.relabel.relabel` (what the assigner runs on ``models.published``). Three
 scenarios, each a first model then a retrain, both relabelled in turn:
@@ -25,6 +30,9 @@ figures and lineage.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -44,6 +52,43 @@ from shared.model.params import ModelParams
 
 FEATURE_SET: FeatureSet = get_feature_set(get_settings().feature_set)  # set by main
 SHOP_WINDOW = 0  # set by main
+
+
+SERVICE_BARS = {"kept_share": (">=", 0.99), "drifted_event_share": (">=", 0.95), "coverage": (">=", 0.90),
+                "flap_rate": ("<=", 0.01)}
+
+
+def services_runs(retailers: int, years: int, runs: int, drift_fraction: float) -> list[dict[str, Any]]:
+    """``stableseg demo`` (embedded stack, the four services, default model settings) ``runs`` times on the same
+    data; each run's stability figures (``--json``)."""
+    out = []
+    for run in range(runs):
+        with tempfile.TemporaryDirectory(prefix="stableseg-stability-") as tmp:
+            figures = Path(tmp) / "figures.json"
+            started = time.perf_counter()
+            cmd = [sys.executable, "-m", "services.cli", "demo", "--retailers", str(retailers), "--years", str(years),
+                   "--drift-fraction", str(drift_fraction), "--data-dir", str(Path(tmp) / "demo"), "--json",
+                   str(figures), "--step-timeout", "900"]  # fmt: skip
+            done = subprocess.run(cmd, capture_output=True, text=True)
+            if done.returncode != 0:
+                raise RuntimeError(f"demo run {run + 1} for {retailers} retailers failed:\n{done.stdout[-3000:]}"
+                                   f"{done.stderr[-3000:]}")  # fmt: skip
+            out.append({**json.loads(figures.read_text()), "seconds": round(time.perf_counter() - started, 1)})
+            print(json.dumps({"retailers": retailers, "run": run + 1, **out[-1]}), flush=True)
+    return out
+
+
+def services_table(results: dict[str, list[dict[str, Any]]]) -> str:
+    """Markdown: each figure per run, the spread across runs, and the bar."""
+    lines = ["| retailers | figure | runs | spread (points) | bar |", "|---|---|---|---|---|"]
+    for retailers, runs in results.items():
+        for name, (op, bar) in SERVICE_BARS.items():
+            values = [r[name] for r in runs]
+            ok = all(v >= bar if op == ">=" else v <= bar for v in values)
+            spread = 100 * (max(values) - min(values))
+            lines.append(f"| {int(retailers):,} | {name} | {' / '.join(f'{v:.1%}' for v in values)} | {spread:.1f} | "
+                         f"{op} {bar:.0%} {'pass' if ok and spread <= 0.5 else 'FAIL'} |")
+    return "\n".join(lines)
 
 
 def period(text: str) -> int:
@@ -66,14 +111,15 @@ def features_until(sales: pd.DataFrame, end: int | None, window: int) -> pd.Data
 
 def fit_and_relabel(book: Book, features: pd.DataFrame, seed: int, version: int, epochs: int) -> RelabelOutcome:
     started = time.perf_counter()
-    bundle, metrics = fit_bundle(features, FEATURE_SET.name, ModelParams(seed=seed, epochs=epochs, raw_baseline=False))
+    params = ModelParams(seed=seed, epochs=epochs or None)  # epochs 0: the derived schedule (the default)
+    bundle, metrics = fit_bundle(features, FEATURE_SET.name, params)
     fitted = time.perf_counter()
     outcome = relabel(book, features, bundle, version)
-    latent = metrics["latent"]
+    served = metrics["served"]
     relabelled = time.perf_counter() - fitted
-    print(f"  v{version}: {len(features)} retailers, fit {fitted - started:.0f} s (seed {seed}): "
-          f"{latent['clusters']} clusters, noise {latent['noise_ratio']:.1%}; relabel {relabelled:.1f} s; "
-          f"{outcome.counts}", flush=True)  # fmt: skip
+    print(f"  v{version}: {len(features)} retailers, fit {fitted - started:.0f} s (seed {seed}): served "
+          f"{served['space']} {served['clusters']} clusters, noise {served['noise_ratio']:.1%}; relabel "
+          f"{relabelled:.1f} s; {outcome.counts}", flush=True)  # fmt: skip
     return outcome
 
 
@@ -120,10 +166,20 @@ def scenario(name: str, first: tuple[pd.DataFrame, int], second: tuple[pd.DataFr
 def main(retailers: int = 20_000, years: int = 5, seed: int = 7, drift_month: str = "2023-01",
          drift_fraction: float = 0.05, feature_set: str = typer.Option(None, help="default: the settings'"),
          half_life: float = typer.Option(None, help="exploration: behaviour-v3 with this half-life (months)"),
-         window_months: int = 0, shop_window_months: int = 0, epochs: int = 30,
+         window_months: int = 0, shop_window_months: int = 0, epochs: int = 0,
          scenarios: str = "same-data,one-month,drift",
-         json_out: Path | None = typer.Option(None, "--json")) -> None:  # fmt: skip
+         json_out: Path | None = typer.Option(None, "--json"),
+         through_services: str = typer.Option("", help="e.g. 4000,20000: run the demo (the running services) per "
+                                              "size instead of the offline scenarios"),
+         runs: int = typer.Option(3, help="with --through-services: runs per size (the same data each time)"),
+         ) -> None:  # fmt: skip
     """Run the scenarios and print the figures (see the module docstring)."""
+    if through_services:
+        results = {n: services_runs(int(n), years, runs, drift_fraction) for n in through_services.split(",")}
+        print(services_table(results))
+        if json_out is not None:
+            json_out.write_text(json.dumps(results, indent=2))
+        return
     global FEATURE_SET, SHOP_WINDOW
     SHOP_WINDOW = shop_window_months
     FEATURE_SET = get_feature_set(feature_set or get_settings().feature_set)

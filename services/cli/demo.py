@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from pathlib import Path
 
 import httpx
@@ -11,6 +13,7 @@ from redis import RedisError
 from rich.console import Console
 from rich.markup import escape
 
+from services.demo.figures import Stability
 from services.demo.options import DemoError, DemoOptions
 
 console = Console()
@@ -30,6 +33,7 @@ def demo(
                                          "(default: $STABLESEG_DATA_DIR/demo)"),
     keep_running: bool = typer.Option(False, "--keep-running", help="leave the stack and services running"),
     step_timeout: float = typer.Option(240.0, "--step-timeout", min=1.0, help="seconds any one step may take"),
+    json_out: Path | None = typer.Option(None, "--json", help="also write the stability figures as JSON here"),
 ) -> None:
     """Start the embedded stack and the four services, generate retailers with drift, stream the months before
     the drift through the ingest API, train, stream the remaining months, retrain, and print both model versions,
@@ -58,6 +62,15 @@ def demo(
         err_console.print(f"[red]error:[/red] the embedded stack failed: {escape(repr(exc))}", highlight=False)
         raise typer.Exit(1) from None
     render(report, console)
+    if json_out is not None and report.stability is not None:
+        json_out.write_text(json.dumps(stability_figures(report.stability), indent=2))
+
+
+def stability_figures(s: Stability) -> dict[str, float | int]:
+    """The stability counts and shares (kept, drifted with a change, coverage, flap rate) as one JSON object."""
+    shares = {"kept_share": s.kept_share, "drifted_event_share": s.drifted_event_share,
+              "unchanged_event_share": s.unchanged_event_share, "coverage": s.coverage, "flap_rate": s.flap_rate}
+    return {**dataclasses.asdict(s), **{k: round(v, 6) for k, v in shares.items()}}
 
 
 def _print_log_tail(service: str, options: DemoOptions) -> None:

@@ -36,10 +36,15 @@ def _segment_trust(segment_id: str | None) -> dict[str, Any]:
     from shared.model.selection import trust_level
     from shared.storage import Registry
 
+    from sqlalchemy.exc import SQLAlchemyError
+
     if not segment_id:
         return {}
-    with Registry(get_settings().effective_database_url) as registry:
-        info = registry.get_segment(segment_id)
+    try:
+        with Registry(get_settings().effective_database_url) as registry:
+            info = registry.get_segment(segment_id)
+    except SQLAlchemyError:  # the segment is in Redis but the registry cannot say more: trust unknown
+        return {"trust": None, "trust_level": None}
     trust = info.profile.get("trust") if info is not None and isinstance(info.profile, dict) else None
     return {"trust": trust, "trust_level": trust_level(trust)}
 
