@@ -15,7 +15,7 @@ import redis
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.features.months import MonthClosePolicy, MonthCloser
+from services.features.month_gate import MonthClosePolicy, MonthGate
 from services.features.parsing import fast_record
 from services.features.processor import Processor
 from shared.bus import KafkaRecord
@@ -181,7 +181,7 @@ class Clock:
 
 def _closer(h: Harness, **policy: float) -> Clock:
     clock = Clock()
-    h.processor.months = MonthCloser(h.client, MonthClosePolicy(**{"min_share": 0.8, "grace_seconds": 60.0,
+    h.processor.month_gate = MonthGate(h.client, MonthClosePolicy(**{"min_share": 0.8, "grace_seconds": 60.0,
                                                                    "quiet_seconds": 0.0, **policy}), clock)
     return clock
 

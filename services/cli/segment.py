@@ -33,10 +33,10 @@ def _from_api(url: str, shop_id: str, history: bool) -> tuple[int, dict[str, Any
 
 def _segment_trust(segment_id: str | None) -> dict[str, Any]:
     """The segment's trust from the registry (the stores path of ``stableseg segment``)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     from shared.model.selection import trust_level
     from shared.storage import Registry
-
-    from sqlalchemy.exc import SQLAlchemyError
 
     if not segment_id:
         return {}

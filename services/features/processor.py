@@ -7,7 +7,7 @@ Order of effects per batch (each step idempotent, so a crash anywhere is repaire
 3. recompute the dirty shops of the batch, publish ``features.updated`` (one per shop and feature set), then
    WRITE the hashes (a shop leaves the dirty set only then);
 4. record the partitions' high watermarks, publish the complete months of the ``months.closed`` outbox and trim it
-   (:mod:`services.features.months`; the engines also call this when idle).
+   (:mod:`services.features.month_gate`; the engines also call this when idle).
 Redis errors are retried (tenacity) without acknowledging anything; the batch is not left until it is applied.
 """
 
@@ -23,7 +23,7 @@ import redis
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
 from services.features.compute import feature_entries
-from services.features.months import MonthClosePolicy, MonthCloser
+from services.features.month_gate import MonthClosePolicy, MonthGate
 from services.features.parsing import SOURCE, fingerprint, parse
 from services.features.state import ShopState
 from shared.bus import KafkaRecord, encode_event
@@ -83,7 +83,7 @@ class Processor:
         self.metrics = metrics
         self.floors: dict[int, int] = {}
         self.highwaters: dict[int, int] = {}  # partition -> high watermark, kept current by the engine
-        self.months = MonthCloser(client, month_close or MonthClosePolicy())
+        self.month_gate = MonthGate(client, month_close or MonthClosePolicy())
         self._waiting: str | None = None
         self.epoch = -1
         self.stopping = False
@@ -217,7 +217,7 @@ class Processor:
             items = await self.call(self.state.outbox, self.prefix, 100)
             if not items:
                 return sent
-            ready, waiting = await self.call(self.months.ready, self.prefix, [orjson.loads(i) for i in items])
+            ready, waiting = await self.call(self.month_gate.ready, self.prefix, [orjson.loads(i) for i in items])
             if waiting is not None and waiting != self._waiting:
                 log.info("features.month_waiting", reason=waiting)
             self._waiting = waiting

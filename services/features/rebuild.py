@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import redis
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from services.features.months import MonthClosePolicy
+from services.features.month_gate import MonthClosePolicy
 from services.features.processor import Processor
 from shared.bus import AsyncPublisher, KafkaRecord
 from shared.bus.topics import SALES_MONTHLY

@@ -20,7 +20,7 @@ import redis
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from services.features.consumer import SalesConsumer
-from services.features.months import MonthClosePolicy
+from services.features.month_gate import MonthClosePolicy
 from services.features.processor import Processor
 from shared.bus import AsyncPublisher, KafkaRecord, ensure_topics, missing_topics, topic_specs
 from shared.bus.topics import SALES_MONTHLY

@@ -3,7 +3,7 @@
 The features workers record each partition's high watermark next to the offset they applied (``hw`` and ``off``
 hashes under the store's epoch prefix, field ``topic:partition``), so any process can tell, from Redis alone,
 whether every record the broker holds has been applied and every touched retailer recomputed. A month is closed
-(``months.closed``) only on a settled store (see ``services.features.months``), and the trainer snapshots only a
+(``months.closed``) only on a settled store (see ``services.features.month_gate``), and the trainer snapshots only a
 settled store or says why it did not wait longer.
 """
 

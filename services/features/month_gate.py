@@ -1,6 +1,6 @@
 """Closing months: a month goes out on ``months.closed`` only when it is complete, not when a later record arrives.
 
-The APPLY script queues a month once the store's latest month passes it (the outbox). :class:`MonthCloser` lets
+The APPLY script queues a month once the store's latest month passes it (the outbox). :class:`MonthGate` lets
 the head of that queue out only when all of these hold:
 
 1. the store is settled (:mod:`shared.features.settlement`: every partition caught up with its high watermark, no
@@ -39,7 +39,7 @@ class MonthClosePolicy:
 
 
 @dataclass
-class MonthCloser:
+class MonthGate:
     """Decides which queued months may be published now (state: when the store settled, when a month was seen)."""
 
     client: redis.Redis
