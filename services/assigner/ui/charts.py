@@ -73,11 +73,12 @@ def size_history(points: Sequence[tuple[int, int]], segment_id: str) -> Figure:
 
 
 def sankey(nodes: Sequence[Mapping[str, Any]], links: Sequence[Mapping[str, Any]], title: str) -> Figure:
-    """Retailers flowing between two versions: ``nodes`` {label, color}, ``links`` {source, target, value, color}
-    (indices into ``nodes``)."""
+    """Retailers flowing between two versions: ``nodes`` {label, name, color} (short labels, names on hover),
+    ``links`` {source, target, value, color} (indices into ``nodes``)."""
     trace = {"type": "sankey", "arrangement": "snap", "valueformat": ",d",
              "node": {"label": [n["label"] for n in nodes], "color": [n["color"] for n in nodes], "pad": 12,
-                      "thickness": 14},
+                      "thickness": 14, "customdata": [n.get("name", n["label"]) for n in nodes],
+                      "hovertemplate": "%{customdata}<br>%{value:,d} retailers<extra></extra>"},
              "link": {k: [link[k] for link in links] for k in ("source", "target", "value", "color")}}  # fmt: skip
     return {"data": [trace], "layout": _layout(title, height=max(420, 26 * len(nodes)))}
 

@@ -6,7 +6,7 @@
   function drawCharts() {
     document.querySelectorAll("figure.chart[data-figure]").forEach(function (el) {
       var spec = JSON.parse(document.getElementById(el.dataset.figure).textContent);
-      var config = { responsive: true, displaylogo: false };
+      var config = { responsive: true, displaylogo: false, displayModeBar: window.innerWidth >= 600 ? "hover" : false };
       Plotly.newPlot(el, spec.data, spec.layout, config).then(function () {
         el.dataset.rendered = "true";
       });

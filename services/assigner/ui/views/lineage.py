@@ -62,7 +62,7 @@ def sankey_figure(flows: list[Flow], entry: LineageInfo, names: dict[str, str]) 
     def node(side: str, key: str) -> int:
         if (side, key) not in index:
             index[(side, key)] = len(nodes)
-            nodes.append({"label": f"{segment_label(key, names)} ({side})", "color": node_color(key)})
+            nodes.append({"label": f"{key} ({side})", "name": segment_label(key, names, 60), "color": node_color(key)})
         return index[(side, key)]
 
     links = []
