@@ -23,6 +23,7 @@ from shared.metrics import clustering_report
 from shared.model.bundle import ModelBundle
 from shared.model.fit import fit_bundle, raw_baseline_rows
 from shared.model.params import ModelParams
+from shared.report import write_report
 
 log = get_logger(__name__)
 Progress = Callable[[str, int, int], None]
@@ -41,6 +42,7 @@ class PipelineResult:
     insights: pd.DataFrame
     metrics: dict[str, Any]
     summary: dict[str, Any]
+    report: Path | None = None  # DIR/report.html
 
 
 def read_truth(path: str | Path) -> pd.Series:
@@ -140,8 +142,11 @@ def run_pipeline(
     }
     all_metrics = {"fit": _without_history(metrics), "inference": inference, "summary": summary}
     (out / METRICS_JSON).write_text(json.dumps(all_metrics, indent=2, default=float))
+    # --- report.html: one isolated call (shared.report), whatever produced the frames -----------------------------
+    report = write_report(out, summary=summary, features=features, predictions=predictions, insights=insights,
+                          latent=bundle.embed(eligible), loss_history=bundle.history)  # fmt: skip
     log.info("pipeline.done", artifacts=str(out), **{k: v for k, v in summary.items() if k != "seconds"})
-    return PipelineResult(features, predictions, insights, all_metrics, summary)
+    return PipelineResult(features, predictions, insights, all_metrics, summary, report)
 
 
 def _raw_predictions(bundle: ModelBundle, eligible: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
