@@ -28,19 +28,28 @@ class PageUnavailable(RuntimeError):
 
 @dataclass
 class Sources:
-    """The assigner's own stores (sync clients: views run in a worker thread). ``flows`` is memoised: the
-    history valid at a past moment never changes (see ``shared.storage.explore``)."""
+    """The assigner's own stores (sync clients: views run in a worker thread). ``flows`` and ``sizes`` are
+    memoised: the history valid at a past moment never changes (see ``shared.storage.explore``), so they change
+    only when another version is applied."""
 
     registry: Registry
     store: AssignmentStore
     features: FeatureStore
     _flows: Any = field(default=None, repr=False)
+    _sizes: tuple[Any, dict[int, dict[str, int]]] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self._flows = lru_cache(maxsize=64)(self.registry.flows)
 
     def flows(self, before: datetime, after: datetime) -> list[tuple[str | None, str, str | None, str, int]]:
         return self._flows(before, after)
+
+    def sizes(self) -> dict[int, dict[str, int]]:
+        """``Registry.sizes_by_version``, recomputed when the applied versions (or their moments) change."""
+        key = tuple((e.model_version, e.created_at) for e in self.applied())
+        if self._sizes is None or self._sizes[0] != key:
+            self._sizes = (key, self.registry.sizes_by_version())
+        return self._sizes[1]
 
     def applied(self) -> list[LineageInfo]:
         return self.registry.list_lineage()

@@ -31,7 +31,7 @@ def overview(src: Sources, serving: dict[str, Any]) -> dict[str, Any]:
     curves = [(f"{s.segment_id} {s.name}", s.segment_id, s.profile.get("seasonality") or [0.0] * 12) for s in active]
     return {
         "serving": serving, "segments": [segment_row(s, total) for s in active], "assigned": total,
-        "charts": {"sizes": charts.sizes_by_version(src.registry.sizes_by_version(), versions, names),
+        "charts": {"sizes": charts.sizes_by_version(src.sizes(), versions, names),
                    "seasonality": charts.seasonality(curves, "12-month seasonality of every active segment")},
     }  # fmt: skip
 
@@ -58,7 +58,7 @@ def segment(src: Sources, segment_id: str) -> dict[str, Any]:
     active = src.registry.list_segments("active")
     stats, pop_curve = population(active)
     rows = feature_rows(info, stats)
-    sizes = src.registry.sizes_by_version()
+    sizes = src.sizes()
     history = [(e.model_version, sizes[e.model_version][segment_id]) for e in src.applied()
                if sizes.get(e.model_version, {}).get(segment_id)]  # fmt: skip
     curves = [(f"{segment_id} {info.name}", segment_id, info.profile.get("seasonality") or [0.0] * 12)]
