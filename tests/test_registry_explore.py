@@ -60,6 +60,9 @@ def test_sizes_and_flows_at_the_moments_versions_were_applied(history: Registry)
                             (None, "noise", "seg-0002", "assigned", 1),
                             (None, "new", "seg-0001", "assigned", 1)], key=str)  # fmt: skip
     assert ("seg-0001", "assigned", None, "ineligible", 1) in history.flows(applied[1].created_at, utcnow())
+    for segment in ("seg-0001", "seg-0002"):  # one segment's flows: the same rows, read from its members only
+        touching = [f for f in flows if segment in (f[0], f[2])]
+        assert sorted(history.segment_flows(segment, applied[0].created_at, applied[1].created_at), key=str) == touching
 
 
 def test_recent_changes_members_and_prefix(history: Registry) -> None:

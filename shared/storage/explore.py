@@ -79,6 +79,28 @@ class ExploreMixin(RegistryBase):
         with self._read() as session:
             return [(s1, st1 or "new", s2, st2, int(n)) for s1, st1, s2, st2, n in session.execute(query)]
 
+    def segment_flows(self, segment_id: str, before: datetime, after: datetime
+                      ) -> list[tuple[str | None, str, str | None, str, int]]:  # fmt: skip
+        """The rows of :meth:`flows` that touch ``segment_id`` (into it, or out of it to anywhere else), reading
+        only its members' history rather than every retailer's."""
+        old, new = aliased(Assignment), aliased(Assignment)
+        columns = (old.segment_id, old.status, new.segment_id, new.status, sa.func.count())
+        into = (
+            sa.select(*columns).select_from(new)
+            .outerjoin(old, sa.and_(old.shop_id == new.shop_id, _valid_at(old, before)))
+            .where(_valid_at(new, after), new.segment_id == segment_id)
+            .group_by(old.segment_id, old.status, new.segment_id, new.status)
+        )  # fmt: skip
+        out = (
+            sa.select(*columns).select_from(old)
+            .join(new, sa.and_(new.shop_id == old.shop_id, _valid_at(new, after)))
+            .where(_valid_at(old, before), old.segment_id == segment_id, new.segment_id.is_distinct_from(segment_id))
+            .group_by(old.segment_id, old.status, new.segment_id, new.status)
+        )  # fmt: skip
+        with self._read() as session:
+            rows = [*session.execute(into), *session.execute(out)]
+        return [(s1, st1 or "new", s2, st2, int(n)) for s1, st1, s2, st2, n in rows]
+
     def segment_members(self, segment_id: str, limit: int = 25) -> list[tuple[str, float | None, datetime]]:
         """The current members held most strongly: ``(shop_id, strength when assigned, since)``."""
         a = Assignment

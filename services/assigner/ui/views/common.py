@@ -36,13 +36,18 @@ class Sources:
     store: AssignmentStore
     features: FeatureStore
     _flows: Any = field(default=None, repr=False)
+    _segment_flows: Any = field(default=None, repr=False)
     _sizes: tuple[Any, dict[int, dict[str, int]]] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self._flows = lru_cache(maxsize=64)(self.registry.flows)
+        self._segment_flows = lru_cache(maxsize=256)(self.registry.segment_flows)
 
     def flows(self, before: datetime, after: datetime) -> list[tuple[str | None, str, str | None, str, int]]:
         return self._flows(before, after)
+
+    def segment_flows(self, segment_id: str, before: datetime, after: datetime) -> list[tuple[Any, ...]]:
+        return self._segment_flows(segment_id, before, after)
 
     def sizes(self) -> dict[int, dict[str, int]]:
         """``Registry.sizes_by_version``, recomputed when the applied versions (or their moments) change."""

@@ -46,11 +46,7 @@ def version_flows(src: Sources, entry: LineageInfo, applied: list[LineageInfo]) 
     before = times.get(entry.previous_version)
     if before is None or before >= entry.created_at:
         return None
-    rows = src.flows(before, entry.created_at)
-    merged: dict[tuple[str, str], int] = defaultdict(int)
-    for s1, st1, s2, st2, n in rows:
-        merged[(flow_key(s1, st1), flow_key(s2, st2))] += n
-    return [(a, b, n) for (a, b), n in sorted(merged.items())]
+    return merge(src.flows(before, entry.created_at))
 
 
 def sankey_figure(flows: list[Flow], entry: LineageInfo, names: dict[str, str]) -> dict[str, Any]:
@@ -93,13 +89,22 @@ def lineage_page(src: Sources, version: int | None) -> dict[str, Any]:
 
 
 def segment_lineage(src: Sources, segment_id: str) -> dict[str, Any]:
-    """Where the segment's members came from and went, per applied version; a Sankey of the latest one."""
+    """Where the segment's members came from and went, per applied version; a Sankey of the latest one. Reads
+    only the segment's flows (``Registry.segment_flows``), not every retailer's."""
     applied = src.applied()
+    times = {e.model_version: e.created_at for e in applied}
     names = {s.segment_id: s.name for s in src.registry.list_segments()}
+    sizes = src.sizes()
     steps, sankey = [], None
     for entry in applied:
-        flows = version_flows(src, entry, applied) or []
-        touching = [f for f in flows if segment_id in (f[0], f[1])]
+        before = times.get(entry.previous_version) if entry.previous_version is not None else None
+        if entry.previous_version is None:
+            size = sizes.get(entry.model_version, {}).get(segment_id, 0)
+            touching = [("new", segment_id, size)] if size else []
+        elif before is None or before >= entry.created_at:
+            continue
+        else:
+            touching = merge(src.segment_flows(segment_id, before, entry.created_at))
         if not touching:
             continue
         came = sorted(((a, n) for a, b, n in touching if b == segment_id), key=lambda x: -x[1])
@@ -108,6 +113,14 @@ def segment_lineage(src: Sources, segment_id: str) -> dict[str, Any]:
                       "went": went, "events": events_of(entry.payload, segment_id)})  # fmt: skip
         sankey = sankey_figure(touching, entry, names)
     return {"steps": steps, "sankey": sankey}
+
+
+def merge(rows: list[tuple[str | None, str, str | None, str, int]]) -> list[Flow]:
+    """Flow rows by node (segment, or status when none), summed."""
+    merged: dict[tuple[str, str], int] = defaultdict(int)
+    for s1, st1, s2, st2, n in rows:
+        merged[(flow_key(s1, st1), flow_key(s2, st2))] += n
+    return [(a, b, n) for (a, b), n in sorted(merged.items())]
 
 
 def events_of(payload: dict[str, Any], segment_id: str) -> list[str]:
