@@ -27,6 +27,7 @@ SHOTS = Path(os.environ.get("STABLESEG_UI_SCREENSHOTS", Path(__file__).resolve()
                             "ui-screenshots"))  # fmt: skip
 CHROMIUM_FLAGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
+LINES = "g.scatterlayer g.trace"  # one per line trace
 RENDERED = "[...document.querySelectorAll('figure.chart')].every(f => f.dataset.rendered === 'true')"
 
 
@@ -129,13 +130,13 @@ def check_desktop(page: Any, world: dict[str, Any], want: dict[str, Any]) -> Non
     bars = sum(len(by) for by in want["sizes"].values())
     touching = [f for f in want["flows"] if sid in f]
     browse(page, f"{url}/ui", "overview")
-    assert (marks(page, "sizes", "g.point"), marks(page, "seasonality", "g.scatterlayer g.trace")) == (bars, len(active))
+    assert (marks(page, "sizes", "g.point"), marks(page, "seasonality", LINES)) == (bars, len(active))
     browse(page, f"{url}/ui/segments/{sid}", "segment")
-    assert marks(page, "seasonality", "g.scatterlayer g.trace") == 2 and marks(page, "sizes", "g.point") == 2
+    assert marks(page, "seasonality", LINES) == 2 and marks(page, "sizes", "g.point") == 2
     assert marks(page, "profile", "g.point") == len(world["features"].columns)
     assert marks(page, "lineage", ".sankey-link") == len(touching)
     browse(page, f"{url}/ui/retailers/{shop}", "retailer")
-    assert marks(page, "seasonality", "g.scatterlayer g.trace") == 2 and marks(page, "timeline", "g.point") == len(history)
+    assert marks(page, "seasonality", LINES) == 2 and marks(page, "timeline", "g.point") == len(history)
     browse(page, f"{url}/ui/lineage", "lineage")
     assert marks(page, "sankey", ".sankey-link") == len(want["flows"])
     browse(page, f"{url}/ui/models", "models")

@@ -1,10 +1,10 @@
 """Helpers for the explorer tests (no tests here): a running assigner with data, on real infrastructure.
 
 ``running_world`` starts its own broker (tansu) and redis-server, fills the feature store with 900 generated
-retailers, publishes two real model bundles (applied by the assigner: a first version and a reseeded retrain)
-(coarser: four clusters instead of five) and a refused third, and serves the real assigner app with uvicorn on a free port. It records the retailers'
-assignments after each applied version (read from Redis), so tests can tell what the pages must show without
-asking the code under test.
+retailers, publishes two real model bundles (applied by the assigner: a first version and a reseeded, coarser
+retrain with one cluster fewer) and a refused third, and serves the real assigner app with uvicorn on a free port.
+It records the retailers' assignments after each applied version (read from Redis), so tests can tell what the
+pages must show without asking the code under test.
 """
 
 from __future__ import annotations
