@@ -28,6 +28,7 @@ from shared.model.fit import fit_bundle, raw_baseline_rows
 from shared.model.gates import Gates
 from shared.model.params import ModelParams
 from shared.model.refusal import InsufficientDataError
+from shared.report import write_report
 
 log = get_logger(__name__)
 Progress = Callable[[str, int, int], None]
@@ -46,6 +47,7 @@ class PipelineResult:
     insights: pd.DataFrame
     metrics: dict[str, Any]
     summary: dict[str, Any]
+    report: Path | None = None  # DIR/report.html
 
 
 def read_truth(path: str | Path) -> pd.Series:
@@ -149,8 +151,10 @@ def run_pipeline(
     summary["seconds"] = _seconds(metrics["seconds"], seconds_features, seconds_inference, t_start)
     all_metrics = {"fit": _without_history(metrics), "inference": inference, "summary": summary}
     (out / METRICS_JSON).write_text(json.dumps(all_metrics, indent=2, default=float))
-    log.info("pipeline.done", artifacts=str(out), served=summary["served"])
-    return PipelineResult(features, predictions, insights, all_metrics, summary)
+    report = write_report(out, summary=summary, features=features, predictions=predictions, insights=insights,
+                          latent=bundle.embed(eligible), loss_history=bundle.history)  # fmt: skip
+    log.info("pipeline.done", artifacts=str(out), served=summary["served"], report=str(report))
+    return PipelineResult(features, predictions, insights, all_metrics, summary, report)
 
 
 def _summary(bundle: ModelBundle, profile: dict, metrics: dict, inference: dict, feature_set: str) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from services.assigner.metrics import AssignerMetrics
 from services.assigner.routes import admin_router, models_router, retailers_router, segments_router
 from services.assigner.service import AssignerService
 from services.assigner.store import AsyncReader
+from services.assigner.ui import ui_router
 from shared.config import Settings
 from shared.http import create_service_app
 
@@ -42,6 +43,6 @@ def create_app(settings: Settings, link: KafkaLink | None = None) -> FastAPI:
     holder["service"] = service
     app.state.assigner = service
     app.state.reader = reader
-    for router in (retailers_router, segments_router, models_router, admin_router(settings)):
+    for router in (retailers_router, segments_router, models_router, admin_router(settings), ui_router(settings)):
         app.include_router(router)
     return app

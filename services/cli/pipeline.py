@@ -100,7 +100,9 @@ def run(
             raise typer.Exit(2) from exc
     if as_json:
         typer.echo(json.dumps(result.summary))
+        console.print(f"report: {result.report}")  # stderr: stdout holds only the JSON object
         return
     Console().print(profile_line(result.summary["profile"]))
     Console().print(comparison_table(result.summary))
     Console().print(f"artifacts written to {artifacts} in {result.summary['seconds']['total']:.1f} s")
+    Console().print(f"report: {result.report}")
