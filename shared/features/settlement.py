@@ -26,11 +26,10 @@ class StoreProgress:
 
     @property
     def settled(self) -> bool:
-        return self.partitions > 0 and self.pending_records == 0 and self.dirty == 0
+        """Nothing known to be pending (a store no worker has reported to, e.g. written by a rebuild, counts)."""
+        return self.pending_records == 0 and self.dirty == 0
 
     def reason(self) -> str:
-        if self.partitions == 0:
-            return "no features worker has reported its partitions yet"
         return f"{self.pending_records} record(s) not applied yet, {self.dirty} retailer(s) waiting for a recompute"
 
 
