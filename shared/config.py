@@ -143,7 +143,7 @@ class Settings(BaseSettings):
             if isinstance(value, SecretStr):
                 values[name] = "********" if value.get_secret_value() else None
             elif isinstance(value, str):
-                values[name] = _mask_url(value)
+                values[name] = mask_url(value)
         return values
 
     # --- security: secret files and connection checks ----------------------------------------------
@@ -221,7 +221,19 @@ def _redis_tls_url(url: str, cafile: Path | None, certfile: Path | None, keyfile
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
-def _mask_url(url: str) -> str:
+def secret_values(settings: Settings) -> list[str]:
+    """The secret strings in ``settings`` (tokens, passwords, passwords inside URLs), e.g. to redact logs."""
+    values = []
+    for name in secret_fields():
+        value = getattr(settings, name)
+        if isinstance(value, SecretStr):
+            values.append(value.get_secret_value())
+        elif isinstance(value, str) and (password := urlsplit(value).password):
+            values.append(password)
+    return [v for v in values if v]
+
+
+def mask_url(url: str) -> str:
     """Hide a password inside a URL (``scheme://user:secret@host`` -> ``scheme://user:***@host``)."""
     if "://" in url and "@" in url:
         scheme, rest = url.split("://", 1)
