@@ -67,8 +67,11 @@ def test_ingest_openapi_documents_auth_and_limits(ingest: TestClient) -> None:
     assert spec["components"]["securitySchemes"]["IngestToken"]["scheme"] == "bearer"
 
 
-@pytest.mark.parametrize(("host", "loopback"), [("127.0.0.1", True), ("localhost", True), ("::1", True),
-                                                ("0.0.0.0", False), ("10.1.2.3", False), ("ingest.svc", False)])  # fmt: skip
+HOSTS = [("127.0.0.1", True), ("localhost", True), ("::1", True), ("0.0.0.0", False), ("10.1.2.3", False),
+         ("ingest.svc", False)]  # fmt: skip
+
+
+@pytest.mark.parametrize(("host", "loopback"), HOSTS)
 def test_is_loopback(host: str, loopback: bool) -> None:
     assert is_loopback(host) is loopback
 
@@ -78,7 +81,7 @@ def test_open_bind_needs_the_write_token_or_an_explicit_setting() -> None:
     check_open_bind(Settings(bind_host="0.0.0.0"), ())  # a service without write routes
     check_open_bind(Settings(bind_host="0.0.0.0", ingest_token="x"), ("ingest_token",))
     check_open_bind(Settings(bind_host="0.0.0.0", allow_unauthenticated=True), ("ingest_token",))
-    with pytest.raises(OpenBindRefused, match="without STABLESEG_ADMIN_TOKEN.*STABLESEG_ALLOW_UNAUTHENTICATED"):
+    with pytest.raises(OpenBindRefused, match=r"without STABLESEG_ADMIN_TOKEN.*STABLESEG_ALLOW_UNAUTHENTICATED"):
         check_open_bind(Settings(bind_host="0.0.0.0", ingest_token="x"), ("ingest_token", "admin_token"))
 
 
