@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -106,3 +107,15 @@ def test_sslmode_and_password_are_enforced(server, tmp_path: Path, query: str, p
                 pass
     finally:
         engine.dispose()
+
+
+def test_trainer_process_order_keras_first_then_tls(server) -> None:
+    """The trainer imports TensorFlow, then connects: a fresh process doing exactly that must not abort."""
+    port, _ = server
+    url = f"postgresql+psycopg://stableseg:{PASSWORD}@127.0.0.1:{port}/postgres?sslmode=require"
+    script = ("from shared.model.autoencoder import import_keras; import_keras(); "
+              "from shared.storage import make_engine; import sqlalchemy as sa; "
+              f"c = make_engine({url!r}).connect(); print(c.execute(sa.text({SSL_IN_USE!r})).scalar())")  # fmt: skip
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                            cwd=Path(__file__).resolve().parents[1])  # fmt: skip
+    assert result.returncode == 0 and result.stdout.strip().endswith("True"), result.stderr[-2000:]
