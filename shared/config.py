@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import typing
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 T = TypeVar("T")
 
@@ -138,6 +142,42 @@ class Settings(BaseSettings):
     match_weak_strength: float = Field(0.1, ge=0.0, le=1.0, description="hysteresis: weaker switches are held")
     match_noise_grace: bool = Field(True, description="hysteresis: one noisy retrain keeps a stable retailer")
 
+    # --- security: write auth, HTTP limits, secured Kafka / Redis connections ----------------------
+    # Every secret here (and database_url, redis_url) may instead be read from a file named in
+    # STABLESEG_<NAME>_FILE (mounted secrets); see SecretFilesSource below.
+    ingest_token: SecretStr | None = Field(
+        None, description="when set, POST /v1/sales needs `Authorization: Bearer <token>` (401 without, 403 wrong)"
+    )
+    allow_unauthenticated: bool = Field(
+        False, description="let a service listen on a non-loopback bind_host without the token guarding its write "
+        "routes (ingest: ingest_token, assigner: admin_token); without it such a start is refused",
+    )
+    http_max_body_bytes: int = Field(1024 * 1024, ge=1024, description="body size limit of every POST but ingest's")
+    http_body_timeout_seconds: float = Field(
+        30.0, gt=0, description="a request body must arrive completely within this, else 408 (slow clients)"
+    )
+    http_header_timeout_seconds: float = Field(
+        10.0, gt=0, description="a connection must deliver a request's headers within this, else it is closed"
+    )
+    http_keepalive_seconds: float = Field(5.0, gt=0, description="idle keep-alive connections are closed after this")
+    http_max_connections: int | None = Field(
+        1000, ge=1, description="concurrent connections per service; more are answered 503"
+    )
+    ingest_rate_limit: str = Field(
+        "50/second", description="POST /v1/sales per client address (limits notation, e.g. 50/second, 1000/minute; "
+        "empty: off); above it 429 with Retry-After",
+    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = Field(None, description="CA bundle (PEM) that signed the broker certificates")
+    kafka_ssl_certfile: Path | None = Field(None, description="client certificate (PEM) for mutual TLS")
+    kafka_ssl_keyfile: Path | None = Field(None, description="client private key (PEM) for mutual TLS")
+    redis_ssl_cafile: Path | None = Field(None, description="with a rediss:// URL: CA bundle (PEM) of the server")
+    redis_ssl_certfile: Path | None = Field(None, description="with a rediss:// URL: client certificate (PEM)")
+    redis_ssl_keyfile: Path | None = Field(None, description="with a rediss:// URL: client private key (PEM)")
+
     @property
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'stableseg.db').resolve()}"
@@ -147,11 +187,76 @@ class Settings(BaseSettings):
         return self.artifact_uri or str((self.data_dir / "artifacts").resolve())
 
     def masked(self) -> dict[str, object]:
-        """Effective values for display, secrets masked."""
+        """Effective values for display, every secret masked (tokens, passwords, credentials inside URLs)."""
         values = self.model_dump()
-        values["database_url"] = _mask_url(self.effective_database_url)
+        values["database_url"] = self.effective_database_url
         values["artifact_uri"] = self.effective_artifact_uri
-        values["admin_token"] = "********" if self.admin_token else None
+        for name in secret_fields():
+            value = values[name]
+            if isinstance(value, SecretStr):
+                values[name] = "********" if value.get_secret_value() else None
+            elif isinstance(value, str):
+                values[name] = mask_url(value)
+        return values
+
+    # --- security: secret files and connection checks ----------------------------------------------
+    URL_SECRETS: ClassVar[tuple[str, ...]] = ("database_url", "redis_url")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, SecretFilesSource(settings_cls), dotenv_settings, file_secret_settings
+
+    @model_validator(mode="after")
+    def _check_connections(self) -> Settings:
+        """Kafka credentials that fit the protocol; Redis TLS files folded into a ``rediss://`` URL's query."""
+        protocol = self.kafka_security_protocol
+        if protocol.startswith("SASL") and not (self.kafka_sasl_username and self.kafka_sasl_password):
+            raise ValueError(f"kafka_sasl_username and kafka_sasl_password: required with {protocol}")
+        tls_files = self.kafka_ssl_cafile or self.kafka_ssl_certfile or self.kafka_ssl_keyfile
+        if not protocol.endswith("SSL") and tls_files:
+            raise ValueError(f"kafka_ssl_*: only used with SSL or SASL_SSL, not {protocol}")
+        if bool(self.kafka_ssl_certfile) != bool(self.kafka_ssl_keyfile):
+            raise ValueError("kafka_ssl_certfile and kafka_ssl_keyfile: give both or neither")
+        self.redis_url = _redis_tls_url(self.redis_url, self.redis_ssl_cafile, self.redis_ssl_certfile,
+                                        self.redis_ssl_keyfile)  # fmt: skip
+        return self
+
+
+def secret_fields() -> tuple[str, ...]:
+    """Names of the settings that hold secrets: every ``SecretStr`` field plus the URLs that may carry passwords."""
+    def is_secret(annotation: object) -> bool:
+        return annotation is SecretStr or SecretStr in typing.get_args(annotation)
+
+    return tuple(n for n, f in Settings.model_fields.items() if is_secret(f.annotation)) + Settings.URL_SECRETS
+
+
+class SecretFilesSource(PydanticBaseSettingsSource):
+    """``STABLESEG_<NAME>_FILE=/path`` for every secret setting: the value is that file's content (a trailing
+    newline stripped), the usual way of passing mounted Kubernetes/Docker secrets."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # values come from __call__
+
+    def __call__(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for name in secret_fields():
+            env = f"STABLESEG_{name.upper()}"
+            path = os.environ.get(f"{env}_FILE")
+            if not path:
+                continue
+            if os.environ.get(env):
+                raise ValueError(f"{env} and {env}_FILE are both set: give one of them")
+            try:
+                values[name] = Path(path).read_text().rstrip("\r\n")
+            except OSError as exc:
+                raise ValueError(f"{env}_FILE: cannot read {path}: {exc.strerror}") from None
         return values
 
 
@@ -177,7 +282,33 @@ def params_from_settings(cls: type[T], settings: Any, prefix: str = "", **overri
     return cls(**{**values, **overrides})
 
 
-def _mask_url(url: str) -> str:
+def _redis_tls_url(url: str, cafile: Path | None, certfile: Path | None, keyfile: Path | None) -> str:
+    """``url`` with redis-py's ``ssl_ca_certs`` / ``ssl_certfile`` / ``ssl_keyfile`` query options added (every
+    Redis client is built with ``from_url``, so the URL carries the TLS files to all of them)."""
+    files = {"ssl_ca_certs": cafile, "ssl_certfile": certfile, "ssl_keyfile": keyfile}
+    if not any(files.values()):
+        return url
+    parts = urlsplit(url)
+    if parts.scheme != "rediss":
+        raise ValueError(f"redis_ssl_*: need a TLS redis_url (rediss://...), not {parts.scheme}://")
+    query = dict(parse_qsl(parts.query))
+    query.update({k: str(v) for k, v in files.items() if v and k not in query})
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def secret_values(settings: Settings) -> list[str]:
+    """The secret strings in ``settings`` (tokens, passwords, passwords inside URLs), e.g. to redact logs."""
+    values = []
+    for name in secret_fields():
+        value = getattr(settings, name)
+        if isinstance(value, SecretStr):
+            values.append(value.get_secret_value())
+        elif isinstance(value, str) and (password := urlsplit(value).password):
+            values.append(password)
+    return [v for v in values if v]
+
+
+def mask_url(url: str) -> str:
     """Hide a password inside a URL (``scheme://user:secret@host`` -> ``scheme://user:***@host``)."""
     if "://" in url and "@" in url:
         scheme, rest = url.split("://", 1)

@@ -14,7 +14,10 @@
   the 413 is JSON and names the limit;
 - one structured log line per request (method, path, status, duration).
 
-``bearer_admin(settings)`` is the dependency guarding admin routes.
+- a deadline for the whole request body (``http_body_timeout_seconds``, 408 after it);
+- 408/413 (and 429 where a route is rate limited) documented on every POST operation.
+
+``bearer_admin(settings)`` (from ``shared.auth``) is the dependency guarding admin routes.
 """
 
 from __future__ import annotations
@@ -22,30 +25,31 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
-import secrets
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Annotated, Any
+from typing import Any
 
 import uvicorn
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 from prometheus_fastapi_instrumentator import Instrumentator
 from starlette.exceptions import HTTPException
 from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shared.auth import bearer_admin, check_open_bind
 from shared.config import Settings
+from shared.limits import BodyTimeoutMiddleware, document_limits, server_limits
 from shared.logging import get_logger
+
+__all__ = ["bearer_admin", "create_service_app", "run_readiness", "serve"]
 
 ReadinessCheck = Callable[[], Awaitable[bool] | bool]
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[Any]]
 
-DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 READINESS_TIMEOUT_SECONDS = 3.0
 _QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
@@ -58,15 +62,21 @@ def create_service_app(
     readiness: Mapping[str, ReadinessCheck],
     lifespan: Lifespan | None = None,
     *,
-    max_body_bytes: int | None = DEFAULT_MAX_BODY_BYTES,
+    max_body_bytes: int | None = None,
     readiness_timeout: float = READINESS_TIMEOUT_SECONDS,
     version: str = "0.1.0",
+    write_tokens: Sequence[str] = (),
 ) -> FastAPI:
-    """A FastAPI app with health, readiness, metrics, JSON errors, a body limit and request logging."""
+    """A FastAPI app with health, readiness, metrics, JSON errors, a body limit and request logging.
+
+    ``max_body_bytes`` defaults to ``settings.http_max_body_bytes``; ``write_tokens`` names the Settings tokens that
+    guard the app's write routes (``serve`` refuses an open bind without them)."""
+    max_body_bytes = max_body_bytes or settings.http_max_body_bytes
     app = ServiceApp(title=f"stableseg {name}", version=version, lifespan=lifespan, max_body_size=max_body_bytes)
     app.state.service_name = name
     app.state.settings = settings
     app.state.readiness = dict(readiness)
+    app.state.write_tokens = tuple(write_tokens)
 
     registry = CollectorRegistry()
     for collector in (ProcessCollector, PlatformCollector, GCCollector):
@@ -78,7 +88,9 @@ def create_service_app(
 
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(Exception, _internal_error)
+    app.add_middleware(BodyTimeoutMiddleware, seconds=settings.http_body_timeout_seconds)
     app.add_middleware(RequestLogMiddleware, service=name)
+    document_limits(app)
 
     @app.get("/healthz", tags=["health"], summary="Liveness: the process is alive")
     async def healthz() -> dict[str, str]:
@@ -208,37 +220,14 @@ class RequestLogMiddleware:
             )
 
 
-_bearer_scheme = HTTPBearer(auto_error=False, description="`Authorization: Bearer $STABLESEG_ADMIN_TOKEN`")
-
-
-def bearer_admin(settings: Settings) -> Callable[..., Awaitable[None]]:
-    """Dependency for admin routes: ``Authorization: Bearer <STABLESEG_ADMIN_TOKEN>``.
-
-    503 when no admin token is configured (admin routes are disabled), 401 when the header is missing or
-    not a bearer token, 403 when the token is wrong. Tokens are compared with ``secrets.compare_digest``.
-    """
-
-    async def require_admin(
-        request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer_scheme)]
-    ) -> None:
-        expected = settings.admin_token.get_secret_value() if settings.admin_token else ""
-        if not expected:
-            raise HTTPException(503, "admin routes are disabled: no admin token is configured (STABLESEG_ADMIN_TOKEN)")
-        if credentials is None:
-            problem = "missing" if "authorization" not in request.headers else "not a bearer token"
-            raise HTTPException(
-                401, f"admin token required: Authorization header {problem}", {"WWW-Authenticate": "Bearer"}
-            )
-        if not secrets.compare_digest(credentials.credentials.encode(), expected.encode()):
-            raise HTTPException(403, "admin token is wrong")
-
-    return require_admin
-
-
 def serve(app: FastAPI, settings: Settings, port: int) -> None:
     """Run ``app`` in the foreground with uvicorn (one worker) on ``settings.bind_host:port`` until SIGTERM/SIGINT.
 
-    Requests are logged by this module's middleware, so uvicorn's access log is off; shutdown is graceful for 15 s.
+    Refuses to start (``OpenBindRefused``) on a non-loopback address without the app's ``write_tokens``. Requests
+    are logged by this module's middleware, so uvicorn's access log is off; shutdown is graceful for 15 s; slow
+    clients are bounded by ``http_header_timeout`` (see ``shared.limits``), ``http_keepalive_seconds`` and
+    ``http_max_connections``.
     """
+    check_open_bind(settings, app.state.write_tokens)
     uvicorn.run(app, host=settings.bind_host, port=port, log_config=None, access_log=False,
-                timeout_graceful_shutdown=15)  # fmt: skip
+                timeout_graceful_shutdown=15, **server_limits(settings))  # fmt: skip

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Iterable, MutableMapping
+from typing import Any
 
 import structlog
+
+REDACTED = "[redacted]"
 
 
 class _CurrentStderr:
@@ -18,8 +22,25 @@ class _CurrentStderr:
         sys.stderr.flush()
 
 
-def configure_logging(fmt: str = "auto", level: str = "INFO") -> None:
-    """Configure structlog and the stdlib root logger once per process."""
+class Redact:
+    """structlog processor: any configured secret value inside a rendered field becomes ``[redacted]`` (a second
+    line of defence; nothing logs secrets on purpose)."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        self.secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
+
+    def __call__(self, logger: Any, method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+        for key, value in event.items():
+            text = value if isinstance(value, str) else None
+            if text is not None and any(secret in text for secret in self.secrets):
+                for secret in self.secrets:
+                    text = text.replace(secret, REDACTED)
+                event[key] = text
+        return event
+
+
+def configure_logging(fmt: str = "auto", level: str = "INFO", secrets: Iterable[str] = ()) -> None:
+    """Configure structlog and the stdlib root logger once per process; ``secrets`` are redacted from every line."""
     use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     processors: list = [
         structlog.contextvars.merge_contextvars,
@@ -28,7 +49,7 @@ def configure_logging(fmt: str = "auto", level: str = "INFO") -> None:
     ]
     renderer = structlog.processors.JSONRenderer() if use_json else structlog.dev.ConsoleRenderer()
     structlog.configure(
-        processors=[*processors, structlog.processors.format_exc_info, renderer],
+        processors=[*processors, structlog.processors.format_exc_info, Redact(secrets), renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),
         cache_logger_on_first_use=True,

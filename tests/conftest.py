@@ -24,6 +24,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg  # noqa: F401 - before any test imports TensorFlow (see shared.model.autoencoder.import_keras)
 import pytest
 
 from shared.bus.topics import ensure_topics, topic_specs

@@ -16,13 +16,15 @@ import kubernetes_validate.utils
 import pytest
 import yaml
 
-from shared.config import Settings
+from shared.config import Settings, secret_fields
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "docker-compose.yml"
 OVERLAYS = ("dev", "prod")
 SERVICES = ("ingest", "features", "trainer", "assigner")
-SETTINGS_VARS = {f"STABLESEG_{name.upper()}" for name in Settings.model_fields}
+SETTINGS_VARS = {f"STABLESEG_{name.upper()}" for name in Settings.model_fields} | {
+    f"STABLESEG_{name.upper()}_FILE" for name in secret_fields()
+}
 # Rendering is local: no cluster or kubeconfig takes part.
 KUBECTL_ENV = {**os.environ, "KUBECONFIG": os.devnull}
 
@@ -136,3 +138,71 @@ def test_images_match_the_dockerfile_targets() -> None:
         for c in d["spec"]["template"]["spec"]["containers"]
     }
     assert k8s_images == {"stableseg", "stableseg-trainer"}
+
+
+def _by_kind(overlay: str, kind: str) -> dict[str, dict]:
+    return {d["metadata"]["name"]: d for d in _render(overlay) if d["kind"] == kind}
+
+
+def _selected(policy: dict, labels: dict[str, str]) -> bool:
+    selector = policy["spec"]["podSelector"]
+    if not selector:
+        return True
+    expressions = [e for e in selector.get("matchExpressions", []) if e["operator"] == "In"]
+    return all(labels.get(e["key"]) in e["values"] for e in expressions)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_network_policies_deny_by_default_and_open_only_the_public_apis(overlay: str) -> None:
+    policies = _by_kind(overlay, "NetworkPolicy")
+    deny = policies["stableseg-default-deny-ingress"]["spec"]
+    assert deny["podSelector"] == {} and deny["policyTypes"] == ["Ingress"] and "ingress" not in deny
+    for service in SERVICES:
+        labels = {"app.kubernetes.io/name": f"stableseg-{service}"}
+        rules = [rule for p in policies.values() if _selected(p, labels) for rule in p["spec"].get("ingress", [])]
+        assert rules and all(rule["ports"] == [{"protocol": "TCP", "port": "http"}] for rule in rules), service
+        from_anywhere = any("from" not in rule for rule in rules)
+        assert from_anywhere == (service in ("ingest", "assigner")), service
+    stores = policies["stableseg-data-stores"]["spec"]
+    (rule,) = stores["ingress"]
+    (peer,) = rule["from"]
+    assert set(peer["podSelector"]["matchExpressions"][0]["values"]) == {f"stableseg-{s}" for s in (*SERVICES, "init")}
+
+
+def test_dev_data_stores_are_covered_by_the_store_policy() -> None:
+    policy = _by_kind("dev", "NetworkPolicy")["stableseg-data-stores"]
+    pods = [d for d in _render("dev") if d["kind"] in ("Deployment", "StatefulSet")]
+    stores = [d for d in pods if not d["metadata"]["name"].startswith("stableseg")]
+    assert stores
+    for store in stores:
+        assert _selected(policy, store["spec"]["template"]["metadata"]["labels"]), store["metadata"]["name"]
+
+
+def _workloads(overlay: str) -> list[dict]:
+    docs = [d for d in _render(overlay) if d["kind"] in ("Deployment", "Job")]
+    return [d for d in docs if d["metadata"]["name"].startswith("stableseg")]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_secrets_reach_workloads_only_as_mounted_files(overlay: str) -> None:
+    secret = _by_kind(overlay, "Secret")["stableseg-secrets"]
+    keys = set(secret["stringData"])
+    for workload in _workloads(overlay):
+        pod = workload["spec"]["template"]["spec"]
+        (container,) = pod["containers"]
+        assert all("secretRef" not in source for source in container.get("envFrom", [])), workload["metadata"]["name"]
+        files = {e["name"]: e["value"] for e in container.get("env", []) if e["name"].endswith("_FILE")}
+        mounts = {m["name"]: m for m in container["volumeMounts"]}
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        for variable, path in files.items():
+            assert variable in SETTINGS_VARS, variable
+            directory, key = path.rsplit("/", 1)
+            mount = next(m for m in mounts.values() if m["mountPath"] == directory)
+            assert mount["readOnly"] is True
+            items = volumes[mount["name"]]["secret"]["items"]
+            assert {"key": key, "path": key} in items and key in keys, (variable, path)
+    needs = {w["metadata"]["name"]: {e["name"] for e in w["spec"]["template"]["spec"]["containers"][0].get("env", [])}
+             for w in _workloads(overlay)}  # fmt: skip
+    assert "STABLESEG_INGEST_TOKEN_FILE" in needs["stableseg-ingest"]
+    assert {"STABLESEG_ADMIN_TOKEN_FILE", "STABLESEG_DATABASE_URL_FILE"} <= needs["stableseg-assigner"]
+    assert not any(n.endswith("_FILE") for n in needs["stableseg-features"])  # least privilege: no secret there

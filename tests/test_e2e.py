@@ -37,6 +37,7 @@ from shared.stack import free_port
 
 pytestmark = pytest.mark.xdist_group("e2e")
 
+SECRETS = {"STABLESEG_INGEST_TOKEN": "e2e-ingest-secret-7f3a", "STABLESEG_ADMIN_TOKEN": "e2e-admin-secret-9c1d"}
 PORT_SETTINGS = ("BROKER", "REDIS", "INGEST", "FEATURES", "TRAINER", "ASSIGNER")
 SMALL = DemoOptions(retailers=400, years=3, seed=7, drift_fraction=0.05, keep_running=True, step_timeout=120)
 
@@ -50,6 +51,8 @@ def demo_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[s
             # 400 retailers and 20 short epochs give a noisier model than the demo's default size: the flow is under
             # test here, not the quality gate (test_trainer_* covers that)
             "STABLESEG_GATE_MAX_NOISE_RATIO": "0.8"}  # fmt: skip
+    env |= SECRETS  # the demo streams through the ingest token; the logs must never show a secret
+    env["STABLESEG_LOG_LEVEL"] = "INFO"
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     get_settings.cache_clear()
@@ -164,6 +167,13 @@ def test_demo_end_to_end(report: DemoReport, demo_env: dict[str, str]) -> None:
         assert rows[service].split("│")[0].strip() == "yes" and "yes" in rows[service].split("│")[1], rows
     assert f"model {versions[-1]}" in rows["assigner"], rows
     assert re.search(r"consumer lag \d+", rows["features"]), rows
+
+    # no log line of the run shows a token
+    logs = {path.name: path.read_text() for path in (Path(settings.data_dir) / "logs").glob("*.log")}
+    assert {"ingest.log", "assigner.log"} <= set(logs) and "http_request" in logs["ingest.log"], sorted(logs)
+    for name, text in logs.items():
+        for secret in SECRETS.values():
+            assert secret not in text, f"{name} shows a secret"
 
     # the rendered summary holds every section
     text = io.StringIO()

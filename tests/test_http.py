@@ -197,5 +197,5 @@ def test_two_apps_in_one_process_keep_separate_metrics() -> None:
 def test_openapi_documents_admin_security(client: TestClient) -> None:
     spec = client.get("/openapi.json").json()
     assert spec["info"]["title"] == "stableseg demo"
-    assert "HTTPBearer" in spec["components"]["securitySchemes"]
-    assert spec["paths"]["/admin"]["post"]["security"] == [{"HTTPBearer": []}]
+    assert "AdminToken" in spec["components"]["securitySchemes"]
+    assert spec["paths"]["/admin"]["post"]["security"] == [{"AdminToken": []}]

@@ -37,7 +37,7 @@ def create_app(settings: Settings, link: KafkaLink | None = None) -> FastAPI:
 
     reader = AsyncReader(settings.redis_url)
     checks = {"redis": reader.ping, "database": database_ready, "kafka": lambda: holder["service"].link.ready}
-    app = create_service_app("assigner", settings, checks, lifespan=lifespan)
+    app = create_service_app("assigner", settings, checks, lifespan=lifespan, write_tokens=("admin_token",))
     metrics = AssignerMetrics.register(app.state.metrics_registry)
     service = AssignerService(settings, metrics, link=link)
     holder["service"] = service

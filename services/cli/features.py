@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from shared.config import get_settings
+from shared.config import get_settings, mask_url
 from shared.feature_store import FeatureStore
 from shared.features import FEATURE_SETS
 from shared.logging import configure_logging
@@ -37,7 +37,7 @@ def _store() -> FeatureStore:
 
 
 def _unavailable(exc: Exception) -> typer.Exit:
-    err.print(f"[red]error:[/red] Redis at {get_settings().redis_url} is unavailable: {exc}")
+    err.print(f"[red]error:[/red] Redis at {mask_url(get_settings().redis_url)} is unavailable: {exc}")
     return typer.Exit(EXIT_UNAVAILABLE)
 
 

@@ -16,6 +16,7 @@ from tenacity import stop_after_delay
 
 from services.ingest.bulk import DEFAULT_CHUNKSIZE, BulkLoadError, LoadSummary, count_data_lines, load_csv
 from shared.bus import ensure_topics, topic_specs
+from shared.bus.security import kafka_security
 from shared.config import get_settings
 from shared.data.csv_io import SalesCSVError
 from shared.logging import configure_logging
@@ -46,7 +47,9 @@ def ingest(
     configure_logging(settings.log_format, "WARNING")
     bootstrap = bootstrap or settings.kafka_bootstrap
     try:
-        ensure_topics.retry_with(stop=stop_after_delay(broker_wait))(bootstrap, topic_specs(settings))
+        ensure_topics.retry_with(stop=stop_after_delay(broker_wait))(
+            bootstrap, topic_specs(settings), security=kafka_security(settings, "kafka-python")
+        )
     except KafkaError as exc:
         console.print(f"[red]error:[/red] cannot reach the Kafka broker at {bootstrap}: {exc!r}")
         raise typer.Exit(EXIT_BROKER) from None
@@ -60,7 +63,7 @@ def ingest(
             task = progress.add_task(f"ingest {csv.name}", total=total)
             summary = load_csv(
                 csv, bootstrap, chunksize=chunksize, rejects_out=rejects_out,
-                on_progress=lambda rows: progress.advance(task, rows),
+                on_progress=lambda rows: progress.advance(task, rows), security=kafka_security(settings, "aiokafka"),
             )  # fmt: skip
     except SalesCSVError as exc:
         console.print(f"[red]error:[/red] {csv}: {exc}")

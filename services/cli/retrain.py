@@ -17,6 +17,7 @@ from rich.console import Console
 from tenacity import stop_after_delay
 
 from shared.bus import decode_event, encode_event, ensure_topics, make_sync_producer, publish, topic_specs
+from shared.bus.security import kafka_security
 from shared.bus.topics import MODELS_PUBLISHED, TRAINING_REQUESTS
 from shared.config import Settings, get_settings
 from shared.logging import configure_logging
@@ -33,10 +34,10 @@ def _default_requester() -> str:
     return f"{user}@{socket.gethostname()}"
 
 
-def _watch_published(bootstrap: str) -> KafkaConsumer:
+def _watch_published(bootstrap: str, security: dict[str, Any]) -> KafkaConsumer:
     """A group-less consumer positioned at the current end of ``models.published`` (set BEFORE requesting)."""
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-                             client_id="stableseg-retrain")  # fmt: skip
+                             client_id="stableseg-retrain", **security)  # fmt: skip
     ids = consumer.partitions_for_topic(MODELS_PUBLISHED) or {0}
     partitions = [TopicPartition(MODELS_PUBLISHED, p) for p in sorted(ids)]
     consumer.assign(partitions)
@@ -97,10 +98,12 @@ def retrain(
     configure_logging(settings.log_format, "WARNING")
     bootstrap, requester = settings.kafka_bootstrap, requested_by or _default_requester()
     try:
-        ensure_topics.retry_with(stop=stop_after_delay(broker_wait))(bootstrap, topic_specs(settings))
-        watcher = _watch_published(bootstrap) if wait else None
+        security = kafka_security(settings, "kafka-python")
+        ensure_topics.retry_with(stop=stop_after_delay(broker_wait))(bootstrap, topic_specs(settings),
+                                                                     security=security)  # fmt: skip
+        watcher = _watch_published(bootstrap, security) if wait else None
         registry = _RegistryWatch(settings) if wait else None
-        producer = make_sync_producer(bootstrap)
+        producer = make_sync_producer(bootstrap, **security)
         try:
             record = encode_event(TRAINING_REQUESTS, {"reason": reason, "requested_by": requester}, key="",
                                   source="stableseg/cli")  # fmt: skip

@@ -7,7 +7,7 @@ from enum import StrEnum
 
 import typer
 
-from shared.config import get_settings
+from shared.config import get_settings, secret_values
 from shared.logging import configure_logging
 
 
@@ -22,6 +22,6 @@ def serve(service: Service = typer.Argument(..., help="which service to run")) -
     """Run one service in the foreground until SIGTERM/SIGINT. Each service lives in services/<name>/main.py
     and exposes ``run(settings)``."""
     settings = get_settings()
-    configure_logging(settings.log_format, settings.log_level)
+    configure_logging(settings.log_format, settings.log_level, secret_values(settings))
     module = importlib.import_module(f"services.{service.value}.main")
     module.run(settings)

@@ -113,8 +113,9 @@ def _flow(report: DemoReport, ui: DemoUi, data_dir: Path) -> None:
     before, after = split_at(read_months(report.generation.sales_path), drift_month)
     features = FeaturesProbe(settings)
     assigner = AssignerClient(settings.assigner_port)
+    token = settings.ingest_token.get_secret_value() if settings.ingest_token else None
     ingest = IngestClient(f"http://127.0.0.1:{settings.ingest_port}",
-                          min(options.batch_records, settings.ingest_max_records))  # fmt: skip
+                          min(options.batch_records, settings.ingest_max_records), token=token)  # fmt: skip
     try:
         for phase, months in enumerate((before, after), start=1):
             _stream(report, ui, ingest, months, f"streaming {months[0].period}..{months[-1].period}")

@@ -58,11 +58,14 @@ def _bodies(month: Month, batch_records: int) -> Iterator[tuple[bytes, int]]:
 
 
 class IngestClient:
-    """POSTs NDJSON batches to ``/v1/sales``; a 503 or a dropped connection is retried with the same body
-    (records replace earlier ones with the same key, so a retry never double counts)."""
+    """POSTs NDJSON batches to ``/v1/sales`` (with the ingest token when one is given); a 429, a 503 or a dropped
+    connection is retried with the same body (records replace earlier ones with the same key, so a retry never
+    double counts)."""
 
-    def __init__(self, base_url: str, batch_records: int, retry_for: float = 60.0, in_flight: int = 2) -> None:
-        self.client = httpx.Client(base_url=base_url, timeout=httpx.Timeout(60.0, connect=5.0))
+    def __init__(self, base_url: str, batch_records: int, retry_for: float = 60.0, in_flight: int = 2,
+                 token: str | None = None) -> None:  # fmt: skip
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.client = httpx.Client(base_url=base_url, timeout=httpx.Timeout(60.0, connect=5.0), headers=headers)
         self.batch_records = batch_records
         self.in_flight = in_flight
         self.retry_for = retry_for
@@ -76,7 +79,7 @@ class IngestClient:
                 response = self.client.post("/v1/sales", content=body, headers={"Content-Type": NDJSON})
             except httpx.TransportError as exc:
                 raise _Retry(repr(exc)) from exc
-            if response.status_code == 503:
+            if response.status_code in (429, 503):
                 raise _Retry(response.text[:300])
             if response.status_code != 200:
                 raise DemoError(f"POST /v1/sales answered {response.status_code}: {response.text[:500]}", "ingest")

@@ -43,8 +43,10 @@ class SalesConsumer:
 
     def __init__(self, bootstrap: str, topic: str, group_id: str, processor: Processor, *, max_records: int = 5000,
                  poll_ms: int = 500, session_timeout_ms: int = 10_000, heartbeat_ms: int = 3000,
-                 rebalance_timeout_ms: int = 20_000, metrics: Any = None) -> None:  # fmt: skip
+                 rebalance_timeout_ms: int = 20_000, metrics: Any = None, security: dict[str, Any] | None = None,
+                 ) -> None:  # fmt: skip
         self.bootstrap, self.topic, self.group_id = bootstrap, topic, group_id
+        self.security = security or {}  # kafka_security(settings, "aiokafka")
         self.processor = processor
         self.max_records = max_records
         self.poll_ms = poll_ms
@@ -74,7 +76,7 @@ class SalesConsumer:
             bootstrap_servers=self.bootstrap, group_id=self.group_id, client_id="stableseg-features",
             enable_auto_commit=False, auto_offset_reset="earliest", max_poll_records=self.max_records,
             max_partition_fetch_bytes=4 * 1024 * 1024, fetch_max_bytes=32 * 1024 * 1024,
-            max_poll_interval_ms=600_000, **self.timeouts,
+            max_poll_interval_ms=600_000, **self.timeouts, **self.security,
         )  # fmt: skip
 
     async def position(self, assigned: set[TopicPartition]) -> None:

@@ -73,8 +73,9 @@ class FaustSalesConsumer:
     def __init__(self, bootstrap: str, topic: str, group_id: str, processor: Processor, *, max_records: int = 5000,
                  within: float = 0.5, session_timeout_ms: int = 10_000, heartbeat_ms: int = 3000,
                  rebalance_timeout_ms: int = 20_000, commit_interval: float = 2.0, datadir: Path | None = None,
-                 metrics: Any = None) -> None:  # fmt: skip
+                 metrics: Any = None, security: dict[str, Any] | None = None) -> None:  # fmt: skip
         self.bootstrap, self.topic, self.group_id = bootstrap, topic, group_id
+        self.security = security or {}  # kafka_security(settings, "faust")
         self.processor = processor
         self.max_records = max_records
         self.within = within
@@ -115,6 +116,7 @@ class FaustSalesConsumer:
             broker_session_timeout=session, broker_heartbeat_interval=heartbeat, broker_rebalance_timeout=rebalance,
             broker_commit_interval=self.commit_interval, broker_max_poll_records=self.max_records,
             stream_buffer_maxsize=max(4096, 2 * self.max_records), consumer_max_fetch_size=4 * 1024 * 1024,
+            **self.security,
         )  # fmt: skip
         topic = app.topic(self.topic, key_serializer="raw", value_serializer="raw")
 

@@ -20,6 +20,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from services.features.month_gate import MonthClosePolicy
 from services.features.processor import Processor
 from shared.bus import AsyncPublisher, KafkaRecord
+from shared.bus.security import kafka_security
 from shared.bus.topics import SALES_MONTHLY
 from shared.config import Settings
 from shared.feature_store import FeatureStore
@@ -42,7 +43,8 @@ async def rebuild_async(settings: Settings, publish: bool = False, progress: Pro
                         max_records: int = 5000) -> RebuildSummary:  # fmt: skip
     client = redis.Redis.from_url(settings.redis_url, socket_timeout=60)
     store = FeatureStore(client=client)
-    publisher = AsyncPublisher(settings.kafka_bootstrap) if publish else None
+    security = kafka_security(settings, "aiokafka")
+    publisher = AsyncPublisher(settings.kafka_bootstrap, **security) if publish else None
 
     async def send(records: Sequence[KafkaRecord]) -> None:
         if publisher is not None and records:
@@ -54,7 +56,7 @@ async def rebuild_async(settings: Settings, publish: bool = False, progress: Pro
     processor = Processor(client, send, feature_sets, rule, SALES_MONTHLY, month_close=quiet)
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None, enable_auto_commit=False,
                                 client_id="stableseg-rebuild", max_poll_records=max_records,
-                                max_partition_fetch_bytes=4 * 1024 * 1024)  # fmt: skip
+                                max_partition_fetch_bytes=4 * 1024 * 1024, **security)  # fmt: skip
     if publisher is not None:
         await publisher.start()
     await consumer.start()

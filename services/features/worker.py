@@ -23,6 +23,7 @@ from services.features.consumer import SalesConsumer
 from services.features.month_gate import MonthClosePolicy
 from services.features.processor import Processor
 from shared.bus import AsyncPublisher, KafkaRecord, ensure_topics, missing_topics, topic_specs
+from shared.bus.security import kafka_security
 from shared.bus.topics import SALES_MONTHLY
 from shared.config import Settings
 from shared.features import EligibilityRule, stored_feature_sets
@@ -44,7 +45,9 @@ class FeaturesWorker:
         self.specs = topic_specs(settings)
         self.keeper_interval = keeper_interval
         self.redis = redis.Redis.from_url(settings.redis_url, socket_timeout=30, socket_connect_timeout=5)
-        self.publisher = AsyncPublisher(settings.kafka_bootstrap, request_timeout_ms=15_000)
+        self.security = kafka_security(settings, "aiokafka")
+        self.admin_security = kafka_security(settings, "kafka-python")
+        self.publisher = AsyncPublisher(settings.kafka_bootstrap, request_timeout_ms=15_000, **self.security)
         self.publisher_started = False
         self.topics_ok = False
         self._had_topics = False
@@ -58,10 +61,12 @@ class FeaturesWorker:
 
             self.consumer = FaustSalesConsumer(settings.kafka_bootstrap, SALES_MONTHLY, GROUP_ID, self.processor,
                                                max_records=settings.features_batch_records,
-                                               datadir=settings.data_dir / "faust", metrics=metrics)  # fmt: skip
+                                               datadir=settings.data_dir / "faust", metrics=metrics,
+                                               security=kafka_security(settings, "faust"))  # fmt: skip
         else:
             self.consumer = SalesConsumer(settings.kafka_bootstrap, SALES_MONTHLY, GROUP_ID, self.processor,
-                                          max_records=settings.features_batch_records, metrics=metrics)  # fmt: skip
+                                          max_records=settings.features_batch_records, metrics=metrics,
+                                          security=self.security)  # fmt: skip
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
@@ -105,14 +110,15 @@ class FeaturesWorker:
         while True:
             try:
                 missing = await asyncio.to_thread(missing_topics.retry_with(stop=once), self.settings.kafka_bootstrap,
-                                                  self.specs)  # fmt: skip
+                                                  self.specs, self.admin_security)  # fmt: skip
                 if missing:
                     self.topics_ok = False
                     log.warning("features.topics_missing", topics=missing)
                     await asyncio.to_thread(ensure_topics.retry_with(stop=once), self.settings.kafka_bootstrap,
-                                            self.specs)  # fmt: skip
+                                            self.specs, security=self.admin_security)  # fmt: skip
                     missing = await asyncio.to_thread(missing_topics.retry_with(stop=once),
-                                                      self.settings.kafka_bootstrap, self.specs)  # fmt: skip
+                                                      self.settings.kafka_bootstrap, self.specs,
+                                                      self.admin_security)  # fmt: skip
                 if missing == [] and not self.topics_ok and self._had_topics:
                     log.warning("features.topics_back", action="restarting the consumer")
                     self.consumer.restart()

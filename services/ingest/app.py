@@ -26,7 +26,8 @@ def create_app(settings: Settings, topic_check_interval: float = 5.0) -> FastAPI
         finally:
             await link.stop()
 
-    app = create_service_app("ingest", settings, {"kafka": lambda: link.ready}, lifespan=lifespan)
+    app = create_service_app("ingest", settings, {"kafka": lambda: link.ready}, lifespan=lifespan,
+                             write_tokens=("ingest_token",))
     app.state.broker = link
     metrics = IngestMetrics.register(app.state.metrics_registry)
     app.include_router(sales_router(settings, link, metrics))

@@ -14,6 +14,7 @@ from tenacity import AsyncRetrying, retry_if_not_exception_type, stop_after_atte
 
 from shared.bus import AsyncPublisher, KafkaRecord
 from shared.bus.link import BrokerLink as SharedBrokerLink
+from shared.bus.security import kafka_security
 from shared.config import Settings
 
 
@@ -26,7 +27,8 @@ class BrokerLink(SharedBrokerLink):
 
     def __init__(self, settings: Settings, check_interval: float = 5.0) -> None:
         self.ack_timeout = settings.ingest_ack_timeout_seconds
-        publisher = AsyncPublisher(settings.kafka_bootstrap, request_timeout_ms=int(self.ack_timeout * 1000))
+        publisher = AsyncPublisher(settings.kafka_bootstrap, request_timeout_ms=int(self.ack_timeout * 1000),
+                                   **kafka_security(settings, "aiokafka"))
         super().__init__(settings, "ingest", check_interval=check_interval, publisher=publisher)
 
     async def publish(self, records: Sequence[KafkaRecord]) -> None:

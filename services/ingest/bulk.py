@@ -150,12 +150,13 @@ def load_csv(
     rejects_out: Path | None = None,
     on_progress: Callable[[int], None] | None = None,
     request_timeout_ms: int = 30_000,
+    security: dict[str, Any] | None = None,
 ) -> LoadSummary:
     """Synchronous entry point: connect to ``bootstrap``, load the file, close the producer. A batch the broker
     has not acknowledged after ``request_timeout_ms`` fails the load."""
 
     async def run() -> LoadSummary:
-        producer = make_bulk_producer(bootstrap, request_timeout_ms)
+        producer = make_bulk_producer(bootstrap, request_timeout_ms, security)
         await producer.start()
         try:
             return await load_csv_async(

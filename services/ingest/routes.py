@@ -5,15 +5,17 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel
 
 from services.ingest.broker import BrokerLink, BrokerUnavailable
 from services.ingest.encoding import INGEST_SOURCE, rejected_event, sales_batches, sales_event
 from services.ingest.metrics import IngestMetrics
 from services.ingest.parsing import BodyError, parse_records
+from shared.auth import AUTH_RESPONSES, bearer_ingest
 from shared.bus import KafkaRecord
 from shared.config import Settings
+from shared.limits import RATE_LIMITED, RateLimit
 from shared.logging import get_logger
 from shared.schemas import validate_record
 
@@ -37,27 +39,34 @@ class IngestResult(BaseModel):
     errors: list[RecordErrors]
 
 
-_RECORD_SCHEMA = {
-    "type": "object",
-    "required": ["shop_id", "product_id", "year", "month", "sales_qty"],
-    "properties": {
-        "shop_id": {"type": ["string", "integer"], "maxLength": 64},
-        "product_id": {"type": ["string", "integer"], "maxLength": 64},
-        "year": {"type": "integer", "minimum": 1900, "maximum": 2100},
-        "month": {"type": "integer", "minimum": 1, "maximum": 12},
-        "sales_qty": {"type": "number", "minimum": 0},
-    },
-}
+# A valid record's shape, for the reader of the API docs. The endpoint accepts ANY JSON values as items and
+# validates each one on its own (a mixed batch accepts the valid ones, lists the rest in `errors`), so the request
+# schema does not constrain items: a schema that did would call a 200 with per-record rejections a violation.
+_RECORD_SHAPE = (
+    "Each item should be a sales record {shop_id, product_id: non-empty string or integer (at most 64 characters), "
+    "year: integer 1900-2100, month: integer 1-12, sales_qty: finite number >= 0}. Items that are not (any JSON "
+    "value is accepted here) are rejected one by one: listed in `errors` and sent to sales.rejected."
+)
+_RECORD_EXAMPLE = {"shop_id": "S001", "product_id": "P042", "year": 2024, "month": 3, "sales_qty": 12.5}
+_ITEMS = {"description": _RECORD_SHAPE, "example": _RECORD_EXAMPLE}
 _OPENAPI_BODY = {
     "requestBody": {
         "required": True,
         "content": {
-            "application/json": {"schema": {"type": "array", "items": _RECORD_SCHEMA}},
-            "application/x-ndjson": {"schema": _RECORD_SCHEMA},
+            "application/json": {"schema": {"type": "array", "items": _ITEMS, "description": _RECORD_SHAPE}},
+            "application/x-ndjson": {
+                "schema": {
+                    "type": "array",
+                    "items": _ITEMS,
+                    "description": "the body's lines, one JSON value each (blank lines are skipped)",
+                },
+            },
         },
-    }
+    },
+    RATE_LIMITED: True,
 }
 _RESPONSES: dict[int | str, dict[str, Any]] = {
+    **AUTH_RESPONSES,
     400: {"description": "malformed JSON or NDJSON (the detail names line and column); nothing was produced"},
     413: {"description": "body larger than ingest_max_bytes or more than ingest_max_records records"},
     415: {"description": "Content-Type is neither application/json nor application/x-ndjson"},
@@ -87,6 +96,7 @@ def build_events(raws: list[Any]) -> tuple[list[KafkaRecord], int, list[RecordEr
 
 def sales_router(settings: Settings, link: BrokerLink, metrics: IngestMetrics) -> APIRouter:
     router = APIRouter(tags=["ingest"])
+    guards = [Depends(RateLimit(settings.ingest_rate_limit)), Depends(bearer_ingest(settings))]
 
     @router.post(
         "/v1/sales",
@@ -94,9 +104,11 @@ def sales_router(settings: Settings, link: BrokerLink, metrics: IngestMetrics) -
         max_body_size=settings.ingest_max_bytes,
         openapi_extra=_OPENAPI_BODY,
         responses=_RESPONSES,
+        dependencies=guards,
     )
     async def post_sales(request: Request) -> IngestResult:
-        """A JSON array (or NDJSON with ``Content-Type: application/x-ndjson``) of sales records. Valid records
+        """A JSON array (or NDJSON with ``Content-Type: application/x-ndjson``) of sales records; with
+        ``STABLESEG_INGEST_TOKEN`` set, ``Authorization: Bearer <token>`` is required. Valid records
         go to ``sales.monthly`` (key shop_id), invalid ones to ``sales.rejected`` with their errors; the answer
         comes after the broker acknowledged all of them."""
         body = await request.body()

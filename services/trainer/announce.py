@@ -53,11 +53,12 @@ def published_record(info: ModelVersionInfo) -> KafkaRecord:
     return encode_event(MODELS_PUBLISHED, data, key=str(info.version), source=SOURCE)
 
 
-def last_announced_version(bootstrap: str, timeout_s: float = 5.0) -> int | None:
+def last_announced_version(bootstrap: str, timeout_s: float = 5.0, security: dict[str, Any] | None = None
+                           ) -> int | None:  # fmt: skip
     """The highest ``version`` among the last record of each ``models.published`` partition (None when empty)."""
     consumer = KafkaConsumer(
         bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None, client_id="stableseg-trainer-announce",
-        consumer_timeout_ms=int(timeout_s * 1000), request_timeout_ms=int(timeout_s * 1000) + 1000,
+        consumer_timeout_ms=int(timeout_s * 1000), request_timeout_ms=int(timeout_s * 1000) + 1000, **(security or {}),
     )  # fmt: skip
     try:
         ids = consumer.partitions_for_topic(MODELS_PUBLISHED) or set()
@@ -88,14 +89,15 @@ def last_announced_version(bootstrap: str, timeout_s: float = 5.0) -> int | None
         consumer.close()
 
 
-async def reconcile(registry: Registry, bootstrap: str, send: Callable[[KafkaRecord], Awaitable[None]]) -> bool:
+async def reconcile(registry: Registry, bootstrap: str, send: Callable[[KafkaRecord], Awaitable[None]],
+                    security: dict[str, Any] | None = None) -> bool:  # fmt: skip
     """Announce the current version if the last ``models.published`` record is older (a crash or a broker outage
     after publishing, or a memory-only broker that lost the topic). True when nothing is left to announce."""
     try:
         current = await asyncio.to_thread(registry.current)
         if current is None or current.status != "published":
             return True
-        last = await asyncio.to_thread(last_announced_version, bootstrap)
+        last = await asyncio.to_thread(last_announced_version, bootstrap, 5.0, security)
         if last is None or last < current.version:
             log.warning("trainer.reannouncing", version=current.version, last_announced=last)
             await send(published_record(current))

@@ -99,7 +99,7 @@ class TrainerService:
             settle_deadline_seconds=settings.train_settle_deadline_seconds,
         )  # fmt: skip
         await self.link.connected.wait()
-        if not await reconcile(self.registry, self.link.bootstrap, self.link.send_one):
+        if not await reconcile(self.registry, self.link.bootstrap, self.link.send_one, self.link.admin_security):
             self._retry_announcement()
         consume = asyncio.create_task(self._consume(), name="trainer-consume")
         self._tasks.append(consume)
@@ -222,7 +222,8 @@ class TrainerService:
         async def retry() -> None:
             while True:
                 await asyncio.sleep(every)
-                if self.registry and await reconcile(self.registry, self.link.bootstrap, self.link.send_one):
+                if self.registry and await reconcile(self.registry, self.link.bootstrap, self.link.send_one,
+                                                     self.link.admin_security):  # fmt: skip
                     return
 
         if self._announcer is None or self._announcer.done():

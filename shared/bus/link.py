@@ -20,6 +20,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 
 from shared.bus.events import KafkaRecord
 from shared.bus.producer import AsyncPublisher
+from shared.bus.security import kafka_security
 from shared.bus.topics import ensure_topics, missing_topics, topic_specs
 from shared.config import Settings
 from shared.logging import get_logger
@@ -37,12 +38,14 @@ class BrokerLink:
     def __init__(self, settings: Settings, client: str, *, consume: Sequence[str] = (), group_id: str | None = None,
                  check_interval: float = 10.0, publisher: AsyncPublisher | None = None) -> None:  # fmt: skip
         self.bootstrap = settings.kafka_bootstrap
+        self.security = kafka_security(settings, "aiokafka")
+        self.admin_security = kafka_security(settings, "kafka-python")
         self.specs = topic_specs(settings)
         self.client = client
         self.topics = list(consume)
         self.group_id = group_id
         self.check_interval = check_interval
-        self.publisher = publisher or AsyncPublisher(self.bootstrap)
+        self.publisher = publisher or AsyncPublisher(self.bootstrap, **self.security)
         self.consumer: AIOKafkaConsumer | None = None
         self.connected = asyncio.Event()
         self.missing: list[str] = sorted(self.specs)
@@ -112,7 +115,7 @@ class BrokerLink:
         consumer = AIOKafkaConsumer(
             *self.topics, bootstrap_servers=self.bootstrap, group_id=self.group_id,
             client_id=f"stableseg-{self.client}", enable_auto_commit=False, auto_offset_reset="earliest",
-            session_timeout_ms=10_000, heartbeat_interval_ms=3_000, rebalance_timeout_ms=20_000,
+            session_timeout_ms=10_000, heartbeat_interval_ms=3_000, rebalance_timeout_ms=20_000, **self.security,
         )  # fmt: skip
         try:
             await consumer.start()
@@ -124,9 +127,11 @@ class BrokerLink:
 
     async def _ensure_topics(self) -> None:
         once = stop_after_attempt(1)
-        missing = await asyncio.to_thread(missing_topics.retry_with(stop=once), self.bootstrap, self.specs)
+        missing = await asyncio.to_thread(missing_topics.retry_with(stop=once), self.bootstrap, self.specs,
+                                          self.admin_security)  # fmt: skip
         if missing:
             self.missing = missing
             log.warning("broker.topics_missing", client=self.client, topics=missing)
-            await asyncio.to_thread(ensure_topics.retry_with(stop=once), self.bootstrap, self.specs)
+            await asyncio.to_thread(ensure_topics.retry_with(stop=once), self.bootstrap, self.specs,
+                                    security=self.admin_security)  # fmt: skip
         self.missing = []

@@ -7,6 +7,8 @@ The embedded tansu (v0.6.0-510f3e2) DOES auto-create an unknown topic on a produ
 
 from __future__ import annotations
 
+from typing import Any
+
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 from kafka.errors import KafkaConnectionError, RetriableError, TopicAlreadyExistsError
@@ -50,10 +52,10 @@ def topic_specs(settings: Settings) -> dict[str, int]:
     return specs
 
 
-def _admin(bootstrap: str) -> KafkaAdminClient:
+def _admin(bootstrap: str, security: dict[str, Any] | None) -> KafkaAdminClient:
     return KafkaAdminClient(
         bootstrap_servers=bootstrap, client_id="stableseg-admin", request_timeout_ms=5000,
-        bootstrap_timeout_ms=5000,
+        bootstrap_timeout_ms=5000, **(security or {}),
     )  # fmt: skip
 
 
@@ -65,9 +67,11 @@ def _validate(specs: dict[str, int]) -> None:
 
 @retry(retry=retry_if_exception_type(_TRANSIENT), stop=stop_after_delay(30), wait=wait_exponential(0.1, max=2),
        reraise=True)  # fmt: skip
-def missing_topics(bootstrap: str, specs: dict[str, int] | list[str]) -> list[str]:
-    """Names from ``specs`` that do not exist on the broker (empty list = ready)."""
-    admin = _admin(bootstrap)
+def missing_topics(bootstrap: str, specs: dict[str, int] | list[str], security: dict[str, Any] | None = None
+                   ) -> list[str]:  # fmt: skip
+    """Names from ``specs`` that do not exist on the broker (empty list = ready). ``security``: the
+    ``kafka_security(settings, "kafka-python")`` options (here and below)."""
+    admin = _admin(bootstrap, security)
     try:
         existing = set(admin.list_topics())
     finally:
@@ -77,14 +81,15 @@ def missing_topics(bootstrap: str, specs: dict[str, int] | list[str]) -> list[st
 
 @retry(retry=retry_if_exception_type(_TRANSIENT), stop=stop_after_delay(30), wait=wait_exponential(0.1, max=2),
        reraise=True)  # fmt: skip
-def ensure_topics(bootstrap: str, specs: dict[str, int], replication_factor: int = 1) -> list[str]:
+def ensure_topics(bootstrap: str, specs: dict[str, int], replication_factor: int = 1,
+                  security: dict[str, Any] | None = None) -> list[str]:  # fmt: skip
     """Create the topics of ``specs`` that are missing; return the names created by this call.
 
     Idempotent and safe when several services race (TopicAlreadyExists is fine). Retried while the broker starts.
     An existing topic with a different partition count is left alone and logged as a warning.
     """
     _validate(specs)
-    admin = _admin(bootstrap)
+    admin = _admin(bootstrap, security)
     try:
         existing = set(admin.list_topics())
         _warn_partition_mismatch(admin, {n: p for n, p in specs.items() if n in existing})
@@ -119,11 +124,12 @@ def _warn_partition_mismatch(admin: KafkaAdminClient, specs: dict[str, int]) -> 
 
 @retry(retry=retry_if_exception_type(_TRANSIENT), stop=stop_after_delay(30), wait=wait_exponential(0.1, max=2),
        reraise=True)  # fmt: skip
-def partition_mismatches(bootstrap: str, specs: dict[str, int]) -> dict[str, tuple[int, int]]:
+def partition_mismatches(bootstrap: str, specs: dict[str, int], security: dict[str, Any] | None = None
+                         ) -> dict[str, tuple[int, int]]:  # fmt: skip
     """Existing topics whose partition count differs from ``specs``: name -> (actual, configured).
 
     Typically a topic auto-created by the broker before ``ensure_topics`` ran (tansu creates 4 partitions)."""
-    admin = _admin(bootstrap)
+    admin = _admin(bootstrap, security)
     try:
         existing = set(admin.list_topics())
         return _mismatches(admin, {n: p for n, p in specs.items() if n in existing})

@@ -2,26 +2,31 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Body, Depends, HTTPException
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Depends, HTTPException, Path
 
 from services.assigner.loader import ModelRefused
 from services.assigner.routes.deps import Service
 from services.assigner.schemas import PromoteResult, RetrainAccepted, RetrainRequest
+from shared.auth import AUTH_RESPONSES, bearer_admin
 from shared.bus import encode_event
 from shared.bus.topics import TRAINING_REQUESTS
 from shared.config import Settings
-from shared.http import bearer_admin
 from shared.storage import NotFoundError
 
 REQUESTED_BY = "assigner-api"
-AUTH = {401: {"description": "missing bearer token"}, 403: {"description": "wrong token"}}
+VERSION_MAX = 2**63 - 1  # registry versions are 64-bit integers
+AUTH = {**AUTH_RESPONSES, 503: {"description": "admin routes disabled (no STABLESEG_ADMIN_TOKEN), or the broker / "
+                                               "the assigner is not ready"}}  # fmt: skip
+VersionPath = Annotated[int, Path(ge=1, le=VERSION_MAX, description="a registry model version")]
 
 
 def admin_router(settings: Settings) -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["admin"], dependencies=[Depends(bearer_admin(settings))])
 
     @router.post("/retrain", status_code=202, response_model=RetrainAccepted,
-                 responses={**AUTH, 503: {"description": "broker unavailable"}},
+                 responses={**AUTH, 400: {"description": "the body is not valid JSON"}},
                  summary="Ask the trainer for a new model (training.requests)")  # fmt: skip
     async def retrain(service: Service, body: RetrainRequest | None = Body(None)) -> RetrainAccepted:
         reason = body.reason if body is not None else "api"
@@ -37,7 +42,7 @@ def admin_router(settings: Settings) -> APIRouter:
                  responses={**AUTH, 404: {"description": "unknown version"},
                             409: {"description": "the version cannot be served (not published, checksum)"}},
                  summary="Serve an earlier or later version: relabel and publish the changes")  # fmt: skip
-    async def promote(version: int, service: Service) -> PromoteResult:
+    async def promote(version: VersionPath, service: Service) -> PromoteResult:
         if not service.initialised.is_set():
             raise HTTPException(503, "the assigner is starting")
         try:
