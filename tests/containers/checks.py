@@ -105,7 +105,8 @@ def wait_healthy_and_ready(specs: list[ContainerSpec], started: dict[str, float]
 
 
 def wait_completed(spec: ContainerSpec, timeout: float) -> float:
-    """Wait for a one-shot container to exit 0 (compose's service_completed_successfully); its run time."""
+    """Wait for a one-shot container to exit 0 (compose's service_completed_successfully); seconds waited (started
+    just before, so about its run time)."""
     began = time.monotonic()
     while time.monotonic() - began < timeout:
         current = podman.state(spec.name)

@@ -143,9 +143,39 @@ def ensure_wheelhouse() -> bool:
     return True
 
 
-def build_images(service_image: str, trainer_image: str) -> None:
-    """``make images`` with podman, the debootstrapped base and the wheelhouse (the Dockerfile's offline path)."""
+SOURCE_LABEL = "io.stableseg.source-digest"
+BUILD_INPUTS = ("Dockerfile", ".dockerignore", "pyproject.toml", "README.md", "shared", "services")
+
+
+def source_digest() -> str:
+    """SHA-256 over what the Dockerfile reads: its inputs, the wheelhouse's pinned set and the base image's id."""
+    digest = hashlib.sha256()
+    for name in BUILD_INPUTS:
+        path = ROOT / name
+        files = sorted(f for f in path.rglob("*") if f.is_file() and "__pycache__" not in f.parts) if path.is_dir() \
+            else [path]
+        for file in files:
+            digest.update(str(file.relative_to(ROOT)).encode() + b"\0" + file.read_bytes() + b"\0")
+    digest.update(WHEELHOUSE_STAMP.read_bytes() if WHEELHOUSE_STAMP.exists() else b"")
+    digest.update(run([*PODMAN, "image", "inspect", "--format", "{{.Id}}", BASE_IMAGE]).stdout.encode())
+    return digest.hexdigest()
+
+
+def _built_from(image: str) -> str:
+    result = subprocess.run([*PODMAN, "image", "inspect", "--format", f'{{{{index .Labels "{SOURCE_LABEL}"}}}}',
+                             image], capture_output=True, text=True, timeout=60)  # fmt: skip
+    return result.stdout.strip() if result.returncode == 0 else ""
+
+
+def build_images(service_image: str, trainer_image: str) -> bool:
+    """``make images`` with podman, the debootstrapped base and the wheelhouse (the Dockerfile's offline path),
+    unless both images carry the digest of the current sources; True if built now."""
+    digest = source_digest()
+    if all(_built_from(image) == digest for image in (service_image, trainer_image)):
+        return False
     engine = " ".join(PODMAN)
-    build_args = f"--network host --build-arg BASE_IMAGE={BASE_IMAGE} --build-arg OFFLINE=1"
+    build_args = (f"--network host --build-arg BASE_IMAGE={BASE_IMAGE} --build-arg OFFLINE=1 "
+                  f"--label {SOURCE_LABEL}={digest}")  # fmt: skip
     run(["make", "--no-print-directory", "-C", str(ROOT), "images", f"CONTAINER_ENGINE={engine}",
          f"IMAGE_BUILD_ARGS={build_args}", f"SERVICE_IMAGE={service_image}", f"TRAINER_IMAGE={trainer_image}"])
+    return True

@@ -57,31 +57,37 @@ def _environment(infra: HostInfra, token: str) -> dict[str, str]:
     return {**infra.environment(), **ports, "STABLESEG_ADMIN_TOKEN": token}
 
 
-def _wait_dependencies(spec: ContainerSpec, specs: dict[str, ContainerSpec], infra: HostInfra) -> None:
+def _wait_dependencies(spec: ContainerSpec, specs: dict[str, ContainerSpec], infra: HostInfra,
+                       done: dict[str, float]) -> None:  # fmt: skip
     for name, condition in spec.depends_on.items():
         if name not in specs:  # provided by the host: service_healthy means it answers
             if not infra.healthy(name):
                 raise CheckFailed(f"{spec.service} depends on {name}, which the host does not provide healthy")
-        elif condition == "service_completed_successfully":
-            wait_completed(specs[name], 300)
+        elif condition == "service_completed_successfully" and name not in done:
+            done[name] = wait_completed(specs[name], 300)
 
 
 def run_services(report: dict[str, Any], specs: list[ContainerSpec], infra: HostInfra) -> None:
     """Start the containers in depends_on order, then check each long-running one."""
-    by_name, started = {s.service: s for s in specs}, {}
+    by_name, completed = {s.service: s for s in specs}, {}
+    started: dict[str, float] = {}
     for spec in specs:
-        _wait_dependencies(spec, by_name, infra)
+        _wait_dependencies(spec, by_name, infra, completed)
         podman.start(spec)
         started[spec.service] = time.monotonic()
     services = [s for s in specs if "HEALTH_PORT" in s.environment]
     report["services"] = wait_healthy_and_ready(services, started, 600)
     contracts = k8s_contracts()
     for spec in specs:
-        if spec not in services:
-            report["services"][spec.service] = {"completed_s": wait_completed(spec, 300)}
-        report["services"][spec.service]["uid"] = (check_container(spec, contracts[spec.service])
-                                                   if spec in services else contracts[spec.service].uid)
-        report["services"][spec.service]["read_only"] = spec.read_only
+        if spec in services:
+            uid = check_container(spec, contracts[spec.service])
+        else:  # a one-shot container has exited: its user is the one podman ran it as
+            seconds = completed.get(spec.service) or wait_completed(spec, 300)
+            uid = int(podman.inspect(spec.name)["Config"]["User"].split(":")[0])
+            if uid in (0, None) or uid != contracts[spec.service].uid:
+                raise CheckFailed(f"{spec.service} ran as uid {uid}; k8s says {contracts[spec.service].uid}")
+            report["services"][spec.service] = {"start_to_exit_s": seconds}
+        report["services"][spec.service] |= {"uid": uid, "read_only": spec.read_only}
 
 
 def _host_settings(env: dict[str, str]) -> Settings:
