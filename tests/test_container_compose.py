@@ -40,7 +40,7 @@ def test_override_changes_only_infrastructure_network_and_environment() -> None:
 def test_translation_keeps_compose_and_replaces_the_host_endpoints() -> None:
     specs, host = compose.container_specs(compose.load(ENV), "ct")
     assert sorted(host) == ["kafka", "postgres", "redis"]
-    assert [s.service for s in specs][0] == "init"
+    assert specs[0].service == "init"
     assert {s.service for s in specs} == {"init", "ingest", "features", "trainer", "assigner"}
     by_name = {s.service: s for s in specs}
     assigner = by_name["assigner"]
