@@ -1,0 +1,1 @@
+"""`make container-test`: the images built offline with podman and the compose services run as containers."""
