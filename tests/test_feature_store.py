@@ -88,7 +88,7 @@ def test_streamed_features_equal_the_batch_builder(redis_url: str, sales: pd.Dat
     snap = h.store.snapshot("behaviour-v2")
     assert snap.attrs["as_of"] == f"{sales.year.max()}-{sales[sales.year == sales.year.max()].month.max():02d}"
     assert snap.attrs["rows"] == len(snap) == int(build_features(sales, "behaviour-v2", RULE)["eligible"].sum())
-    assert h.processor.state.dirty_count(h.processor.prefix) == 0
+    assert h.store.dirty_count() == 0
     updated = h.topic("features.updated")
     assert {(u["shop_id"], u["feature_set"]) for u in updated} == {(s, fs.name) for s in snap.index for fs in SETS} | {
         (s, fs.name) for s in h.store.snapshot("seed-v1", eligible_only=False).index for fs in SETS
@@ -210,12 +210,11 @@ def test_an_older_revision_never_overwrites_a_newer_one(redis_url: str, sales: p
     h = Harness(redis_url)
     h.feed(_records(sales))
     shop = sales.shop_id.iloc[0]
-    state, prefix = h.processor.state, h.processor.prefix
-    key = f"{prefix}f:seed-v1:{shop}"
-    current = h.client.hget(key, "revision")
-    stale = [(shop, 1, [("seed-v1", ["revision", 1, "as_of", "1999-01"])])]
-    assert state.write(h.processor.epoch, prefix, stale) == 0
-    assert h.client.hget(key, "revision") == current and h.client.hget(key, "as_of") != b"1999-01"
+    state, epoch = h.processor.state, h.processor.epoch
+    before = h.store.get(shop, "seed-v1")
+    stale = [(shop, 1, ["a", 99 * 12])]  # revision 1, as-of 1999-01
+    assert state.write(epoch, stale) == 0
+    assert h.store.get(shop, "seed-v1") == before and before["as_of"] != "1999-01"
 
 
 ids = st.one_of(st.text(min_size=0, max_size=70), st.integers(-5, 10**70), st.booleans(), st.none(), st.floats())

@@ -93,7 +93,8 @@ class TrainerService:
             feature_set=settings.feature_set, params=ModelParams.from_settings(settings),
             gates=Gates.from_settings(settings), registry=self.registry,
             store=ArtifactStore(settings.effective_artifact_uri),
-            source=self.source or feature_store_source(settings.redis_url), executor=self.executor,
+            source=self.source or feature_store_source(settings.redis_url, settings.redis_cluster,
+                                                      settings.feature_store_slot_groups), executor=self.executor,
             announce=self._announce, hook=self.hook,
         )  # fmt: skip
         await self.link.connected.wait()

@@ -45,11 +45,11 @@ class Snapshot:
         return len(self.features)
 
 
-def feature_store_source(redis_url: str) -> SnapshotSource:
+def feature_store_source(redis_url: str, cluster: bool = False, groups: int | None = None) -> SnapshotSource:
     """The production source: ``FeatureStore(redis_url).snapshot(feature_set, eligible_only=True)``."""
     from shared.feature_store import FeatureStore
 
-    store = FeatureStore(redis_url)
+    store = FeatureStore(redis_url, cluster=cluster, groups=groups)
     return lambda feature_set: store.snapshot(feature_set, eligible_only=True)
 
 
