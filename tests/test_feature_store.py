@@ -262,3 +262,35 @@ def test_cli_get_and_export(redis_url: str, sales: pd.DataFrame, tmp_path, monke
         assert len(exported) == 20
     finally:
         get_settings.cache_clear()
+
+
+def test_a_store_in_another_layout_is_refused_until_rebuilt(redis_url: str, sales: pd.DataFrame) -> None:
+    from shared.feature_store import LayoutError
+
+    client = redis.Redis.from_url(redis_url)
+    client.set("ss:epoch", 0)
+    client.sadd("ss:0:shops", "S000001")  # the previous layout: per-feature-set hashes, a shops set
+    client.hset("ss:0:f:behaviour-v3:S000001", mapping={"eligible": "1"})
+    h = Harness(redis_url)
+    with pytest.raises(LayoutError, match=r"previous .* layout; run `stableseg features rebuild`"):
+        h.store.get("S000001")
+    with pytest.raises(LayoutError):
+        h.feed(_records(sales.iloc[:10]))
+    assert h.store.wipe() == 1  # what `features rebuild` does first: the old keys go, the layout is recorded
+    assert client.keys("ss:0:*") == [] and client.get("ss:layout") == b"compact-v2:16"
+    h.processor.epoch = -1
+    h.feed(_records(sales))
+    _assert_matches_batch(h.store, sales)
+    other = FeatureStore(client=client, cluster=False, groups=8)
+    with pytest.raises(LayoutError, match=r"feature_store_slot_groups: .* 'compact-v2:16', these settings use "):
+        other.shop_count()
+
+
+def test_a_retailer_hash_stays_compact(redis_url: str, sales: pd.DataFrame) -> None:
+    h = Harness(redis_url)
+    h.feed(_records(sales))
+    keys = h.client.keys("ss:*:r:*")
+    assert len(keys) == sales.shop_id.nunique()
+    assert {h.client.object("encoding", k) for k in keys} == {b"ziplist"}  # Redis 6.2's name for the compact form
+    mean = sum(h.client.memory_usage(k) for k in keys) / len(keys)
+    assert mean < 1600, mean  # 3 years of the generator's data; 5 years: bench/bench_store_memory.py
