@@ -99,7 +99,7 @@ def load_feature_store(redis_url: str, sales: pd.DataFrame, revision: int = 1,
     entries, updates = feature_entries(batch, [get_feature_set(FEATURE_SET)], EligibilityRule())
     client = redis_client(redis_url, cluster=cluster)
     try:
-        writer = StoreWriter(client, Layout())
+        writer = StoreWriter(client, Layout.from_settings())
         epoch = FeatureStore(client=client, cluster=cluster, groups=writer.layout.groups).epoch()
         for start in range(0, len(entries), 500):
             writer.write(epoch, entries[start : start + 500])

@@ -61,11 +61,11 @@ def test_redis_cluster_store_runs_per_slot_group(cluster_url: str) -> None:
     async def publish(_: Sequence[Any]) -> None:
         return None
 
-    processor = Processor(client, publish, SETS, RULE, "sales.monthly", layout=Layout())
+    processor = Processor(client, publish, SETS, RULE, "sales.monthly", layout=Layout.from_settings())
     records = _records(sales)
     for start in range(0, len(records), 2000):
         asyncio.run(processor.handle({0: records[start : start + 2000]}))
-    store = FeatureStore(client=client, cluster=True, groups=Layout().groups)
+    store = FeatureStore(client=client, cluster=True, groups=Layout.from_settings().groups)
     _assert_matches_batch(store, sales)
     per_node = [node.redis_connection.dbsize() for node in client.get_primaries()]
     assert len(per_node) == 3 and min(per_node) > 0.2 * sum(per_node), per_node  # groups spread over the masters

@@ -33,7 +33,7 @@ def load_feature_store(redis_url: str, features: pd.DataFrame, feature_set: str 
     """Write ``build_features`` output into the feature store (its own bootstrap write path, epoch 0)."""
     client = redis.Redis.from_url(redis_url)
     try:
-        StoreWriter(client, Layout()).load(0, {feature_set: features})
+        StoreWriter(client, Layout.from_settings()).load(0, {feature_set: features})
     finally:
         client.close()
 

@@ -73,7 +73,7 @@ class Processor:
                  topic: str, recompute_chunk: int = 2000, metrics: Any = None,
                  layout: Layout | None = None) -> None:  # fmt: skip
         self.redis = client
-        self.layout = layout or Layout()
+        self.layout = layout or Layout.from_settings()
         self.state = StoreWriter(client, self.layout)
         self.months = MonthCloser(client, self.layout, self.state)
         self.publish = publish

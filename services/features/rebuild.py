@@ -41,7 +41,7 @@ class RebuildSummary:
 async def rebuild_async(settings: Settings, publish: bool = False, progress: Progress | None = None,
                         max_records: int = 5000) -> RebuildSummary:  # fmt: skip
     client = settings_client(settings, socket_timeout=60)
-    layout = Layout(settings.feature_store_slot_groups)
+    layout = Layout.from_settings(settings)
     store = FeatureStore(client=client, cluster=settings.redis_cluster, groups=layout.groups)
     publisher = AsyncPublisher(settings.kafka_bootstrap) if publish else None
 

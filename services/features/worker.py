@@ -51,7 +51,7 @@ class FeaturesWorker:
         rule = EligibilityRule(settings.min_tenure_years, settings.min_avg_active_months_per_year)
         feature_sets = stored_feature_sets(settings.feature_store_sets, settings.feature_set)
         self.processor = Processor(self.redis, self.publish, feature_sets, rule, SALES_MONTHLY, metrics=metrics,
-                                   layout=Layout(settings.feature_store_slot_groups))  # fmt: skip
+                                   layout=Layout.from_settings(settings))  # fmt: skip
         self.consumer: SalesConsumer | FaustSalesConsumer
         if settings.features_engine == "faust":  # one group, one engine: faust's assignor differs from aiokafka's
             from services.features.faust_engine import FaustSalesConsumer  # faust only imported when chosen

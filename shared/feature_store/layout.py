@@ -93,9 +93,18 @@ def head_value(version: int, eligible: bool) -> int:
 
 @dataclass(frozen=True)
 class Layout:
-    """Key names of one store layout (``groups`` slot groups)."""
+    """Key names of one store layout (``groups`` slot groups; ``Layout.from_settings()`` for the configured one)."""
 
-    groups: int = 16
+    groups: int
+
+    @classmethod
+    def from_settings(cls, settings: Any = None) -> Layout:
+        """The layout of ``settings`` (default: the process settings' ``feature_store_slot_groups``)."""
+        if settings is None:
+            from shared.config import get_settings
+
+            settings = get_settings()
+        return cls(settings.feature_store_slot_groups)
 
     @cached_property
     def tags(self) -> tuple[str, ...]:
