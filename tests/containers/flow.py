@@ -49,9 +49,9 @@ def _retrain(settings: Settings, token: str) -> None:
         raise CheckFailed(f"POST /v1/retrain answered {response.status_code}: {response.text[:300]}")
 
 
-def _stream(settings: Settings, out: Path) -> dict[str, Any]:
+def _stream(settings: Settings, out: Path, token: str) -> dict[str, Any]:
     summary = generate(RETAILERS, YEARS, SEED, out)
-    ingest = IngestClient(f"http://127.0.0.1:{settings.ingest_port}", 5000)
+    ingest = IngestClient(f"http://127.0.0.1:{settings.ingest_port}", 5000, token=token)
     try:
         streamed = ingest.stream(read_months(summary.sales_path))
     finally:
@@ -66,7 +66,7 @@ def demo_flow(settings: Settings, token: str, specs: list[ContainerSpec]) -> dic
     report: dict[str, Any] = {}
     began = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="stableseg-ct-data-") as tmp:
-        report["streamed"] = _stream(settings, Path(tmp))
+        report["streamed"] = _stream(settings, Path(tmp), token)
     report["stream_s"] = round(time.monotonic() - began, 1)
     print(f"[container-test] streamed {report['streamed']} through the ingest container", flush=True)
     features = FeaturesProbe(settings)

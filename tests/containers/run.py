@@ -54,7 +54,7 @@ def prepare(report: dict[str, Any], service_image: str, trainer_image: str) -> N
 
 def _environment(infra: HostInfra, token: str) -> dict[str, str]:
     ports = {f"CT_{name.upper()}_PORT": str(free_port()) for name in SERVICES}
-    return {**infra.environment(), **ports, "STABLESEG_ADMIN_TOKEN": token}
+    return {**infra.environment(), **ports, "STABLESEG_ADMIN_TOKEN": token, "STABLESEG_INGEST_TOKEN": token}
 
 
 def _wait_dependencies(spec: ContainerSpec, specs: dict[str, ContainerSpec], infra: HostInfra,
@@ -100,7 +100,7 @@ def _host_settings(env: dict[str, str]) -> Settings:
 def main() -> int:
     report: dict[str, Any] = {"seconds": {}}
     began = time.monotonic()
-    base = compose.load({"STABLESEG_ADMIN_TOKEN": "-"})
+    base = compose.load({"STABLESEG_ADMIN_TOKEN": "-", "STABLESEG_INGEST_TOKEN": "-"})
     service_image, trainer_image = base["services"]["ingest"]["image"], base["services"]["trainer"]["image"]
     prepare(report, service_image, trainer_image)
     infra, token = HostInfra(), secrets.token_hex(16)
