@@ -30,6 +30,7 @@ import httpx
 import redis
 from kafka import KafkaConsumer, TopicPartition
 
+from services.features.state import ShopState
 from services.ingest.bulk import load_csv
 from shared.bus import ensure_topics, topic_specs
 from shared.config import Settings
@@ -61,8 +62,9 @@ def high_watermarks(bootstrap: str, partitions: int) -> dict[int, int]:
 
 
 def applied(client: redis.Redis) -> tuple[int, int]:
-    store = FeatureStore(client=client, cluster=False)
-    return sum(o + 1 for o, _ in store.offsets().values()), store.dirty_count()
+    prefix = FeatureStore(client=client).prefix()
+    state = ShopState(client)
+    return sum(o + 1 for o, _ in state.offsets(prefix).values()), state.dirty_count(prefix)
 
 
 def faust_baseline(bootstrap: str, records: int) -> dict[str, float]:

@@ -33,8 +33,7 @@ def _feature_set(name: str | None) -> str:
 
 
 def _store() -> FeatureStore:
-    settings = get_settings()
-    return FeatureStore(settings.redis_url, cluster=settings.redis_cluster, groups=settings.feature_store_slot_groups)
+    return FeatureStore(get_settings().redis_url)
 
 
 def _unavailable(exc: Exception) -> typer.Exit:
