@@ -22,10 +22,13 @@ from shared.storage import Registry, make_engine, upgrade_database
 BIN = Path("/usr/lib/postgresql/15/bin")
 PASSWORD = "pg-pa55-for-tls-test"
 SSL_IN_USE = "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
-pytestmark = [
-    pytest.mark.xdist_group("postgres-tls"),
-    pytest.mark.skipif(not (BIN / "initdb").exists(), reason="PostgreSQL 15 server binaries are required"),
-]
+pytestmark = pytest.mark.xdist_group("postgres-tls")
+
+
+@pytest.fixture(autouse=True)
+def _postgres_binaries() -> None:
+    """Fail (never skip) when the server binaries this test runs are missing."""
+    assert (BIN / "initdb").exists(), f"PostgreSQL 15 server binaries are required ({BIN}/initdb missing)"
 
 
 def _as_postgres(*command: str) -> None:

@@ -24,10 +24,13 @@ from shared.stack import free_port
 
 REDIS7 = "/usr/bin/redis-server"
 PASSWORD = "redis-pa55-for-tls-test"
-pytestmark = [
-    pytest.mark.xdist_group("redis-tls"),
-    pytest.mark.skipif(shutil.which(REDIS7) is None, reason="Debian redis-server 7 (apt: redis-server) is required"),
-]
+pytestmark = pytest.mark.xdist_group("redis-tls")
+
+
+@pytest.fixture(autouse=True)
+def _debian_redis() -> None:
+    """Fail (never skip) without Debian's redis-server 7 (.ci/run installs it)."""
+    assert shutil.which(REDIS7) is not None, f"Debian redis-server 7 is required at {REDIS7} (apt: redis-server)"
 
 
 @pytest.fixture(scope="module")
