@@ -51,7 +51,7 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
 
     # --- features --------------------------------------------------------------------------------
-    feature_set: str = "behaviour-v3"
+    feature_set: str = "behaviour-v4"
     feature_store_sets: list[str] = Field(
         default_factory=list,
         description="feature sets the features service keeps for every retailer, a JSON list; empty: every "

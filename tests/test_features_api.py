@@ -33,7 +33,7 @@ def sales(**overrides) -> pd.DataFrame:
 
 
 def test_registry_and_feature_set_shape() -> None:
-    assert set(FEATURE_SETS) == {"seed-v1", "behaviour-v2", "behaviour-v3"}
+    assert set(FEATURE_SETS) == {"seed-v1", "behaviour-v2", "behaviour-v3", "behaviour-v4"}
     assert len(get_feature_set("seed-v1").columns) == 29
     fs = get_feature_set("behaviour-v2")
     assert isinstance(fs, FeatureSet) and get_feature_set(fs) is fs

@@ -24,10 +24,12 @@ from shared.features import (
     monthly_table,
 )
 from shared.features.behaviour_v3 import HALF_LIFE, BehaviourV3
+from shared.features.behaviour_v4 import SEASON_PRIOR, BehaviourV4
 
 V2 = get_feature_set("behaviour-v2")
 V3 = get_feature_set("behaviour-v3")
-BEHAVIOUR = [V2, V3]
+V4 = get_feature_set("behaviour-v4")
+BEHAVIOUR = [V2, V3, V4]
 COL = {name: i for i, name in enumerate(V2.columns)}
 SHARES = slice(COL["season_share_1"], COL["season_share_12"] + 1)
 
@@ -128,7 +130,7 @@ def test_size_free_and_bounded(fs, months, data, factor) -> None:
     assert abs(f["sales_trend"]) <= 3 and abs(f["assortment_trend"]) <= 3 and 0 <= f["sales_volatility"] <= 5
 
 
-@pytest.mark.parametrize("name", ["behaviour-v2", "behaviour-v3"])
+@pytest.mark.parametrize("name", ["behaviour-v2", "behaviour-v3", "behaviour-v4"])
 def test_batch_is_size_free_across_shops(name: str) -> None:
     """In one batch, a shop and a 1000x bigger copy of it get identical rows."""
     rng = np.random.default_rng(0)
@@ -171,7 +173,7 @@ def _max_size_correlation(features: pd.DataFrame, truth: pd.Series, log_size: pd
     return pd.concat(per_archetype, axis=1).fillna(0).max(axis=1)
 
 
-@pytest.mark.parametrize("name", ["behaviour-v2", "behaviour-v3"])
+@pytest.mark.parametrize("name", ["behaviour-v2", "behaviour-v3", "behaviour-v4"])
 def test_planted_shop_size_does_not_drive_behaviour(planted, name: str) -> None:
     sales, truth, log_size = planted
     v2 = _max_size_correlation(_eligible_features(sales, name), truth, log_size)
@@ -181,7 +183,7 @@ def test_planted_shop_size_does_not_drive_behaviour(planted, name: str) -> None:
     assert v2.max() < 0.45 and v2.median() < 0.25
 
 
-@pytest.mark.parametrize("name", ["behaviour-v2", "behaviour-v3"])
+@pytest.mark.parametrize("name", ["behaviour-v2", "behaviour-v3", "behaviour-v4"])
 def test_planted_archetypes_are_separable(planted, name: str) -> None:
     sales, truth, _ = planted
     features = _eligible_features(sales, name)
@@ -287,3 +289,69 @@ def test_v3_batch_equals_one_on_long_histories(shops) -> None:
     for shop_id, frame in monthly.groupby("shop_id"):
         one = V3.compute_one(ShopMonths.from_frame(frame))
         np.testing.assert_allclose(one, batch.loc[shop_id].to_numpy(), rtol=1e-9, atol=1e-9)
+
+
+# --- behaviour-v4: the season weighed by its reliability ------------------------------------------------------------
+
+
+def _season_spread(shares: np.ndarray) -> float:
+    """How far a shop's 12 shares lie from a flat year (max |share - 1/12|)."""
+    return float(np.abs(shares - 1 / 12).max())
+
+
+def test_v4_is_v3_with_only_the_season_changed() -> None:
+    assert V4.name == "behaviour-v4" and V4.version == 4 and V4.columns == V3.columns
+    assert f"tau = {SEASON_PRIOR:g}" in V4.descriptions["season_share_7"]
+    rng = np.random.default_rng(3)
+    shop = make_shop(rng.lognormal(4, 0.4, 48))
+    v3, v4 = V3.compute_one(shop), V4.compute_one(shop)
+    np.testing.assert_array_equal(v3[COL["sales_trend"]:], v4[COL["sales_trend"]:])
+    assert not np.allclose(v3[SHARES], v4[SHARES])
+
+
+def test_v4_keeps_a_steady_shops_season_and_fades_a_volatile_shops_chance_peaks() -> None:
+    """A planted x2 summer with 3% noise keeps its peak (within 2%); pure 45% noise (no season at all) looks far
+    flatter in v4 than in v3 (about half as far from flat), because each month's mean of 4 noisy months is weighed by its reliability."""
+    rng = np.random.default_rng(11)
+    season = np.tile(1 + 1.0 * np.exp(-0.5 * ((np.arange(12) - 6) / 1.3) ** 2), 4)
+    steady = make_shop(300 * season * rng.lognormal(0, 0.03, 48))
+    assert features(steady, V4)["season_share_7"] == pytest.approx(features(steady, V3)["season_share_7"], rel=0.02)
+    spreads = []
+    for seed in range(20):
+        noisy = make_shop(300 * np.random.default_rng(seed).lognormal(0, 0.45, 48))
+        spreads.append((_season_spread(V3.compute_one(noisy)[SHARES]), _season_spread(V4.compute_one(noisy)[SHARES])))
+    v3_spread, v4_spread = np.mean(spreads, axis=0)
+    assert v4_spread < 0.6 * v3_spread  # f is about 0.45 here: tau^2 n_eff / (tau^2 n_eff + 0.45^2), n_eff 2.65
+
+
+def test_v4_counts_a_month_never_seen_as_an_average_month() -> None:
+    active = np.ones(36, bool)
+    active[[1, 13, 25]] = False  # never a February
+    got = features(make_shop(np.full(36, 40.0), active=active), V4)
+    assert got["season_share_2"] == pytest.approx(1 / 12) and features(make_shop(np.full(36, 40.0), active=active),
+                                                                      V3)["season_share_2"] == 0.0  # fmt: skip
+
+
+def test_v4_without_a_prior_is_v3() -> None:
+    rng = np.random.default_rng(5)
+    shop = make_shop(rng.lognormal(3, 0.5, 40), active=rng.random(40) < 0.7)
+    plain = BehaviourV4()
+    plain.season_prior = None
+    np.testing.assert_array_equal(plain.compute_one(shop), V3.compute_one(shop))
+
+
+@given(shops=st.lists(st.tuples(LONG_MONTHS, st.integers(0, 2**32 - 1)), min_size=1, max_size=4))
+def test_v4_batch_equals_one(shops) -> None:
+    """Batch and per-shop v4 agree to 1e-9 for any shops (zeros, gaps, decades)."""
+    rows = []
+    for i, (months, seed) in enumerate(shops):
+        rng = np.random.default_rng(seed)
+        qty = np.where(rng.random(len(months)) < 0.15, 0.0, rng.lognormal(3, 1.5, len(months)).round())
+        uniq = rng.integers(0, 30, len(months))
+        rows += [(f"s{i}", y, m, q, u) for (y, m), q, u in zip(months, qty, uniq, strict=True)]
+    monthly = pd.DataFrame(rows, columns=["shop_id", "year", "month", "monthly_sales_qty", "monthly_unique_products"])
+    batch = V4.compute_batch(monthly)
+    assert np.isfinite(batch.to_numpy()).all()
+    for shop_id, frame in monthly.groupby("shop_id"):
+        np.testing.assert_allclose(V4.compute_one(ShopMonths.from_frame(frame)), batch.loc[shop_id].to_numpy(),
+                                   rtol=1e-9, atol=1e-9)  # fmt: skip

@@ -64,6 +64,7 @@ def _seed_v1(frame: pd.DataFrame) -> tuple[np.ndarray, dict[str, float]]:
 TRAIT_READERS: dict[str, Callable[[pd.DataFrame], tuple[np.ndarray, dict[str, float]]]] = {
     "behaviour-v2": _behaviour_v2,
     "behaviour-v3": _behaviour_v2,  # the same columns, recency-weighted
+    "behaviour-v4": _behaviour_v2,  # the same columns, the season shrunk by reliability
     "seed-v1": _seed_v1,
 }
 

@@ -62,13 +62,35 @@ def _relative_log(x: np.ndarray, mean: np.ndarray) -> np.ndarray:
         return np.log(np.maximum(np.where(mean > 0, x / mean, 0.0), FLOOR))
 
 
-def behaviour_batch(panel: Panel, w: np.ndarray, span_weight: np.ndarray) -> np.ndarray:
+def shrink_season(month_avg: np.ndarray, season_prior: float | None, volatility: np.ndarray | float,
+                  month_w: np.ndarray, month_w2: np.ndarray) -> np.ndarray:  # fmt: skip
+    """Each calendar month's average relative volume shrunk towards the flat year (1) by its reliability
+    ``f = tau^2 / (tau^2 + sigma^2 / n_eff)`` (empirical-Bayes shrinkage of a noisy mean: ``tau`` =
+    ``season_prior``, the typical size of a month effect; ``sigma`` the shop's volatility, the noise of one month;
+    ``n_eff = (sum w)^2 / sum w^2`` the month's effective count, 0 for a month never seen, which becomes 1).
+    A steady shop seen every year keeps its season; a volatile or sparse shop's chance peaks fade.
+    Arrays are (shops, 12) with one volatility per shop, or (12,) with one number; no prior: ``month_avg``."""
+    if season_prior is None:
+        return month_avg
+    sigma2 = np.asarray(volatility, dtype=np.float64) ** 2
+    sigma2 = sigma2[:, None] if sigma2.ndim else sigma2
+    seen = month_w2 > 0
+    n_eff = np.where(seen, month_w * month_w / np.where(seen, month_w2, 1.0), 0.0)
+    tau2_n = season_prior * season_prior * n_eff
+    f = np.where(seen, tau2_n / np.where(seen, tau2_n + sigma2, 1.0), 0.0)
+    return 1.0 + f * (month_avg - 1.0)
+
+
+def behaviour_batch(panel: Panel, w: np.ndarray, span_weight: np.ndarray,
+                    season_prior: float | None = None) -> np.ndarray:  # fmt: skip
     """The behaviour columns of every shop of a non-empty panel, each row weighted by ``w`` (> 0).
 
     Every mean is a ``w``-weighted mean, the month effects and the trend a ``w``-weighted least-squares fit, the
     volatility a ``w``-weighted residual variance with the unweighted dof correction, the activity the active
     weight over ``span_weight`` (per shop: the weight the months from the first to the last active month would
-    carry, all active). Unit weights and ``span_weight`` = months spanned give ``behaviour-v2`` exactly.
+    carry, all active). Unit weights and ``span_weight`` = months spanned give ``behaviour-v2`` exactly. With a
+    ``season_prior`` each month's average relative volume is shrunk towards the flat year by its
+    :func:`shrink_season` before the shares are taken.
     """
     n, code, counts = panel.n_shops, panel.code, panel.counts
     key = panel.shop_month_key()
@@ -79,9 +101,6 @@ def behaviour_batch(panel: Panel, w: np.ndarray, span_weight: np.ndarray) -> np.
     mean_q = panel.shop_sum(w * panel.qty) / sw
     mean_u = panel.shop_sum(w * panel.uniq) / sw
     rel = np.where(mean_q[code] > 0, panel.qty / np.where(mean_q > 0, mean_q, 1.0)[code], 0.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        month_avg = np.where(month_n > 0, np.bincount(key, w * rel, 12 * n) / month_w, 0.0).reshape(n, 12)
-    share, ent = _shares(month_avg)
 
     def month_demeaned(x: np.ndarray) -> np.ndarray:
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -100,21 +119,26 @@ def behaviour_batch(panel: Panel, w: np.ndarray, span_weight: np.ndarray) -> np.
         if resid_ss is None:
             resid_ss = panel.shop_sum(w * (dz - slope[code] * dt) ** 2)
     dof = counts - n_seen - estimable
-    vol = np.where(dof > 0, np.sqrt(resid_ss * (counts / sw) / np.maximum(dof, 1)), 0.0)
+    vol = _clip(np.where(dof > 0, np.sqrt(resid_ss * (counts / sw) / np.maximum(dof, 1)), 0.0), 0.0, VOLATILITY_LIMIT)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        month_avg = np.where(month_n > 0, np.bincount(key, w * rel, 12 * n) / month_w, 0.0).reshape(n, 12)
+    shrunk = shrink_season(month_avg, season_prior, vol, month_w.reshape(n, 12),
+                           np.bincount(key, w * w, 12 * n).reshape(n, 12))  # fmt: skip
+    share, ent = _shares(np.where(mean_q[:, None] > 0, shrunk, 0.0))  # a shop that never sold has no season
     return np.column_stack(
         [
             share,
             ent,
             _clip(out[0], -TREND_LIMIT, TREND_LIMIT),
             _clip(out[1], -TREND_LIMIT, TREND_LIMIT),
-            _clip(vol, 0.0, VOLATILITY_LIMIT),
+            vol,
             np.log1p(mean_u),
             np.minimum(sw / span_weight, 1.0),
         ]
     )
 
 
-def behaviour_one(shop: ShopMonths, w: np.ndarray, span_weight: float) -> np.ndarray:
+def behaviour_one(shop: ShopMonths, w: np.ndarray, span_weight: float, season_prior: float | None = None) -> np.ndarray:
     """``behaviour_batch`` for one shop (``w`` per month in ``shop``'s order; ``span_weight`` a number)."""
     n, m0, q, u = len(shop), shop.month - 1, shop.sales_qty, shop.unique_products
     month_n = np.bincount(m0, minlength=12)
@@ -123,11 +147,6 @@ def behaviour_one(shop: ShopMonths, w: np.ndarray, span_weight: float) -> np.nda
     sw = float(w.sum())
     mean_q, mean_u = float(w @ q) / sw, float(w @ u) / sw
     rel_q = q / mean_q if mean_q > 0 else np.zeros(n)
-    month_avg = np.bincount(m0, w * rel_q, 12) / safe_w
-    total = month_avg.sum()
-    share = month_avg / total if total > 0 else month_avg  # all 0 when the shop never sold
-    nonzero = share[share > 0]
-    ent = -(nonzero @ np.log(nonzero)) / LN12
 
     def month_demeaned(x: np.ndarray) -> np.ndarray:
         return x - (np.bincount(m0, w * x, 12) / safe_w)[m0]
@@ -142,12 +161,19 @@ def behaviour_one(shop: ShopMonths, w: np.ndarray, span_weight: float) -> np.nda
     slope_u = float(w_dt @ dz_u) / sxx if estimable else 0.0
     dof = n - n_seen - int(estimable)
     resid = dz_q - slope_q * dt
-    vol = math.sqrt(float((w * resid) @ resid) * (n / sw) / dof) if dof > 0 else 0.0
+    vol = min(math.sqrt(float((w * resid) @ resid) * (n / sw) / dof) if dof > 0 else 0.0, VOLATILITY_LIMIT)
+    month_avg = np.bincount(m0, w * rel_q, 12) / safe_w
+    if mean_q > 0:
+        month_avg = shrink_season(month_avg, season_prior, vol, np.bincount(m0, w, 12), np.bincount(m0, w * w, 12))
+    total = month_avg.sum()
+    share = month_avg / total if total > 0 else month_avg  # all 0 when the shop never sold
+    nonzero = share[share > 0]
+    ent = -(nonzero @ np.log(nonzero)) / LN12
     tail = (
         ent,
         min(max(slope_q, -TREND_LIMIT), TREND_LIMIT),
         min(max(slope_u, -TREND_LIMIT), TREND_LIMIT),
-        min(vol, VOLATILITY_LIMIT),
+        vol,
         math.log1p(mean_u),
         min(sw / span_weight, 1.0),
     )

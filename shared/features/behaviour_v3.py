@@ -52,6 +52,8 @@ class BehaviourV3(FeatureSet):
     columns = COLUMNS
     descriptions = DESCRIPTIONS_V3
 
+    season_prior: float | None = None  # behaviour-v4 shrinks the season (see shrink_season)
+
     def __init__(self, half_life: float = HALF_LIFE) -> None:
         self.half_life = float(half_life)
         self._rate = math.log(2.0) / self.half_life  # per month
@@ -64,9 +66,9 @@ class BehaviourV3(FeatureSet):
         last = panel.period[panel.starts + panel.counts - 1]
         w = np.exp(-self._rate * (last[panel.code] - panel.period))
         spanned = (last - panel.period[panel.starts] + 1).astype(np.float64)
-        return behaviour_batch(panel, w, self._span_weight(spanned))
+        return behaviour_batch(panel, w, self._span_weight(spanned), self.season_prior)
 
     def compute_one(self, shop: ShopMonths) -> np.ndarray:
         last = shop.period[-1]
         w = np.exp(-self._rate * (last - shop.period))
-        return behaviour_one(shop, w, float(self._span_weight(float(last - shop.period[0] + 1))))
+        return behaviour_one(shop, w, float(self._span_weight(float(last - shop.period[0] + 1))), self.season_prior)

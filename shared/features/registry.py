@@ -7,10 +7,11 @@ from collections.abc import Sequence
 from shared.features.base import FeatureSet
 from shared.features.behaviour_v2 import BehaviourV2
 from shared.features.behaviour_v3 import BehaviourV3
+from shared.features.behaviour_v4 import BehaviourV4
 from shared.features.seed_v1 import SeedV1
 
-FEATURE_SETS: dict[str, FeatureSet] = {fs.name: fs for fs in (SeedV1(), BehaviourV2(), BehaviourV3())}
-DEFAULT_FEATURE_SET = "behaviour-v3"
+FEATURE_SETS: dict[str, FeatureSet] = {fs.name: fs for fs in (SeedV1(), BehaviourV2(), BehaviourV3(), BehaviourV4())}
+DEFAULT_FEATURE_SET = "behaviour-v4"
 
 
 def stored_feature_sets(names: Sequence[str], required: str) -> list[FeatureSet]:
