@@ -120,6 +120,10 @@ class Settings(BaseSettings):
     selection_seed_agreement_min: float = Field(
         0.8, ge=0.0, le=1.0, description="a latent candidate whose two-seed ARI is below this is not served"
     )
+    selection_score_tolerance: float = Field(
+        0.01, ge=0.0, le=1.0, description="model selection: scores this close to the best count as a tie, which "
+        "the latent space and the derived density (factor 1) win"
+    )
 
     # --- trainer ---------------------------------------------------------------------------------
     retrain_on_month_close: bool = True

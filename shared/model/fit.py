@@ -135,7 +135,7 @@ def _select(scaled: np.ndarray, latent: np.ndarray, rows: _Rows, params: ModelPa
     for candidate in candidates:
         second = second_latent if candidate.space == LATENT else None
         score_candidate(candidate, points[candidate.space], second, params)
-    served, best, reason = choose(candidates)
+    served, best, reason = choose(candidates, params.selection_score_tolerance)
     if params.profile == "seed":  # the case study serves its latent space
         served = best[LATENT]
     return served, best, candidates, reason

@@ -57,6 +57,7 @@ class ModelParams(BaseModel):
     selection_bootstrap_rounds: int = _d("selection_bootstrap_rounds", ge=1)
     selection_bootstrap_fraction: float = _d("selection_bootstrap_fraction", gt=0.0, lt=1.0)
     selection_seed_agreement_min: float = _d("selection_seed_agreement_min", ge=0.0, le=1.0)
+    selection_score_tolerance: float = _d("selection_score_tolerance", ge=0.0, le=1.0)
 
     @classmethod
     def from_settings(cls, settings: Any, **overrides: Any) -> ModelParams:

@@ -14,8 +14,10 @@ of the retailers (``selection_sample_rows``; cluster sizes scaled to it) and sco
 
 Rule: a candidate qualifies with >= 2 clusters and, in the latent space, ``seed_agreement >=
 selection_seed_agreement_min``. Its ``score`` is ``(1 - noise_ratio) x stability``: the share of retailers in
-segments that survive resampling. The best-scoring qualified candidate is served (ties: latent first, then the
-factor closest to 1). Without a qualified candidate the latent candidate at factor 1 is served and
+segments that survive resampling. Among the qualified candidates scoring within ``selection_score_tolerance`` of
+the best, the latent space is served before the raw one, then the factor closest to 1 (the derived density):
+another space or density must beat the default by more than the sample's scoring can resolve. Without a
+qualified candidate the latent candidate at factor 1 is served and
 ``reason`` says why (the quality gates and the pipeline refuse it when it cannot be trusted).
 """
 
@@ -152,13 +154,22 @@ def rank(candidates: list[Candidate]) -> list[Candidate]:
     return sorted(candidates, key=lambda c: (-round(c.score, 4), c.space != LATENT, abs(np.log(c.factor))))
 
 
-def choose(candidates: list[Candidate]) -> tuple[Candidate, dict[str, Candidate], str | None]:
-    """(served, best candidate per space, reason when nothing qualified)."""
+def preferred(qualified: list[Candidate], tolerance: float) -> Candidate:
+    """Among the qualified candidates scoring within ``tolerance`` of the best (a difference the scoring on a
+    sample cannot tell from noise): latent before raw, then the factor closest to 1 (the derived density), then
+    the higher score."""
+    top = max(c.score for c in qualified)
+    contenders = [c for c in qualified if c.score >= top - tolerance]
+    return min(contenders, key=lambda c: (c.space != LATENT, abs(np.log(c.factor)), -c.score))
+
+
+def choose(candidates: list[Candidate], tolerance: float = 0.0) -> tuple[Candidate, dict[str, Candidate], str | None]:
+    """(served, best candidate per space, reason when nothing qualified); see :func:`preferred`."""
     ranked = rank(candidates)
     best = {space: next(c for c in ranked if c.space == space) for space in dict.fromkeys(c.space for c in ranked)}
     qualified = [c for c in ranked if c.qualified]
     if qualified:
-        return qualified[0], best, None
+        return preferred(qualified, tolerance), best, None
     fallback = min((c for c in candidates if c.space == LATENT), key=lambda c: abs(np.log(c.factor)))
     reason = "no candidate has >= 2 clusters" + (
         "" if all(c.clusters < 2 for c in candidates) else " with seed agreement >= the minimum"
