@@ -311,7 +311,8 @@ def test_v4_is_v3_with_only_the_season_changed() -> None:
 
 def test_v4_keeps_a_steady_shops_season_and_fades_a_volatile_shops_chance_peaks() -> None:
     """A planted x2 summer with 3% noise keeps its peak (within 2%); pure 45% noise (no season at all) looks far
-    flatter in v4 than in v3 (about half as far from flat), because each month's mean of 4 noisy months is weighed by its reliability."""
+    flatter in v4 than in v3 (about half as far from flat): each month's mean of 4 noisy months is weighed by its
+    reliability."""
     rng = np.random.default_rng(11)
     season = np.tile(1 + 1.0 * np.exp(-0.5 * ((np.arange(12) - 6) / 1.3) ** 2), 4)
     steady = make_shop(300 * season * rng.lognormal(0, 0.03, 48))

@@ -15,8 +15,9 @@ def scored(space: str, factor: float, score: float, qualified: bool = True) -> C
 
 def test_a_candidate_must_beat_the_derived_density_by_more_than_the_tolerance() -> None:
     tie = [scored(LATENT, 0.5, 0.894), scored(LATENT, 1.0, 0.890), scored(LATENT, 2.0, 0.892)]
-    served, _, reason = choose(tie, tolerance=0.01)
+    served, fitted, reason = choose(tie, tolerance=0.01)
     assert (served.space, served.factor, reason) == (LATENT, 1.0, None)
+    assert fitted[LATENT] is served  # the space's clusterer is fitted with the served density
     served, best, _ = choose(tie, tolerance=0.0)
     assert served.factor == 0.5 and best[LATENT].factor == 0.5
     clear = [scored(LATENT, 0.5, 0.93), scored(LATENT, 1.0, 0.89)]

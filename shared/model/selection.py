@@ -164,12 +164,14 @@ def preferred(qualified: list[Candidate], tolerance: float) -> Candidate:
 
 
 def choose(candidates: list[Candidate], tolerance: float = 0.0) -> tuple[Candidate, dict[str, Candidate], str | None]:
-    """(served, best candidate per space, reason when nothing qualified); see :func:`preferred`."""
+    """(served, the candidate to fit per space, reason when nothing qualified): the served one for its space (see
+    :func:`preferred`), the best-ranked one for the other."""
     ranked = rank(candidates)
     best = {space: next(c for c in ranked if c.space == space) for space in dict.fromkeys(c.space for c in ranked)}
     qualified = [c for c in ranked if c.qualified]
     if qualified:
-        return preferred(qualified, tolerance), best, None
+        served = preferred(qualified, tolerance)
+        return served, {**best, served.space: served}, None
     fallback = min((c for c in candidates if c.space == LATENT), key=lambda c: abs(np.log(c.factor)))
     reason = "no candidate has >= 2 clusters" + (
         "" if all(c.clusters < 2 for c in candidates) else " with seed agreement >= the minimum"
