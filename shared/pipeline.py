@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,14 +23,13 @@ from shared.features.profile import data_profile
 from shared.logging import get_logger
 from shared.metrics import clustering_report
 from shared.model.bundle import ModelBundle
-from shared.model.fit import fit_bundle, raw_baseline_rows
+from shared.model.fit import Progress, fit_bundle, raw_baseline_rows
 from shared.model.gates import Gates
 from shared.model.params import ModelParams
 from shared.model.refusal import InsufficientDataError
 from shared.report import write_report
 
 log = get_logger(__name__)
-Progress = Callable[[str, int, int], None]
 
 FEATURES_CSV, PREDICTIONS_CSV, INSIGHTS_CSV = "features.csv", "cluster_predictions.csv", "cluster_insights.csv"
 MODEL_DIR, METRICS_JSON = "model", "metrics.json"
@@ -119,30 +117,17 @@ def run_pipeline(
     out = Path(artifacts)
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
-    report("features", 0, 1)
-    features, profile = _read_features(sales_csv, feature_set, rule)
+    features, profile = _features_stage(sales_csv, feature_set, rule, out, report)
     seconds_features = time.perf_counter() - t_start
-    report("features", 1, 1)
-    log.info("pipeline.profile", **profile)
-    features.rename_axis("shop_id").to_csv(out / FEATURES_CSV)
-
     eligible = features.loc[features["eligible"]].drop(columns=["eligible", "as_of"])
     truth = read_truth(truth_csv).reindex(eligible.index).fillna("unknown") if truth_csv else None
     bundle, metrics = fit_bundle(eligible, feature_set, params, progress=report, truth=truth)
     refuse_untrusted(metrics["served"], gates or Gates())
     eligible = eligible.sort_index()  # fit_bundle's canonical order: the clusterers' rows follow it
 
-    # Inference for the shops the model was fitted on: HDBSCAN's own labels and membership strengths (see
-    # _raw_predictions for the raw baseline's sample). New and updated retailers go through approximate_predict.
     t0 = time.perf_counter()
-    predictions = _served_predictions(bundle, eligible)
+    predictions, insights = _write_predictions(bundle, eligible, out)
     seconds_inference = time.perf_counter() - t0
-    predictions.to_csv(out / PREDICTIONS_CSV)
-    insights = pd.concat([cluster_insights(eligible, predictions[f"{space}_cluster"].to_numpy(), space)
-                          for space in ("latent", "raw", "served") if f"{space}_cluster" in predictions],
-                         ignore_index=True)  # fmt: skip
-    insights.to_csv(out / INSIGHTS_CSV, index=False)
-
     truth_values = None if truth is None else truth.loc[eligible.index].to_numpy()
     inference = {space: clustering_report(predictions[f"{space}_cluster"].to_numpy(), truth=truth_values)
                  for space in ("latent", "raw", "served") if f"{space}_cluster" in predictions}  # fmt: skip
@@ -151,10 +136,35 @@ def run_pipeline(
     summary["seconds"] = _seconds(metrics["seconds"], seconds_features, seconds_inference, t_start)
     all_metrics = {"fit": _without_history(metrics), "inference": inference, "summary": summary}
     (out / METRICS_JSON).write_text(json.dumps(all_metrics, indent=2, default=float))
-    report = write_report(out, summary=summary, features=features, predictions=predictions, insights=insights,
-                          latent=bundle.embed(eligible), loss_history=bundle.history)  # fmt: skip
-    log.info("pipeline.done", artifacts=str(out), served=summary["served"], report=str(report))
-    return PipelineResult(features, predictions, insights, all_metrics, summary, report)
+    report_path = write_report(out, summary=summary, features=features, predictions=predictions, insights=insights,
+                               latent=bundle.embed(eligible), loss_history=bundle.history)  # fmt: skip
+    log.info("pipeline.done", artifacts=str(out), served=summary["served"], report=str(report_path))
+    return PipelineResult(features, predictions, insights, all_metrics, summary, report_path)
+
+
+def _features_stage(sales_csv: str | Path, feature_set: str, rule: EligibilityRule, out: Path,
+                    report: Progress) -> tuple[pd.DataFrame, dict[str, Any]]:  # fmt: skip
+    """Every shop's features and the data profile; features.csv written."""
+    report("features", 0, 1)
+    features, profile = _read_features(sales_csv, feature_set, rule)
+    report("features", 1, 1)
+    log.info("pipeline.profile", **profile)
+    features.rename_axis("shop_id").to_csv(out / FEATURES_CSV)
+    return features, profile
+
+
+def _write_predictions(bundle: ModelBundle, eligible: pd.DataFrame, out: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Predictions and insights for the shops the model was fitted on, written as CSV.
+
+    HDBSCAN's own labels and membership strengths (see _raw_predictions for the raw baseline's sample); new and
+    updated retailers go through approximate_predict."""
+    predictions = _served_predictions(bundle, eligible)
+    predictions.to_csv(out / PREDICTIONS_CSV)
+    insights = pd.concat([cluster_insights(eligible, predictions[f"{space}_cluster"].to_numpy(), space)
+                          for space in ("latent", "raw", "served") if f"{space}_cluster" in predictions],
+                         ignore_index=True)  # fmt: skip
+    insights.to_csv(out / INSIGHTS_CSV, index=False)
+    return predictions, insights
 
 
 def _summary(bundle: ModelBundle, profile: dict, metrics: dict, inference: dict, feature_set: str) -> dict[str, Any]:

@@ -146,6 +146,63 @@ def _fit_density(points: np.ndarray, candidate: Candidate, params: ModelParams) 
                             cluster_selection_epsilon=params.cluster_selection_epsilon).fit(points)  # fmt: skip
 
 
+@dataclass(frozen=True)
+class _Spaces:
+    """The two spaces a clustering can live in: scaled raw features and the autoencoder's embedding."""
+
+    scaler: RobustScaler
+    scaled: np.ndarray
+    autoencoder: Any
+    encoder: Any
+    latent: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Choice:
+    """The selection's outcome: the served candidate, the candidate fitted per space, every candidate, why."""
+
+    served: Candidate
+    fitted: dict[str, Candidate]
+    candidates: list[Candidate]
+    reason: str | None
+
+
+def _fit_spaces(data: pd.DataFrame, params: ModelParams, stages: _Stages) -> _Spaces:
+    with stages("scaling"):
+        scaler = RobustScaler().fit(data.to_numpy(dtype=np.float64))
+        scaled = scaler.transform(data.to_numpy(dtype=np.float64))
+    with stages("autoencoder"):
+        ae = _train_autoencoder(scaled, params, stages.report)
+        encoder = ae.to_numpy_encoder()
+    return _Spaces(scaler, scaled, ae, encoder, encoder.transform(scaled))
+
+
+def _choose(spaces: _Spaces, rows: _Rows, params: ModelParams, stages: _Stages) -> _Choice:
+    """Model selection, with the second-seed autoencoder (trained on the sample) for the seed agreement."""
+    with stages("selection"):
+        second = _train_autoencoder(spaces.scaled[rows.sample], params, lambda *a: None, seed=params.seed + 1)
+        second_latent = second.to_numpy_encoder().transform(spaces.scaled[rows.sample])
+        return _Choice(*_select(spaces.scaled, spaces.latent, rows, params, second_latent))
+
+
+def _fit_clusterers(spaces: _Spaces, choice: _Choice, rows: _Rows, params: ModelParams,
+                    stages: _Stages) -> tuple[DensityClusterer, DensityClusterer | None]:  # fmt: skip
+    """Each space's clusterer on all its rows, with the density chosen for it."""
+    with stages("latent_clustering"):
+        latent = _fit_density(spaces.latent, choice.fitted[LATENT], params)
+    if not params.raw_baseline:
+        return latent, None
+    with stages("raw_clustering"):
+        return latent, _fit_density(spaces.scaled[rows.raw], choice.fitted[RAW], params)
+
+
+def _stage_seconds(stages: _Stages) -> dict[str, float]:
+    seconds = {**stages.seconds, "clustering": stages.seconds["latent_clustering"] + stages.seconds.get(
+        "raw_clustering", 0.0)}  # fmt: skip
+    seconds["total"] = round(sum(stages.seconds.values()), 3)
+    return seconds
+
+
 def fit_bundle(
     features: pd.DataFrame,
     feature_set: str,
@@ -164,47 +221,33 @@ def fit_bundle(
     data = _validate(features, params)
     truth_values = _truth_for(truth, data.index)
     rows = _Rows.for_rows(len(data), params)
-    with stages("scaling"):
-        scaler = RobustScaler().fit(data.to_numpy(dtype=np.float64))
-        scaled = scaler.transform(data.to_numpy(dtype=np.float64))
-    with stages("autoencoder"):
-        ae = _train_autoencoder(scaled, params, stages.report)
-        encoder = ae.to_numpy_encoder()
-        latent = encoder.transform(scaled)
-    with stages("selection"):
-        second = _train_autoencoder(scaled[rows.sample], params, lambda *a: None, seed=params.seed + 1)
-        second_latent = second.to_numpy_encoder().transform(scaled[rows.sample])
-        served, best, candidates, reason = _select(scaled, latent, rows, params, second_latent)
-    with stages("latent_clustering"):
-        latent_clusterer = _fit_density(latent, best[LATENT], params)
-    raw_clusterer = None
-    if params.raw_baseline:
-        with stages("raw_clustering"):
-            raw_clusterer = _fit_density(scaled[rows.raw], best[RAW], params)
+    spaces = _fit_spaces(data, params, stages)
+    choice = _choose(spaces, rows, params, stages)
+    latent_clusterer, raw_clusterer = _fit_clusterers(spaces, choice, rows, params, stages)
+    served = choice.served
     with stages("metrics"):
-        reports = {LATENT: clustering_report(latent_clusterer.labels_, latent, truth_values,
+        reports = {LATENT: clustering_report(latent_clusterer.labels_, spaces.latent, truth_values,
                                              dbcv=latent_clusterer.relative_validity_),
-                   RAW: None if raw_clusterer is None else _raw_report(raw_clusterer, scaled, truth_values, rows.raw)}
-        served_labels = _labels_at_sample(served.space, latent_clusterer, raw_clusterer, rows)
-        trust = cluster_trust(served_labels, served.resamples)
-    seconds = {**stages.seconds, "clustering": stages.seconds["latent_clustering"] + stages.seconds.get(
-        "raw_clustering", 0.0)}  # fmt: skip
-    seconds["total"] = round(sum(v for k, v in stages.seconds.items()), 3)
+                   RAW: None if raw_clusterer is None else _raw_report(raw_clusterer, spaces.scaled, truth_values,
+                                                                       rows.raw)}  # fmt: skip
+        trust = cluster_trust(_labels_at_sample(served.space, latent_clusterer, raw_clusterer, rows), served.resamples)
+    ae = spaces.autoencoder
     metrics: dict[str, Any] = {
         "n": len(data), **reports,
         "served": {"space": served.space, **served.density.as_dict(), **reports[served.space]},
-        "selection": {"candidates": [c.as_dict() for c in candidates], "served": served.as_dict(), "reason": reason},
+        "selection": {"candidates": [c.as_dict() for c in choice.candidates], "served": served.as_dict(),
+                      "reason": choice.reason},
         "trust": {str(k): round(v, 6) for k, v in trust.items()},
         "autoencoder": {**_history_summary(ae.history_), "batch_size": ae.batch_size, "epochs": ae.epochs},
-        "seconds": seconds,
+        "seconds": _stage_seconds(stages),
     }  # fmt: skip
     bundle = ModelBundle(
-        feature_set=feature_set, columns=[str(c) for c in data.columns], scaler=scaler, encoder=encoder,
+        feature_set=feature_set, columns=[str(c) for c in data.columns], scaler=spaces.scaler, encoder=spaces.encoder,
         latent_clusterer=latent_clusterer, raw_clusterer=raw_clusterer, params=params, keras_model=ae.model_,
         history=ae.history_, served_space=served.space, trust=trust,
     )  # fmt: skip
     log.info("model.fitted", feature_set=feature_set, served=served.space, clusters=metrics["served"]["clusters"],
-             noise=round(metrics["served"]["noise_ratio"], 4), seconds=seconds["total"])  # fmt: skip
+             noise=round(metrics["served"]["noise_ratio"], 4), seconds=metrics["seconds"]["total"])  # fmt: skip
     return bundle, metrics
 
 
