@@ -36,7 +36,7 @@ from shared.features import EligibilityRule, build_features, get_feature_set, mo
 from shared.model.bundle import ModelBundle
 from shared.model.numpy_encoder import BatchNormParams, NumpyEncoder
 from shared.model.params import ModelParams
-from shared.storage import ArtifactStore, ModelVersionInfo, Registry, upgrade_database
+from shared.storage import ArtifactStore, ModelVersionInfo, Registry
 
 FEATURE_SET = "behaviour-v2"
 
@@ -154,8 +154,7 @@ def make_world(tmp_path: Path, settings: Settings, bootstrap: str, admin_token: 
         update["admin_token"] = SecretStr(admin_token)
     local = settings.model_copy(update=update)
     ensure_topics(bootstrap, topic_specs(local))
-    upgrade_database(local.effective_database_url)
-    registry = Registry(local.effective_database_url)
+    registry = Registry.open(local.effective_database_url)
     bus = Bus(bootstrap)
     yield {"settings": local, "registry": registry, "artifacts": ArtifactStore(local.effective_artifact_uri),
            "bus": bus, "tmp": tmp_path}  # fmt: skip

@@ -28,8 +28,8 @@ def _version(reg: Registry) -> int:
 def _apply(reg: Registry, version: int, previous: int | None, changes: list[AssignmentChange]) -> None:
     """What a relabel leaves: history rows at its time, then (later) the version's lineage row."""
     reg.record_assignments(changes, version, at=utcnow())
-    reg.save_lineage({"model_version": version, "previous_version": previous, "continued": [], "born": [],
-                      "retired": [], "split": [], "merged": []})  # fmt: skip
+    reg.upsert_segments([], lineage={"model_version": version, "previous_version": previous, "continued": [],
+                                     "born": [], "retired": [], "split": [], "merged": []})  # fmt: skip
 
 
 @pytest.fixture

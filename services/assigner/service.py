@@ -35,7 +35,7 @@ from shared.feature_store import FeatureStore
 from shared.logging import get_logger
 from shared.model.bundle import ModelBundle
 from shared.segments import MatchParams
-from shared.storage import ArtifactStore, ModelVersionInfo, NotFoundError, Registry, upgrade_database
+from shared.storage import ArtifactStore, ModelVersionInfo, NotFoundError, Registry
 from shared.storage.models import utcnow
 
 log = get_logger("stableseg.assigner")
@@ -106,9 +106,8 @@ class AssignerService:
         await self._consume()
 
     async def _init(self) -> None:
-        url = self.settings.effective_database_url
-        await asyncio.to_thread(upgrade_database, url)
-        self.registry = self.registry or Registry(url)
+        if self.registry is None:
+            self.registry = await asyncio.to_thread(Registry.open, self.settings.effective_database_url)
         async with self.lock:
             await self._resume_pending()
             if await asyncio.to_thread(self.store.gen) is None:

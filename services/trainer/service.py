@@ -33,7 +33,7 @@ from shared.config import Settings
 from shared.logging import get_logger
 from shared.model.gates import Gates
 from shared.model.params import ModelParams
-from shared.storage import ArtifactStore, ModelVersionInfo, Registry, upgrade_database
+from shared.storage import ArtifactStore, ModelVersionInfo, Registry
 
 log = get_logger("stableseg.trainer")
 
@@ -87,8 +87,7 @@ class TrainerService:
             self._tasks.append(asyncio.create_task(self._warm(), name="trainer-warm-worker"))
         async for attempt in _forever("database"):
             with attempt:
-                await asyncio.to_thread(upgrade_database, settings.effective_database_url)
-        self.registry = Registry(settings.effective_database_url)
+                self.registry = await asyncio.to_thread(Registry.open, settings.effective_database_url)
         context = TrainingContext(
             feature_set=settings.feature_set, params=ModelParams.from_settings(settings),
             gates=Gates.from_settings(settings), registry=self.registry,
