@@ -19,8 +19,16 @@ import uvicorn
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 from services.trainer.app import create_app
-from shared.bus import decode_event, encode_event, ensure_topics, make_sync_producer, publish, topic_specs
-from shared.bus.topics import MODELS_PUBLISHED, MONTHS_CLOSED, TRAINING_REQUESTS
+from shared.bus import (
+    decode_event,
+    encode_event,
+    ensure_topics,
+    make_sync_producer,
+    publish,
+    topic_specs,
+    training_request,
+)
+from shared.bus.topics import MODELS_PUBLISHED, MONTHS_CLOSED
 from shared.config import Settings
 from shared.feature_store import feature_key, pack_vector, prefix_for
 from shared.stack import free_port
@@ -124,9 +132,7 @@ def send_request(bootstrap: str, reason: str = "test", requested_by: str = "pyte
     _topics(bootstrap)
     producer = make_sync_producer(bootstrap)
     try:
-        record = encode_event(TRAINING_REQUESTS, {"reason": reason, "requested_by": requested_by}, key="",
-                              source="tests")  # fmt: skip
-        publish(producer, record).get(timeout=15)
+        publish(producer, training_request(reason, requested_by, source="tests")).get(timeout=15)
     finally:
         producer.close(timeout=5)
 
