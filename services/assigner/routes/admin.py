@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Depends, HTTPException, Path
 
 from services.assigner.loader import ModelRefused
+from services.assigner.publishing import SOURCE
 from services.assigner.routes.deps import Service
 from services.assigner.schemas import PromoteResult, RetrainAccepted, RetrainRequest
 from shared.auth import AUTH_RESPONSES, bearer_admin
@@ -29,7 +30,7 @@ def admin_router(settings: Settings) -> APIRouter:
                  summary="Ask the trainer for a new model (training.requests)")  # fmt: skip
     async def retrain(service: Service, body: RetrainRequest | None = Body(None)) -> RetrainAccepted:
         reason = body.reason if body is not None else "api"
-        record = training_request(reason, REQUESTED_BY, source="stableseg/assigner")
+        record = training_request(reason, REQUESTED_BY, source=SOURCE)
         try:
             await service.link.send([record], within_s=10.0)
         except Exception as exc:
