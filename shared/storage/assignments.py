@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from shared.logging import get_logger
+from shared.schemas import ID_MAX_LENGTH
 from shared.storage.base import Part, bulk_insert, chunks, one_of
 from shared.storage.models import ASSIGNMENT_STATUSES, Assignment, utcnow
 from shared.storage.records import AssignmentChange, AssignmentInfo
@@ -32,8 +33,8 @@ def _change(item: AssignmentChange | Mapping[str, Any]) -> AssignmentChange:
             str(item.get("shop_id", "")), segment, status, item.get("strength"), item.get("reason")
         )
     where = f"shop {change.shop_id!r}"
-    if not change.shop_id or len(change.shop_id) > 64:
-        raise ValueError(f"shop_id: must be 1-64 characters, got {change.shop_id!r}")
+    if not change.shop_id or len(change.shop_id) > ID_MAX_LENGTH:
+        raise ValueError(f"shop_id: must be 1-{ID_MAX_LENGTH} characters, got {change.shop_id!r}")
     if change.status not in ASSIGNMENT_STATUSES:
         raise ValueError(f"status: {where} has {change.status!r}, expected one of {ASSIGNMENT_STATUSES}")
     if (change.status == "assigned") != (change.segment_id is not None):
