@@ -13,7 +13,8 @@ import orjson
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
-from test_assigner_support import load_feature_store, make_world, publish_bundle, quick_bundle, synthetic, wait_for
+from helpers import wait_for
+from test_assigner_support import load_feature_store, make_world, publish_bundle, quick_bundle, synthetic
 
 from services.assigner.app import create_app
 from services.assigner.book import Book

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import redis
 import uvicorn
+from helpers import wait_for as shared_wait_for
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 from services.trainer.app import create_app
@@ -111,16 +112,8 @@ class RunningTrainer:
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            value = predicate()
-        except (httpx.HTTPError, OSError):
-            value = None
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+    """:func:`helpers.wait_for` for a trainer process that may not answer HTTP yet."""
+    return shared_wait_for(predicate, timeout, what, interval=interval, tolerate=(httpx.HTTPError, OSError))
 
 
 def _topics(bootstrap: str) -> None:

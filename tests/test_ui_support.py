@@ -20,8 +20,9 @@ from typing import Any
 import httpx
 import pandas as pd
 import uvicorn
+from helpers import wait_for
 from pydantic import SecretStr
-from test_assigner_support import Bus, load_feature_store, quick_bundle, synthetic, wait_for
+from test_assigner_support import Bus, load_feature_store, quick_bundle, synthetic
 
 from services.assigner.app import create_app
 from services.assigner.link import KafkaLink
