@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Self
+from dataclasses import fields
+from typing import Any, Self, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -14,6 +15,8 @@ from sqlalchemy.orm import Session
 
 from shared.storage.db import make_engine, writer
 from shared.storage.models import Base
+
+T = TypeVar("T")
 
 
 class RegistryError(Exception):
@@ -37,6 +40,12 @@ def check_json(field: str, value: Any) -> Any:
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{field}: not storable as JSON ({exc})") from exc
     return value
+
+
+def record_of(record: type[T], row: Any, **given: Any) -> T:
+    """The frozen record (``records.py``) of an ORM row: each field from the row's attribute of that name,
+    unless ``given``."""
+    return record(**{f.name: getattr(row, f.name) for f in fields(record) if f.name not in given}, **given)
 
 
 def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:

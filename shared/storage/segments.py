@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from shared.logging import get_logger
-from shared.storage.base import NotFoundError, Part, StateError, check_json, dialect_insert
+from shared.storage.base import NotFoundError, Part, StateError, check_json, dialect_insert, record_of
 from shared.storage.models import SEGMENT_STATUSES, Lineage, Segment, SegmentIdState, utcnow
 from shared.storage.records import LineageInfo, SegmentInfo
 
@@ -17,21 +17,11 @@ log = get_logger(__name__)
 
 
 def _info(row: Segment) -> SegmentInfo:
-    return SegmentInfo(
-        segment_id=row.segment_id,
-        name=row.name,
-        first_version=row.first_version,
-        last_version=row.last_version,
-        status=row.status,
-        size=row.size,
-        profile=row.profile,
-        parent_segment=row.parent_segment,
-        updated_at=row.updated_at,
-    )
+    return record_of(SegmentInfo, row)
 
 
 def _lineage(row: Lineage) -> LineageInfo:
-    return LineageInfo(row.model_version, row.previous_version, row.payload, row.created_at)
+    return record_of(LineageInfo, row)
 
 
 def _validate(segment: SegmentInfo) -> None:

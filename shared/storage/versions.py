@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random
 
 from shared.logging import get_logger
-from shared.storage.base import NotFoundError, Part, StateError, check_json, dialect_insert
+from shared.storage.base import NotFoundError, Part, StateError, check_json, dialect_insert, record_of
 from shared.storage.models import Alias, ModelVersion, utcnow
 from shared.storage.records import ModelVersionInfo
 
@@ -45,22 +45,7 @@ class NewVersion(BaseModel):
 
 
 def _info(row: ModelVersion, aliases: tuple[str, ...] = ()) -> ModelVersionInfo:
-    return ModelVersionInfo(
-        version=row.version,
-        created_at=row.created_at,
-        feature_set=row.feature_set,
-        params=row.params,
-        metrics=row.metrics,
-        training_rows=row.training_rows,
-        data_as_of=row.data_as_of,
-        artifact_uri=row.artifact_uri,
-        sha256=row.sha256,
-        status=row.status,
-        reason=row.reason,
-        tags=row.tags,
-        seed=row.seed,
-        aliases=aliases,
-    )
+    return record_of(ModelVersionInfo, row, aliases=aliases)
 
 
 class Versions(Part):
