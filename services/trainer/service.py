@@ -26,7 +26,7 @@ from services.trainer.metrics import TrainerMetrics
 from services.trainer.publication import served_by_version
 from services.trainer.snapshot import SnapshotSource, feature_store_settlement, feature_store_source
 from services.trainer.training import Hook, Outcome, TrainingContext, train
-from services.trainer.triggers import Batch, Triggers
+from services.trainer.triggers import REQUEST_SETTLE_SECONDS, Batch, Triggers
 from shared.bus import EventDecodeError, decode_event
 from shared.bus.topics import MONTHS_CLOSED, TRAINING_REQUESTS
 from shared.config import Settings
@@ -44,7 +44,7 @@ class TrainerService:
     def __init__(
         self, settings: Settings, metrics: TrainerMetrics, *, source: SnapshotSource | None = None,
         executor: FitExecutor | None = None, hook: Hook | None = None, owner: str | None = None,
-        request_settle: float = 1.0, lock_ttl: float | None = None, lock_poll: float = 1.0,
+        request_settle: float = REQUEST_SETTLE_SECONDS, lock_ttl: float | None = None, lock_poll: float = 1.0,
     ) -> None:  # fmt: skip
         self.settings = settings
         self.metrics = metrics
