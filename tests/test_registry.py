@@ -8,7 +8,7 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -30,12 +30,6 @@ pytestmark = pytest.mark.xdist_group("sql")
 SHA = "ab" * 32
 T0 = datetime(2024, 1, 31, 12, tzinfo=UTC)
 TABLES = {"model_versions", "aliases", "segments", "segment_id_state", "assignments", "lineage", "locks"}
-
-
-@pytest.fixture
-def registry(sql_url: str) -> Iterator[Registry]:
-    with Registry.open(sql_url) as reg:  # migrates to head, as a service does at start
-        yield reg
 
 
 def _register(reg: Registry, **overrides: Any) -> int:

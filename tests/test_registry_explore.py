@@ -3,20 +3,12 @@ flows at the moments versions were applied, the latest changes with filters, mem
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from shared.storage import AssignmentChange, Registry
 from shared.storage.models import utcnow
 
 pytestmark = pytest.mark.xdist_group("sql")
-
-
-@pytest.fixture
-def registry(sql_url: str) -> Iterator[Registry]:
-    with Registry.open(sql_url) as reg:
-        yield reg
 
 
 def _version(reg: Registry) -> int:
