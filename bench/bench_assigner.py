@@ -32,7 +32,8 @@ import pandas as pd
 import typer
 
 from services.assigner.book import Book
-from services.assigner.ledger import next_states, pending_record, persist_sql, serving_record
+from services.assigner.ledger import next_states, persist_sql, serving_record
+from services.assigner.pending import PendingRelabel
 from services.assigner.predict import approximate_predict
 from services.assigner.relabel import assign_online, relabel
 from services.assigner.store import AssignmentStore
@@ -136,8 +137,8 @@ def relabel_bench(retailers: int = 60_000, years: int = 3, epochs: int = 5, seed
                 model = {"version": outcome.version, "sha256": None, "artifact_uri": None}
                 s0 = time.perf_counter()
                 states = next_states(outcome, previous, at)
-                pending = pending_record(outcome, model, at, "bench")
-                gen = store.stage(states, serving_record(outcome, model), pending)
+                pending = PendingRelabel.from_outcome(outcome, model, at, "bench")
+                gen = store.stage(states, serving_record(outcome, model), pending.to_json())
                 s1 = time.perf_counter()
                 persist_sql(registry, pending)
                 s2 = time.perf_counter()
@@ -145,7 +146,7 @@ def relabel_bench(retailers: int = 60_000, years: int = 3, epochs: int = 5, seed
                 s3 = time.perf_counter()
                 previous = store.states()
                 print(f"persist v{outcome.version}: redis stage {s1 - s0:.2f} s, SQL {s2 - s1:.2f} s "
-                      f"({len(pending['history'])} history rows), switch {s3 - s2:.2f} s")
+                      f"({len(pending.history)} history rows), switch {s3 - s2:.2f} s")
             store.close()
             registry.close()
         finally:

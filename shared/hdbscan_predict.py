@@ -1,8 +1,8 @@
 """Vectorised ``hdbscan.approximate_predict``: the same labels and strengths, vectorised over all points.
 
 hdbscan's ``approximate_predict`` queries the space tree for all points at once, then walks the condensed tree
-in a Python loop per point (~0.5 ms a point here: 30 s for 60,000 retailers). This module does the same walk
-for every point at once with numpy: the mutual-reachability nearest neighbour, the neighbour's row in the
+in a Python loop per point (slow for a whole relabel; the README has the figures). This module does the same
+walk for every point at once with numpy: the mutual-reachability nearest neighbour, the neighbour's row in the
 condensed tree, then one vectorised step per tree level up to the cluster whose lambda range holds the point's
 lambda. The result equals ``approximate_predict`` exactly (tests compare them); one point costs about as much as
 hdbscan's own call, so the online path uses it too.

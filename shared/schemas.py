@@ -1,4 +1,4 @@
-"""The sales record contract (contracts.md): one definition of what a valid `sales.monthly` record is."""
+"""The sales record contract (``sales.monthly``, docs/asyncapi.yaml): the one definition of a valid record."""
 
 from __future__ import annotations
 

@@ -13,6 +13,7 @@ the worker (PR_SET_PDEATHSIG), so an interrupted run leaves no orphans.
 - ``redis_url`` (function): URL of a freshly FLUSHALLed Redis (restarts the server if a test left it down).
 - ``sql_url`` (function, parametrised): a fresh SQLite file; plus a fresh PostgreSQL schema per test when
   ``STABLESEG_TEST_POSTGRES_URL`` is set (search_path in the URL's options; the schema is dropped afterwards).
+- ``registry`` (function): a ``Registry`` on ``sql_url``, migrated to head as a service does at start.
 - ``settings`` (function): ``Settings`` pointing at kafka_bootstrap, redis_url, a tmp data_dir and SQLite.
 - ``topics`` (function): ensures every contract topic exists on ``kafka_bootstrap``; yields name -> partitions.
 """
@@ -30,6 +31,7 @@ import pytest
 from shared.bus.topics import ensure_topics, topic_specs
 from shared.config import Settings
 from shared.stack import EmbeddedBroker, EmbeddedRedis, free_port
+from shared.storage import Registry
 
 POSTGRES_ENV = "STABLESEG_TEST_POSTGRES_URL"
 _SQL_BACKENDS = ["sqlite"] + (["postgresql"] if os.environ.get(POSTGRES_ENV) else [])
@@ -99,6 +101,12 @@ def sql_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield f"sqlite:///{tmp_path / 'test.db'}"
     else:
         yield from _postgres_schema_url(os.environ[POSTGRES_ENV])
+
+
+@pytest.fixture
+def registry(sql_url: str) -> Iterator[Registry]:
+    with Registry.open(sql_url) as reg:  # migrates to head, as a service does at start
+        yield reg
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from services.assigner.store import AssignmentStore
 from services.cli.main import app
 from shared.config import get_settings
 from shared.stack import free_port
-from shared.storage import AssignmentChange, Registry, upgrade_database
+from shared.storage import AssignmentChange, Registry
 
 pytestmark = pytest.mark.xdist_group("assigner")
 
@@ -50,8 +50,7 @@ def test_segment_command_reads_the_stores_when_the_api_is_down(env: str, redis_u
     unknown = runner.invoke(app, ["segment", "S9", "--url", closed])
     assert unknown.exit_code == 1 and "has no assignment" in unknown.output
 
-    upgrade_database(env)
-    with Registry(env) as registry:
+    with Registry.open(env) as registry:
         number = registry.register_candidate(feature_set="behaviour-v2", params={}, metrics={}, training_rows=1,
                                              data_as_of="2025-01", seed=1, artifact_uri="x", sha256="0" * 64)
         registry.mark_published(number)

@@ -9,15 +9,18 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
-from test_assigner_support import load_feature_store, make_world, publish_bundle, quick_bundle, synthetic, wait_for
+from helpers import wait_for
+from test_assigner_support import load_feature_store, make_world, publish_bundle, quick_bundle, synthetic
 
 from services.assigner.app import create_app
 from services.assigner.book import Book
-from services.assigner.ledger import next_states, pending_record, serving_record
+from services.assigner.ledger import next_states, serving_record
 from services.assigner.link import KafkaLink
+from services.assigner.pending import PendingRelabel
 from services.assigner.relabel import relabel
 from services.assigner.store import AssignmentStore
 from shared.config import Settings
@@ -60,6 +63,25 @@ def test_generation_switch_is_atomic_for_readers(redis_url: str) -> None:
     store.close()
 
 
+def test_the_write_ahead_record_is_typed_and_keeps_its_json_form() -> None:
+    _, features = synthetic()
+    outcome = relabel(Book(), features, quick_bundle(features), 1)
+    model = {"version": 1, "sha256": "ab" * 32, "artifact_uri": "file:///v1", "feature_set": "behaviour-v2"}
+    pending = PendingRelabel.from_outcome(outcome, model, utcnow(), "promote")
+    record = orjson.loads(orjson.dumps(pending.to_json()))  # as Redis keeps it
+    assert set(record) == {"version", "previous_version", "trigger", "at", "model", "segments", "retired",
+                           "next_number", "lineage", "history", "changes", "counts", "promote"}  # fmt: skip
+    assert record["promote"] is True and PendingRelabel.from_json(record) == pending
+    assert [s["segment_id"] for s in record["segments"]] == [s.segment_id for s in outcome.segments]
+    assert len(record["history"]) == int(outcome.assignments["moved"].sum()) > 0
+    assert not PendingRelabel.from_outcome(outcome, model, utcnow(), "published").promote
+    records = pending.event_records("tests")
+    assert [r.topic for r in records] == ["segments.changes"] * len(outcome.changes) + ["segments.lineage"]
+    ids = [dict(r.headers)["ce_id"] for r in records]
+    assert ids == [dict(r.headers)["ce_id"] for r in pending.event_records("tests")]  # a replay repeats the ids
+    assert len(set(ids)) == len(ids)
+
+
 def test_relabel_stopped_after_staging_is_finished_at_start(world: dict[str, Any]) -> None:
     sales, features = synthetic()
     settings: Settings = world["settings"]
@@ -71,7 +93,7 @@ def test_relabel_stopped_after_staging_is_finished_at_start(world: dict[str, Any
     at = utcnow()
     store = AssignmentStore(settings.redis_url)
     store.stage(next_states(outcome, None, at), serving_record(outcome, model),
-                pending_record(outcome, model, at, "published"))  # fmt: skip
+                PendingRelabel.from_outcome(outcome, model, at, "published").to_json())  # fmt: skip
     assert store.gen() is None and world["registry"].list_segments() == []
 
     app, client = start(settings)

@@ -170,7 +170,10 @@ def test_profiles_summarise_members(data: dict) -> None:
 
 def test_predict_uses_the_bundle_encoder(data: dict) -> None:
     bundle, features = data["b0"], data["features"]
-    labels, strengths = predict(bundle, features)
-    expected = bundle.assign(features.iloc[:100])
-    np.testing.assert_array_equal(labels[:100], expected[0])
-    np.testing.assert_allclose(strengths[:100], expected[1], atol=1e-12)
+    labels, strengths = predict(bundle, features.iloc[:, ::-1])  # columns by name, in any order
+    # computed without the bundle's own assign: its scaler and encoder by hand, then hdbscan's own prediction
+    latent = bundle.encoder.transform(bundle.scaler.transform(features[bundle.columns].to_numpy(dtype=float)))
+    expected_labels, expected_strengths = hdbscan.approximate_predict(bundle.latent_clusterer.model_, latent)
+    np.testing.assert_array_equal(labels, expected_labels)
+    np.testing.assert_allclose(strengths, expected_strengths, rtol=0, atol=1e-12)
+    assert (labels >= 0).sum() > len(labels) // 2 and len(set(labels.tolist()) - {-1}) >= 2

@@ -18,8 +18,9 @@ import pandas as pd
 import pytest
 import yaml
 from fastapi.testclient import TestClient
+from helpers import wait_for
 from jsonschema import validate
-from test_assigner_support import load_feature_store, make_world, publish_bundle, quick_bundle, synthetic, wait_for
+from test_assigner_support import load_feature_store, make_world, publish_bundle, quick_bundle, synthetic
 
 from services.assigner.app import create_app
 from services.assigner.link import KafkaLink
@@ -164,4 +165,6 @@ def test_assigner_end_to_end(world: dict[str, Any]) -> None:
         wait_for(lambda: app2.state.assigner.initialised.is_set(), what="re-initialisation")
         assert app2.state.assigner.serving.version == 1
         pd.testing.assert_frame_equal(AssignmentStore(settings.redis_url).states(), before)
-        assert client.get("/readyz").status_code in (200, 503)
+        # ready once the Kafka link has reconnected (it connects in the background, after initialisation)
+        ready = wait_for(lambda: (r := client.get("/readyz")).status_code == 200 and r, what="readiness")
+        assert ready.json()["checks"] == {"redis": True, "database": True, "kafka": True}

@@ -3,15 +3,15 @@ version in a real registry + artifact store, and features in the real Redis feat
 
 ``quick_bundle`` is a real :class:`ModelBundle` (RobustScaler, numpy encoder, HDBSCAN with prediction data) whose
 encoder is a PCA projection instead of a trained autoencoder: seconds instead of minutes, and no TensorFlow. The
-stability tests (``test_assigner_stability.py``) use the real ``fit_bundle``.
+stability tests (``test_assigner_stability.py``) use it too; only ``bench/bench_stability.py`` fits the trainer's
+``fit_bundle``.
 """
 
 from __future__ import annotations
 
 import functools
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,7 @@ from shared.features import EligibilityRule, build_features, get_feature_set, mo
 from shared.model.bundle import ModelBundle
 from shared.model.numpy_encoder import BatchNormParams, NumpyEncoder
 from shared.model.params import ModelParams
-from shared.storage import ArtifactStore, ModelVersionInfo, Registry, upgrade_database
+from shared.storage import ArtifactStore, ModelVersionInfo, Registry
 
 FEATURE_SET = "behaviour-v2"
 
@@ -51,8 +51,8 @@ def synthetic(retailers: int = 900, years: int = 3, seed: int = 5) -> tuple[pd.D
 
 
 def quick_bundle(features: pd.DataFrame, seed: int = 0, dim: int = 6, min_cluster_size: int = 25) -> ModelBundle:
-    """A real bundle with a PCA encoder (see the module docstring); ``seed`` picks the PCA's random state and a
-    5% subsample to fit on, so two seeds give two slightly different models of the same data."""
+    """A real bundle with a PCA encoder (see the module docstring); a non-zero ``seed`` picks the PCA's random
+    state and a 95% subsample to fit on, so two seeds give two slightly different models of the same data."""
     rng = np.random.default_rng(seed)
     keep = np.sort(rng.choice(len(features), size=int(len(features) * 0.95), replace=False)) if seed else None
     fit_rows = features if keep is None else features.iloc[keep]
@@ -107,16 +107,6 @@ def load_feature_store(redis_url: str, sales: pd.DataFrame, revision: int = 1) -
     return [u.as_event() for u in updates]
 
 
-def wait_for(check: Callable[[], Any], timeout: float = 60.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
 class Bus:
     """Producer and a from-the-beginning reader of the output topics on the test's own broker."""
 
@@ -154,8 +144,7 @@ def make_world(tmp_path: Path, settings: Settings, bootstrap: str, admin_token: 
         update["admin_token"] = SecretStr(admin_token)
     local = settings.model_copy(update=update)
     ensure_topics(bootstrap, topic_specs(local))
-    upgrade_database(local.effective_database_url)
-    registry = Registry(local.effective_database_url)
+    registry = Registry.open(local.effective_database_url)
     bus = Bus(bootstrap)
     yield {"settings": local, "registry": registry, "artifacts": ArtifactStore(local.effective_artifact_uri),
            "bus": bus, "tmp": tmp_path}  # fmt: skip

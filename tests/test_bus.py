@@ -24,6 +24,7 @@ from shared.bus import (
     partition_mismatches,
     publish,
     topic_specs,
+    training_request,
 )
 from shared.bus import topics as t
 from shared.config import Settings
@@ -67,6 +68,14 @@ def test_encode_explicit_type_and_bad_input() -> None:
         encode_event(t.SALES_MONTHLY, SALE, key=5, source="/x")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="source"):
         encode_event(t.SALES_MONTHLY, SALE, key="k", source="")
+
+
+def test_training_request_is_one_event_for_every_requester() -> None:
+    record = training_request("new promo calendar", "ana@hq", source="stableseg/cli")
+    assert (record.topic, record.key) == ("training.requests", b"")
+    event = decode_event(record.value, record.headers, record.key)
+    assert (event.type, event.source) == ("io.stableseg.training.requests.v1", "stableseg/cli")
+    assert event.data == {"reason": "new promo calendar", "requested_by": "ana@hq"}
 
 
 def test_decode_plain_json_from_any_producer() -> None:

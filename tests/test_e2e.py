@@ -1,7 +1,7 @@
 """End to end: `stableseg demo`'s flow with every service as a REAL process (embedded tansu broker, redis-server,
 SQLite, ingest, features, trainer, assigner on free ports), plus the demo's own checks and error paths.
 
-The big test calls the same ``run_demo`` as the CLI on a small dataset (400 retailers x 3 years, 5 epochs,
+The big test calls the same ``run_demo`` as the CLI on a small dataset (400 retailers x 3 years, 20 epochs,
 min_cluster_size 15) with ``keep_running`` so it can then look at the live system the way a user would: the
 assigner API, the topics, `stableseg status`, the printed commands. The fixture's finalizer stops everything.
 """

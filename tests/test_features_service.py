@@ -21,6 +21,7 @@ import orjson
 import pandas as pd
 import pytest
 import redis
+from helpers import wait_for
 from kafka import KafkaConsumer, TopicPartition
 
 from services.features.rebuild import rebuild
@@ -138,15 +139,8 @@ def _caught_up(settings: Settings) -> bool:
 
 
 def _wait(cond: Callable[[], bool], timeout: float, what: str, worker: Worker | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if cond():
-                return
-        except (httpx.HTTPError, redis.ConnectionError):
-            pass
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}" + (f"\n{worker.logs()}" if worker else ""))
+    wait_for(cond, timeout, what, interval=0.5, tolerate=(httpx.HTTPError, redis.ConnectionError),
+             on_timeout=worker.logs if worker else None)  # fmt: skip
 
 
 def _assert_matches_batch(settings: Settings, sales: pd.DataFrame) -> None:

@@ -26,13 +26,14 @@ import schemathesis
 import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
+from helpers import wait_for
 from schemathesis.checks import (
     content_type_conformance,
     not_a_server_error,
     response_schema_conformance,
     status_code_conformance,
 )
-from test_assigner_support import Bus, load_feature_store, publish_bundle, quick_bundle, synthetic, wait_for
+from test_assigner_support import Bus, load_feature_store, publish_bundle, quick_bundle, synthetic
 
 from services.trainer.announce import published_record
 from shared.bus.topics import ensure_topics, topic_specs

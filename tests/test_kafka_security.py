@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +14,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from fastapi.testclient import TestClient
 from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
+from helpers import wait_for
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from pydantic import SecretStr
 from tls_support import AdvertisingBroker, Certs, TlsProxy, make_certs
@@ -119,14 +119,6 @@ def test_the_listener_refuses_clients_without_tls_or_without_a_client_certificat
         missing_topics.retry_with(stop=lambda _: True)(tls_bootstrap, ["x"], kafka_security(no_cert, "kafka-python"))
 
 
-def _wait(check, timeout: float = 60.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while not (result := check()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
-    return result
-
-
 @pytest.mark.parametrize("engine", ["aiokafka", "faust"])
 def test_services_stream_through_mutual_tls(settings: Settings, tls_bootstrap: str, certs: Certs, engine: str
                                             ) -> None:  # fmt: skip
@@ -136,13 +128,13 @@ def test_services_stream_through_mutual_tls(settings: Settings, tls_bootstrap: s
     records = [{"shop_id": shop, "product_id": f"P{m}", "year": 2024, "month": m, "sales_qty": m} for m in range(1, 7)]
     with (TestClient(create_ingest(secured, topic_check_interval=0.2)) as ingest,
           TestClient(create_features(secured, keeper_interval=0.5)) as features):  # fmt: skip
-        _wait(lambda: ingest.get("/readyz").status_code == 200, what="ingest ready over TLS")
-        _wait(lambda: features.get("/readyz").status_code == 200, what="features ready over TLS")
+        wait_for(lambda: ingest.get("/readyz").status_code == 200, what="ingest ready over TLS")
+        wait_for(lambda: features.get("/readyz").status_code == 200, what="features ready over TLS")
         answer = ingest.post("/v1/sales", json=records)
         assert answer.status_code == 200 and answer.json()["accepted"] == 6, answer.text
         store = FeatureStore(secured.redis_url)
         try:
-            stored = _wait(lambda: store.get(shop), what="features computed from records read over TLS")
+            stored = wait_for(lambda: store.get(shop), what="features computed from records read over TLS")
         finally:
             store.close()
     assert stored["as_of"] == "2024-06"

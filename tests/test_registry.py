@@ -8,7 +8,7 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,18 +23,13 @@ from services.cli.db import app as db_app
 from shared.storage import AssignmentChange, NotFoundError, Registry, SegmentInfo, StateError, upgrade_database
 from shared.storage.db import current_revision, downgrade_database, head_revision, make_engine
 from shared.storage.models import Base
+from shared.storage.registry import FACADE, Database, Locks, Segments, Versions
 
 pytestmark = pytest.mark.xdist_group("sql")
 
 SHA = "ab" * 32
 T0 = datetime(2024, 1, 31, 12, tzinfo=UTC)
 TABLES = {"model_versions", "aliases", "segments", "segment_id_state", "assignments", "lineage", "locks"}
-
-
-@pytest.fixture
-def registry(sql_url: str) -> Iterator[Registry]:
-    with Registry.open(sql_url) as reg:  # migrates to head, as a service does at start
-        yield reg
 
 
 def _register(reg: Registry, **overrides: Any) -> int:
@@ -119,6 +114,25 @@ def test_version_numbers_are_unique_and_dense_under_concurrent_registration(regi
     assert errors == []
     assert sorted(numbers) == list(range(1, 21))
     assert [v.version for v in registry.list_versions()] == list(range(1, 21))
+
+
+def test_each_resource_is_its_own_class_and_the_facade_forwards_to_it(registry: Registry, sql_url: str) -> None:
+    # every public method of the parts is answered by the facade, and by the part that owns it
+    for name, part in FACADE.items():
+        assert getattr(registry, name) == getattr(getattr(registry, part), name), name
+    assert set(FACADE) == {n for part in set(FACADE.values()) for n in dir(getattr(registry, part))
+                           if not n.startswith("_") and n != "db"}  # fmt: skip
+    with pytest.raises(AttributeError, match="set_artifact"):
+        registry.set_artifact  # noqa: B018 - removed: versions take their artifact when published
+    # a part works on a Database of its own, without the facade
+    with Database(sql_url) as db:
+        version = Versions(db).register_candidate(
+            feature_set="seed-v1", params={}, metrics={"latent": {}, "raw": {}}, training_rows=1,
+            data_as_of="2024-01", seed=1,
+        )  # fmt: skip
+        assert Versions(db).mark_published(version, "file:///a/v", SHA).aliases == ("current",)
+        assert Segments(db).get_next_segment_number() == 1 and Locks(db).acquire_training_lock("me", 60)
+    assert registry.current().version == version and registry.lock_holder("training")[0] == "me"
 
 
 def test_register_validates_input_with_the_field_name(registry: Registry) -> None:

@@ -3,20 +3,12 @@ flows at the moments versions were applied, the latest changes with filters, mem
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from shared.storage import AssignmentChange, Registry
 from shared.storage.models import utcnow
 
 pytestmark = pytest.mark.xdist_group("sql")
-
-
-@pytest.fixture
-def registry(sql_url: str) -> Iterator[Registry]:
-    with Registry.open(sql_url) as reg:
-        yield reg
 
 
 def _version(reg: Registry) -> int:
@@ -28,8 +20,8 @@ def _version(reg: Registry) -> int:
 def _apply(reg: Registry, version: int, previous: int | None, changes: list[AssignmentChange]) -> None:
     """What a relabel leaves: history rows at its time, then (later) the version's lineage row."""
     reg.record_assignments(changes, version, at=utcnow())
-    reg.save_lineage({"model_version": version, "previous_version": previous, "continued": [], "born": [],
-                      "retired": [], "split": [], "merged": []})  # fmt: skip
+    reg.upsert_segments([], lineage={"model_version": version, "previous_version": previous, "continued": [],
+                                     "born": [], "retired": [], "split": [], "merged": []})  # fmt: skip
 
 
 @pytest.fixture

@@ -83,8 +83,7 @@ def _files(directory: Path) -> dict[str, bytes]:
 
 def _publish_reference(database_url: str, artifact_uri: str, reference: dict) -> int:
     """Make the reference model the current version, as an earlier training would have."""
-    upgrade_database(database_url)
-    with Registry(database_url) as registry:
+    with Registry.open(database_url) as registry:
         uri = store_artifact(ArtifactStore(artifact_uri), reference["directory"], FEATURE_SET, reference["sha256"])
         info = register_published(registry, reference["snapshot"], PARAMS, reference["metrics"], {}, uri,
                                   reference["sha256"])  # fmt: skip

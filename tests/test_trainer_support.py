@@ -16,11 +16,20 @@ import numpy as np
 import pandas as pd
 import redis
 import uvicorn
+from helpers import wait_for as shared_wait_for
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 from services.trainer.app import create_app
-from shared.bus import decode_event, encode_event, ensure_topics, make_sync_producer, publish, topic_specs
-from shared.bus.topics import MODELS_PUBLISHED, MONTHS_CLOSED, TRAINING_REQUESTS
+from shared.bus import (
+    decode_event,
+    encode_event,
+    ensure_topics,
+    make_sync_producer,
+    publish,
+    topic_specs,
+    training_request,
+)
+from shared.bus.topics import MODELS_PUBLISHED, MONTHS_CLOSED
 from shared.config import Settings
 from shared.feature_store import feature_key, pack_vector, prefix_for
 from shared.stack import free_port
@@ -103,16 +112,8 @@ class RunningTrainer:
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            value = predicate()
-        except (httpx.HTTPError, OSError):
-            value = None
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+    """:func:`helpers.wait_for` for a trainer process that may not answer HTTP yet."""
+    return shared_wait_for(predicate, timeout, what, interval=interval, tolerate=(httpx.HTTPError, OSError))
 
 
 def _topics(bootstrap: str) -> None:
@@ -124,9 +125,7 @@ def send_request(bootstrap: str, reason: str = "test", requested_by: str = "pyte
     _topics(bootstrap)
     producer = make_sync_producer(bootstrap)
     try:
-        record = encode_event(TRAINING_REQUESTS, {"reason": reason, "requested_by": requested_by}, key="",
-                              source="tests")  # fmt: skip
-        publish(producer, record).get(timeout=15)
+        publish(producer, training_request(reason, requested_by, source="tests")).get(timeout=15)
     finally:
         producer.close(timeout=5)
 

@@ -20,8 +20,9 @@ from typing import Any
 import httpx
 import pandas as pd
 import uvicorn
+from helpers import wait_for
 from pydantic import SecretStr
-from test_assigner_support import Bus, load_feature_store, quick_bundle, synthetic, wait_for
+from test_assigner_support import Bus, load_feature_store, quick_bundle, synthetic
 
 from services.assigner.app import create_app
 from services.assigner.link import KafkaLink
@@ -33,7 +34,7 @@ from shared.bus.topics import FEATURES_UPDATED
 from shared.config import Settings
 from shared.metrics import clustering_report
 from shared.stack import EmbeddedBroker, EmbeddedRedis, free_port
-from shared.storage import ArtifactStore, Registry, upgrade_database
+from shared.storage import ArtifactStore, Registry
 
 TOKEN = "ui-admin-token"
 
@@ -102,8 +103,7 @@ def running_world(tmp: Path) -> Iterator[dict[str, Any]]:
                         artifact_uri=str(data / "artifacts"), kafka_bootstrap=broker.bootstrap,
                         redis_url=redis_server.url, admin_token=SecretStr(TOKEN))  # fmt: skip
     ensure_topics(broker.bootstrap, topic_specs(settings))
-    upgrade_database(settings.effective_database_url)
-    registry, bus = Registry(settings.effective_database_url), Bus(broker.bootstrap)
+    registry, bus = Registry.open(settings.effective_database_url), Bus(broker.bootstrap)
     sales, features = synthetic()
     load_feature_store(settings.redis_url, sales)
     world: dict[str, Any] = {"settings": settings, "registry": registry, "bus": bus, "tmp": tmp, "sales": sales,

@@ -1,11 +1,12 @@
 """Durable effects of a relabel: Redis generation + write-ahead record, then SQL, in an order that survives crashes.
 
-``stage`` turns a :class:`~services.assigner.relabel.RelabelOutcome` into the next Redis generation (every
-retailer's state, ``since`` carried over unless its segment or status moved) and a JSON *pending* record: the SQL
-work (segments, retirements, id counter, lineage, history rows) and the events. ``persist_sql`` applies the SQL
-part; it is idempotent (same segments and counter, history rows equal to the current ones are skipped), so a
-restart that finds a pending record (``AssignmentStore.pending``) simply runs it again, publishes the events
-(at-least-once) and switches. Nothing is recomputed on resume, so a retry can never hand out different ids.
+``next_states`` turns a :class:`~services.assigner.relabel.RelabelOutcome` into the next Redis generation (every
+retailer's state, ``since`` carried over unless its segment or status moved), staged with its write-ahead record
+(:class:`~services.assigner.pending.PendingRelabel`): the SQL work (segments, retirements, id counter, lineage,
+history rows) and the events. ``persist_sql`` applies the SQL part; it is idempotent (same segments and counter,
+history rows equal to the current ones are skipped), so a restart that finds a pending record
+(``AssignmentStore.pending``) simply runs it again, publishes the events (at-least-once) and switches. Nothing is
+recomputed on resume, so a retry can never hand out different ids.
 
 ``load_book`` reads what a relabel starts from: retailer states (Redis; rebuilt from SQL when Redis lost them),
 active segments and the id counter (SQL), the serving version.
@@ -13,9 +14,8 @@ active segments and the id counter (SQL), the serving version.
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -25,7 +25,10 @@ from services.assigner.relabel import RelabelOutcome
 from services.assigner.store import AssignmentStore
 from shared.logging import get_logger
 from shared.segments import SegmentIdState
-from shared.storage import AssignmentChange, Registry, SegmentInfo
+from shared.storage import AssignmentChange, Registry
+
+if TYPE_CHECKING:
+    from services.assigner.pending import PendingRelabel
 
 log = get_logger("stableseg.assigner.ledger")
 HISTORY_STATUS = {"assigned": "assigned", "noise": "noise", "ineligible": "ineligible"}
@@ -70,34 +73,15 @@ def history_rows(frame: pd.DataFrame, default_reason: str) -> list[list[Any]]:
                                                            moved["strength"], reasons, strict=True)]  # fmt: skip
 
 
-def pending_record(outcome: RelabelOutcome, model: dict[str, Any], at: datetime, trigger: str) -> dict[str, Any]:
-    """The write-ahead record of a relabel: everything still to do once the generation is staged."""
-    return {
-        "version": outcome.version,
-        "previous_version": outcome.previous_version,
-        "trigger": trigger,
-        "at": at.isoformat(),
-        "model": model,
-        "segments": [_segment_json(s) for s in outcome.segments],
-        "retired": outcome.retired,
-        "next_number": outcome.state.next_number,
-        "lineage": outcome.lineage,
-        "history": history_rows(outcome.assignments, "retrain"),
-        "changes": outcome.changes,
-        "counts": outcome.counts,
-    }
-
-
 def serving_record(outcome: RelabelOutcome, model: dict[str, Any]) -> dict[str, Any]:
     return {**outcome.serving.to_json(), "sha256": model.get("sha256"), "artifact_uri": model.get("artifact_uri")}
 
 
-def persist_sql(registry: Registry, pending: dict[str, Any]) -> None:
+def persist_sql(registry: Registry, pending: PendingRelabel) -> None:
     """Segments + retirements + id counter + lineage (one transaction), then the history rows (another)."""
-    segments = [SegmentInfo(**s) for s in pending["segments"]]
-    registry.upsert_segments(segments, next_number=pending["next_number"], retire=pending["retired"],
-                             lineage=pending["lineage"])  # fmt: skip
-    record_history(registry, pending["history"], pending["version"], datetime.fromisoformat(pending["at"]))
+    registry.upsert_segments(pending.segment_infos(), next_number=pending.next_number, retire=pending.retired,
+                             lineage=pending.lineage)  # fmt: skip
+    record_history(registry, pending.history, pending.version, pending.time)
 
 
 def record_history(registry: Registry, rows: list[list[Any]], version: int, at: datetime) -> int:
@@ -135,9 +119,3 @@ def rebuild_from_sql(registry: Registry, store: AssignmentStore) -> int | None:
     store.switch(gen)
     log.warning("assigner.redis_rebuilt", version=version, retailers=len(states))
     return version
-
-
-def _segment_json(segment: SegmentInfo) -> dict[str, Any]:
-    data = asdict(segment)
-    data.pop("updated_at", None)
-    return data

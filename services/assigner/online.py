@@ -44,17 +44,16 @@ class Decision:
         return len(self.states)
 
 
+@dataclass(eq=False)
 class OnlineAssigner:
     """The serving model's online path (one instance per serving model)."""
 
-    def __init__(self, bundle: ModelBundle, serving: Serving, params: MatchParams, store: AssignmentStore,
-                 features: FeatureStore, registry: Registry) -> None:  # fmt: skip
-        self.bundle = bundle
-        self.serving = serving
-        self.params = params
-        self.store = store
-        self.features = features
-        self.registry = registry
+    bundle: ModelBundle
+    serving: Serving
+    params: MatchParams
+    store: AssignmentStore
+    features: FeatureStore
+    registry: Registry
 
     def decide(self, events: list[dict[str, Any]]) -> Decision:
         latest: dict[str, dict[str, Any]] = {}

@@ -1,12 +1,10 @@
 """The assigner's event loop: relabel on ``models.published`` / promotion, assign online on ``features.updated``.
 
 One asyncio lock serialises everything that changes assignments (a relabel, an online batch, a promotion); the
-heavy work runs in worker threads so the API keeps answering. Order of effects of a relabel (see
-:mod:`services.assigner.ledger`): verify + load the bundle (a refused model changes nothing: the current one keeps
-serving), compute, stage the next Redis generation with a write-ahead record, SQL, publish the events, switch the
-generation. Online: decide, publish, then write Redis and SQL. A batch whose effects failed is re-fetched
-(``KafkaLink.rewind``) and offsets are committed only after success, so every event is applied at least once and
-applying one twice changes nothing.
+heavy work runs in worker threads so the API keeps answering. The relabel path (and its write-ahead recovery) is
+:class:`~services.assigner.relabeller.Relabeller`; online: decide, publish, then write Redis and SQL. A batch
+whose effects failed is re-fetched (``KafkaLink.rewind``) and offsets are committed only after success, so every
+event is applied at least once and applying one twice changes nothing.
 """
 
 from __future__ import annotations
@@ -21,41 +19,24 @@ from aiokafka.structs import ConsumerRecord
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
 from services.assigner.book import Serving
-from services.assigner.ledger import load_book, next_states, pending_record, persist_sql, serving_record
 from services.assigner.link import KafkaLink
 from services.assigner.loader import BundleLoader, ModelRefused
 from services.assigner.metrics import AssignerMetrics
 from services.assigner.online import OnlineAssigner
-from services.assigner.relabel import relabel
+from services.assigner.pending import PendingRelabel
+from services.assigner.publishing import change_records, publish
+from services.assigner.relabeller import Relabeller
 from services.assigner.store import AssignmentStore
-from shared.bus import EventDecodeError, KafkaRecord, decode_event, encode_event
-from shared.bus.topics import FEATURES_UPDATED, MODELS_PUBLISHED, SEGMENTS_CHANGES, SEGMENTS_LINEAGE
+from shared.bus import EventDecodeError, decode_event
+from shared.bus.topics import FEATURES_UPDATED, MODELS_PUBLISHED
 from shared.config import Settings
 from shared.feature_store import FeatureStore
 from shared.logging import get_logger
 from shared.model.bundle import ModelBundle
 from shared.segments import MatchParams
-from shared.storage import ArtifactStore, ModelVersionInfo, NotFoundError, Registry, upgrade_database
-from shared.storage.models import utcnow
+from shared.storage import ArtifactStore, ModelVersionInfo, NotFoundError, Registry
 
 log = get_logger("stableseg.assigner")
-SOURCE = "stableseg/assigner"
-
-
-def match_params(settings: Settings) -> MatchParams:
-    return MatchParams.from_settings(settings)
-
-
-def event_records(pending: dict[str, Any]) -> list[KafkaRecord]:
-    """The changes and the lineage of a relabel; ids derive from the relabel, so a replay repeats them."""
-    stamp = pending["at"]
-    time_ = utcnow()
-    base = f"{pending['version']}:{stamp}"
-    records = [encode_event(SEGMENTS_CHANGES, c, key=c["shop_id"], source=SOURCE, time=time_,
-                            event_id=f"{base}:{c['shop_id']}") for c in pending["changes"]]  # fmt: skip
-    records.append(encode_event(SEGMENTS_LINEAGE, pending["lineage"], key=str(pending["version"]), source=SOURCE,
-                                time=time_, event_id=f"{pending['version']}:{stamp}:lineage"))  # fmt: skip
-    return records
 
 
 class AssignerService:
@@ -64,7 +45,7 @@ class AssignerService:
     def __init__(self, settings: Settings, metrics: AssignerMetrics, link: KafkaLink | None = None) -> None:
         self.settings = settings
         self.metrics = metrics
-        self.params = match_params(settings)
+        self.params = MatchParams.from_settings(settings)
         self.store = AssignmentStore(settings.redis_url)
         self.features = FeatureStore(settings.redis_url)
         self.loader = BundleLoader(ArtifactStore(settings.effective_artifact_uri),
@@ -77,6 +58,8 @@ class AssignerService:
         self.online: OnlineAssigner | None = None
         self.initialised = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self.relabeller = Relabeller(self._registry, self.store, self.features, self.loader, self.link, metrics,
+                                     self.params)  # fmt: skip
 
     # --- life cycle ----------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -106,9 +89,8 @@ class AssignerService:
         await self._consume()
 
     async def _init(self) -> None:
-        url = self.settings.effective_database_url
-        await asyncio.to_thread(upgrade_database, url)
-        self.registry = self.registry or Registry(url)
+        if self.registry is None:
+            self.registry = await asyncio.to_thread(Registry.open, self.settings.effective_database_url)
         async with self.lock:
             await self._resume_pending()
             if await asyncio.to_thread(self.store.gen) is None:
@@ -214,7 +196,7 @@ class AssignerService:
             return  # no model yet: the first relabel covers every eligible retailer
         started = time.perf_counter()
         decision = await asyncio.to_thread(self.online.decide, events)
-        await self._send_changes(decision.changes)
+        await publish(self.link, self.metrics, change_records(decision.changes), decision.changes)
         await asyncio.to_thread(self.online.commit, decision)
         self.metrics.online_retailers.inc(decision.retailers)
         self.metrics.online_seconds.observe(time.perf_counter() - started)
@@ -230,69 +212,21 @@ class AssignerService:
                 await asyncio.to_thread(self._registry().promote, version)
                 return {"version": version, "previous_version": version, "changes": 0, "lineage": None}
             pending = await self._apply(info, None, "promote")
-            return {"version": version, "previous_version": pending["previous_version"], "counts": pending["counts"],
-                    "changes": len(pending["changes"]), "lineage": pending["lineage"]}  # fmt: skip
+            return {"version": version, "previous_version": pending.previous_version, "counts": pending.counts,
+                    "changes": len(pending.changes), "lineage": pending.lineage}  # fmt: skip
 
-    async def _apply(self, info: ModelVersionInfo, announced_sha: str | None, trigger: str) -> dict[str, Any]:
-        started = time.perf_counter()
-        try:
-            bundle = await asyncio.to_thread(self.loader.load, info, announced_sha)
-            features = await asyncio.to_thread(self._snapshot, info.feature_set)
-        except ModelRefused as exc:
-            self.metrics.refusals.inc()
-            log.error("assigner.model_refused", version=info.version, trigger=trigger, error=str(exc),
-                      serving=None if self.serving is None else self.serving.version)  # fmt: skip
-            raise
-        book = await asyncio.to_thread(load_book, self._registry(), self.store)
-        outcome = await asyncio.to_thread(relabel, book, features, bundle, info.version, self.params)
-        at = utcnow()
-        model = {"version": info.version, "sha256": info.sha256, "artifact_uri": info.artifact_uri,
-                 "feature_set": info.feature_set}  # fmt: skip
-        pending = {**pending_record(outcome, model, at, trigger), "promote": trigger == "promote"}
-        states = next_states(outcome, book.assignments, at)
-        gen = await asyncio.to_thread(self.store.stage, states, serving_record(outcome, model), pending)
-        await self._finish(gen, pending)
-        self._serve(bundle, outcome.serving)
-        self.metrics.relabels.labels(trigger).inc()
-        seconds = time.perf_counter() - started
-        self.metrics.relabel_seconds.observe(seconds)
-        log.info("assigner.relabelled", version=info.version, previous=book.version, trigger=trigger,
-                 seconds=round(seconds, 2), **outcome.counts, lineage=outcome.lineage)  # fmt: skip
-        return pending
-
-    def _snapshot(self, feature_set: str) -> Any:
-        frame = self.features.snapshot(feature_set, eligible_only=True)
-        if frame.empty:
-            raise ModelRefused(f"the feature store has no eligible retailers for feature set {feature_set!r}")
-        return frame.drop(columns=["as_of"], errors="ignore")
-
-    async def _finish(self, gen: int, pending: dict[str, Any]) -> None:
-        await asyncio.to_thread(persist_sql, self._registry(), pending)
-        if pending.get("promote"):
-            await asyncio.to_thread(self._registry().promote, pending["version"])
-        await self.link.send(event_records(pending))
-        for change in pending["changes"]:
-            self.metrics.changes.labels(change["reason"]).inc()
-        await asyncio.to_thread(self.store.switch, gen)
+    async def _apply(self, info: ModelVersionInfo, announced_sha: str | None, trigger: str) -> PendingRelabel:
+        serving = None if self.serving is None else self.serving.version
+        applied = await self.relabeller.apply(info, announced_sha, trigger, serving=serving)
+        self._serve(applied.bundle, applied.serving)
+        return applied.pending
 
     async def _resume_pending(self) -> None:
-        """Finish a relabel that stopped after staging (crash, broker outage) exactly as it was decided."""
-        staged = await asyncio.to_thread(self.store.pending)
-        if staged is None:
+        """Finish a relabel that stopped after staging, then serve its model."""
+        pending = await self.relabeller.resume()
+        if pending is None:
             return
-        gen, pending = staged
-        if pending.get("rebuild"):
-            await asyncio.to_thread(self.store.switch, gen)
-            return
-        log.warning("assigner.resuming_relabel", version=pending["version"], generation=gen)
-        await self._finish(gen, pending)
-        info = await asyncio.to_thread(self._registry().get, pending["version"])
+        info = await asyncio.to_thread(self._registry().get, pending.version)
         record = await asyncio.to_thread(self.store.serving)
         with contextlib.suppress(ModelRefused):
             self._serve(await asyncio.to_thread(self.loader.load, info), Serving.from_json(record))
-
-    async def _send_changes(self, changes: list[dict[str, Any]]) -> None:
-        records = [encode_event(SEGMENTS_CHANGES, c, key=c["shop_id"], source=SOURCE) for c in changes]
-        await self.link.send(records)
-        for change in changes:
-            self.metrics.changes.labels(change["reason"]).inc()

@@ -16,7 +16,7 @@ from kafka.errors import KafkaError
 from rich.console import Console
 from tenacity import stop_after_delay
 
-from shared.bus import decode_event, encode_event, ensure_topics, make_sync_producer, publish, topic_specs
+from shared.bus import decode_event, ensure_topics, make_sync_producer, publish, topic_specs, training_request
 from shared.bus.security import kafka_security
 from shared.bus.topics import MODELS_PUBLISHED, TRAINING_REQUESTS
 from shared.config import Settings, get_settings
@@ -105,9 +105,7 @@ def retrain(
         registry = _RegistryWatch(settings) if wait else None
         producer = make_sync_producer(bootstrap, **security)
         try:
-            record = encode_event(TRAINING_REQUESTS, {"reason": reason, "requested_by": requester}, key="",
-                                  source="stableseg/cli")  # fmt: skip
-            sent = publish(producer, record).get(timeout=15)
+            sent = publish(producer, training_request(reason, requester, source="stableseg/cli")).get(timeout=15)
         finally:
             producer.close(timeout=5)
     except KafkaError as exc:

@@ -9,8 +9,7 @@ from typing import Any
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 from services.demo.options import DemoError
-from shared.bus import EventDecodeError, decode_event, encode_event, make_sync_producer, publish
-from shared.bus.topics import TRAINING_REQUESTS
+from shared.bus import EventDecodeError, decode_event, make_sync_producer, publish, training_request
 
 REQUESTER = "stableseg-demo"
 
@@ -29,8 +28,7 @@ def request_training(bootstrap: str, reason: str) -> int:
     """Send a ``training.requests`` event (what ``stableseg retrain`` does); returns its offset."""
     producer = make_sync_producer(bootstrap)
     try:
-        record = encode_event(TRAINING_REQUESTS, {"reason": reason, "requested_by": REQUESTER}, key="",
-                              source="stableseg/demo")  # fmt: skip
+        record = training_request(reason, REQUESTER, source="stableseg/demo")
         return int(publish(producer, record).get(timeout=15).offset)
     finally:
         producer.close(timeout=5)

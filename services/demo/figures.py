@@ -85,10 +85,6 @@ def stability(truth: pd.DataFrame, before: Answers, after: Answers, changes_afte
     )  # fmt: skip
 
 
-def status_counts(answers: Answers) -> Counter[str]:
-    return Counter(str(answer.get("status")) for answer in answers.values())
-
-
 def change_counts(events: Iterable[Mapping[str, Any]]) -> Counter[tuple[Any, str]]:
     """(model_version, reason) -> number of ``segments.changes`` events."""
     return Counter((event.get("model_version"), str(event.get("reason"))) for event in events)

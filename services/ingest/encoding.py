@@ -1,7 +1,7 @@
 """Fast CloudEvents encoding of many sales records, keeping the library's header mapping.
 
-``shared.bus.events.encode_event`` builds one ``CloudEvent`` per record through the cloudevents library (~40 µs
-each), too slow for bulk loads. A batch here asks the library once for the headers of the whole batch (one
+``shared.bus.events.encode_event`` builds one ``CloudEvent`` per record through the cloudevents library, too
+slow for bulk loads. A batch here asks the library once for the headers of the whole batch (one
 ``encode_event`` call: ``ce_specversion``, ``ce_type``, ``ce_source``, ``content-type`` and the batch's
 ``ce_time``), then gives each record its own ``ce_id`` (``<batch uuid>-<index>``). The value is the same
 orjson encoding of the data ``encode_event`` produces, so ``decode_event`` reads both alike.

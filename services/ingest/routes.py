@@ -17,7 +17,7 @@ from shared.bus import KafkaRecord
 from shared.config import Settings
 from shared.limits import RATE_LIMITED, RateLimit
 from shared.logging import get_logger
-from shared.schemas import validate_record
+from shared.schemas import ID_MAX_LENGTH, MONTH_MAX, MONTH_MIN, YEAR_MAX, YEAR_MIN, validate_record
 
 log = get_logger("stableseg.ingest")
 RETRY_AFTER_SECONDS = 5
@@ -43,8 +43,9 @@ class IngestResult(BaseModel):
 # validates each one on its own (a mixed batch accepts the valid ones, lists the rest in `errors`), so the request
 # schema does not constrain items: a schema that did would call a 200 with per-record rejections a violation.
 _RECORD_SHAPE = (
-    "Each item should be a sales record {shop_id, product_id: non-empty string or integer (at most 64 characters), "
-    "year: integer 1900-2100, month: integer 1-12, sales_qty: finite number >= 0}. Items that are not (any JSON "
+    "Each item should be a sales record {shop_id, product_id: non-empty string or integer (at most "
+    f"{ID_MAX_LENGTH} characters), year: integer {YEAR_MIN}-{YEAR_MAX}, month: integer {MONTH_MIN}-{MONTH_MAX}, "
+    "sales_qty: finite number >= 0}. Items that are not (any JSON "
     "value is accepted here) are rejected one by one: listed in `errors` and sent to sales.rejected."
 )
 _RECORD_EXAMPLE = {"shop_id": "S001", "product_id": "P042", "year": 2024, "month": 3, "sales_qty": 12.5}

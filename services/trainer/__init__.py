@@ -1,7 +1,7 @@
 """The trainer service (``stableseg serve trainer``): versioned, measured, reproducible models.
 
 Flow: ``training.requests`` (``stableseg retrain``, the admin API) and, with ``retrain_on_month_close``,
-``months.closed`` -> :mod:`~services.trainer.triggers` (requests settle 1 s, month closes debounce
+``months.closed`` -> :mod:`~services.trainer.triggers` (requests settle REQUEST_SETTLE_SECONDS, month closes debounce
 ``retrain_debounce_seconds``; whatever arrives during a training becomes ONE next run) -> the registry's training
 lease (one training across replicas, ``trainer_lock_ttl_seconds``) -> :mod:`~services.trainer.snapshot` (one
 consistent feature-store snapshot, canonical shop_id order, as-of month, rows) -> :mod:`~services.trainer.job`

@@ -26,14 +26,14 @@ from services.trainer.metrics import TrainerMetrics
 from services.trainer.publication import served_by_version
 from services.trainer.snapshot import SnapshotSource, feature_store_settlement, feature_store_source
 from services.trainer.training import Hook, Outcome, TrainingContext, train
-from services.trainer.triggers import Batch, Triggers
+from services.trainer.triggers import REQUEST_SETTLE_SECONDS, Batch, Triggers
 from shared.bus import EventDecodeError, decode_event
 from shared.bus.topics import MONTHS_CLOSED, TRAINING_REQUESTS
 from shared.config import Settings
 from shared.logging import get_logger
 from shared.model.gates import Gates
 from shared.model.params import ModelParams
-from shared.storage import ArtifactStore, ModelVersionInfo, Registry, upgrade_database
+from shared.storage import ArtifactStore, ModelVersionInfo, Registry
 
 log = get_logger("stableseg.trainer")
 
@@ -44,7 +44,7 @@ class TrainerService:
     def __init__(
         self, settings: Settings, metrics: TrainerMetrics, *, source: SnapshotSource | None = None,
         executor: FitExecutor | None = None, hook: Hook | None = None, owner: str | None = None,
-        request_settle: float = 1.0, lock_ttl: float | None = None, lock_poll: float = 1.0,
+        request_settle: float = REQUEST_SETTLE_SECONDS, lock_ttl: float | None = None, lock_poll: float = 1.0,
     ) -> None:  # fmt: skip
         self.settings = settings
         self.metrics = metrics
@@ -87,8 +87,7 @@ class TrainerService:
             self._tasks.append(asyncio.create_task(self._warm(), name="trainer-warm-worker"))
         async for attempt in _forever("database"):
             with attempt:
-                await asyncio.to_thread(upgrade_database, settings.effective_database_url)
-        self.registry = Registry(settings.effective_database_url)
+                self.registry = await asyncio.to_thread(Registry.open, settings.effective_database_url)
         context = TrainingContext(
             feature_set=settings.feature_set, params=ModelParams.from_settings(settings),
             gates=Gates.from_settings(settings), registry=self.registry,

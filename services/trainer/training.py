@@ -10,14 +10,15 @@ import asyncio
 import shutil
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from services.trainer.executor import FitExecutor
 from services.trainer.publication import recover, register_published, register_rejected, store_artifact
-from services.trainer.snapshot import SettleCheck, SnapshotSource, take_snapshot, wait_settled
+from services.trainer.snapshot import SettleCheck, Snapshot, SnapshotSource, take_snapshot, wait_settled
 from shared.logging import get_logger
 from shared.model.gates import Gates
 from shared.model.params import ModelParams
@@ -62,8 +63,40 @@ class TrainingContext:
     settle_deadline_seconds: float = 120.0
 
 
-def _timed(seconds: dict[str, float], stage: str, started: float) -> None:
-    seconds[stage] = round(time.perf_counter() - started, 3)
+@contextmanager
+def _timing(seconds: dict[str, float], stage: str) -> Iterator[None]:
+    """Record how long the block took under ``stage`` (only when it succeeds)."""
+    t0 = time.perf_counter()
+    yield
+    seconds[stage] = round(time.perf_counter() - t0, 3)
+
+
+async def _snapshot(ctx: TrainingContext, tags: dict[str, Any], seconds: dict[str, float]
+                    ) -> tuple[Snapshot, dict[str, Any]]:  # fmt: skip
+    """Wait for a settled store (or say why the wait ended), then snapshot it; the tags gain what happened."""
+    if ctx.settle is not None:
+        with _timing(seconds, "settle"):
+            settled = await wait_settled(ctx.settle, ctx.settle_deadline_seconds)
+        tags = {**tags, "store_settled": settled["settled"]}
+        if not settled["settled"]:
+            log.warning("training.unsettled_store", waited_seconds=settled["waited_seconds"], reason=settled["reason"])
+    with _timing(seconds, "snapshot"):
+        snapshot = await asyncio.to_thread(take_snapshot, ctx.source, ctx.feature_set)
+    log.info("training.snapshot", feature_set=ctx.feature_set, rows=snapshot.rows, data_as_of=snapshot.data_as_of,
+             seconds=seconds["snapshot"])  # fmt: skip
+    return snapshot, {**tags, "snapshot": snapshot.source}
+
+
+async def _fit(ctx: TrainingContext, snapshot: Snapshot, staging: Path, seconds: dict[str, float]) -> dict[str, Any]:
+    """The executor's fit result; data that cannot support segments gives a ``refused`` result that says why."""
+    meta = {"data_as_of": snapshot.data_as_of, "training_rows": snapshot.rows}
+    with _timing(seconds, "fit"):
+        try:
+            return await ctx.executor.fit(snapshot.features, ctx.feature_set, ctx.params, str(staging / "bundle"),
+                                          meta)  # fmt: skip
+        except InsufficientDataError as exc:
+            return {"metrics": {"n": snapshot.rows, "refusal": {"cause": exc.cause, "remedy": exc.remedy}},
+                    "sha256": None, "refused": f"cannot segment: {exc}"}  # fmt: skip
 
 
 async def train(ctx: TrainingContext, tags: dict[str, Any]) -> Outcome:
@@ -71,33 +104,11 @@ async def train(ctx: TrainingContext, tags: dict[str, Any]) -> Outcome:
     hook = ctx.hook or (lambda step: None)
     started, seconds = time.perf_counter(), {}
     await asyncio.to_thread(recover, ctx.registry, ctx.store)
-
-    t0 = time.perf_counter()
-    if ctx.settle is not None:  # train on a settled store only, or say why the wait ended
-        settled = await wait_settled(ctx.settle, ctx.settle_deadline_seconds)
-        _timed(seconds, "settle", t0)
-        tags = {**tags, "store_settled": settled["settled"]}
-        if not settled["settled"]:
-            log.warning("training.unsettled_store", waited_seconds=settled["waited_seconds"], reason=settled["reason"])
-    t0 = time.perf_counter()
-    snapshot = await asyncio.to_thread(take_snapshot, ctx.source, ctx.feature_set)
-    _timed(seconds, "snapshot", t0)
-    log.info("training.snapshot", feature_set=ctx.feature_set, rows=snapshot.rows, data_as_of=snapshot.data_as_of,
-             seconds=seconds["snapshot"])  # fmt: skip
+    snapshot, tags = await _snapshot(ctx, tags, seconds)
     hook("snapshot")
-    tags = {**tags, "snapshot": snapshot.source}
-
     staging = Path(tempfile.mkdtemp(prefix="stableseg-train-"))
     try:
-        t0 = time.perf_counter()
-        meta = {"data_as_of": snapshot.data_as_of, "training_rows": snapshot.rows}
-        try:
-            result = await ctx.executor.fit(snapshot.features, ctx.feature_set, ctx.params, str(staging / "bundle"),
-                                            meta)  # fmt: skip
-        except InsufficientDataError as exc:  # the data cannot support segments: a rejected version says why
-            result = {"metrics": {"n": snapshot.rows, "refusal": {"cause": exc.cause, "remedy": exc.remedy}},
-                      "sha256": None, "refused": f"cannot segment: {exc}"}  # fmt: skip
-        _timed(seconds, "fit", t0)
+        result = await _fit(ctx, snapshot, staging, seconds)
         metrics, sha256 = result["metrics"], result["sha256"]
         hook("fitted")
         reason = result.get("refused") or ctx.gates.verdict(metrics["served"])
@@ -109,9 +120,8 @@ async def train(ctx: TrainingContext, tags: dict[str, Any]) -> Outcome:
             log.warning("training.rejected", version=info.version, reason=reason)
             return _outcome("rejected", info, snapshot.rows, metrics, seconds, started, reason)
 
-        t0 = time.perf_counter()
-        uri = await asyncio.to_thread(store_artifact, ctx.store, result["directory"], ctx.feature_set, sha256)
-        _timed(seconds, "upload", t0)
+        with _timing(seconds, "upload"):
+            uri = await asyncio.to_thread(store_artifact, ctx.store, result["directory"], ctx.feature_set, sha256)
         try:
             hook("stored")
             metrics["training_seconds"] = dict(seconds)
@@ -122,9 +132,8 @@ async def train(ctx: TrainingContext, tags: dict[str, Any]) -> Outcome:
         except BaseException:
             await asyncio.to_thread(recover, ctx.registry, ctx.store)  # best effort; the next start retries it
             raise
-        t0 = time.perf_counter()
-        await ctx.announce(info)
-        _timed(seconds, "announce", t0)
+        with _timing(seconds, "announce"):
+            await ctx.announce(info)
         log.info("training.published", version=info.version, artifact_uri=uri, sha256=sha256)
         return _outcome("published", info, snapshot.rows, metrics, seconds, started)
     finally:

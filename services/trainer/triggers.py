@@ -22,6 +22,7 @@ from typing import Any
 from shared.storage.models import utcnow
 
 MAX_KEPT = 20  # reasons / months remembered per batch (for the version's tags)
+REQUEST_SETTLE_SECONDS = 1.0  # a training request waits this long for others to join its run
 
 
 @dataclass
@@ -58,7 +59,7 @@ class Triggers:
     def __init__(
         self,
         debounce: float,
-        request_settle: float = 1.0,
+        request_settle: float = REQUEST_SETTLE_SECONDS,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], datetime] = utcnow,
     ) -> None:

@@ -114,6 +114,12 @@ def encode_event(
     return KafkaRecord(topic, key.encode(), message.value, list(message.headers.items()))
 
 
+def training_request(reason: str, requested_by: str, source: str) -> KafkaRecord:
+    """The ``training.requests`` event (``stableseg retrain``, the admin API, the demo): why, and who asks."""
+    return encode_event(topics.TRAINING_REQUESTS, {"reason": reason, "requested_by": requested_by}, key="",
+                        source=source)  # fmt: skip
+
+
 def _has_ce_headers(headers: list[tuple[str, bytes]]) -> bool:
     return any(name.lower().startswith(ce_kafka.CE_PREFIX) for name, _ in headers)
 

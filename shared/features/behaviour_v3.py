@@ -7,10 +7,8 @@ months back from the SHOP's own last active month (not the data's: the features 
 its own monthly state only), so a month a year older weighs half as much. Exponential rather than a hard window:
 nothing falls off a cliff when a month ages (no jump in a shop's features from one month to the next) and the old
 months still steady the estimates of a shop that did not change (over 60 months the effective sample,
-``(sum w) ** 2 / sum w ** 2``, is about 33 months). Measured on the generator (20,000 retailers x 5 years,
-``bench/bench_stability.py``, a drift 36 months before the last month, so 90% of the weight is after it): half-life
-12 gives 97% / 95% of the drifted shops (two data seeds; v2: 49%) a new segment and keeps 99.4% / 98.8% of the
-others; half-life 18 missed the 90% bar on the second seed (81%), 15 passed it narrowly (92%).
+``(sum w) ** 2 / sum w ** 2``, is about 33 months). Why the half-life is 12 months, measured with
+``bench/bench_stability.py`` against longer ones: the README's stability section.
 
 Every column keeps its ``behaviour-v2`` meaning with weighted means, a weighted least-squares trend and a weighted
 residual spread (:func:`shared.features.behaviour_v2.behaviour_batch`); size-free, finite and bounded alike.

@@ -1,4 +1,4 @@
-"""Which shops are clustered (seed-notes.md "Eligibility"): enough tenure and enough activity per year."""
+"""Which shops are clustered (the seed's eligibility rule): enough tenure and enough activity per year."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``seed-v1``: the seed's 29 features exactly (seed-notes.md), except undefined values are 0, never NaN."""
+"""``seed-v1``: the seed's 29 features exactly, except undefined values are 0, never NaN."""
 
 from __future__ import annotations
 

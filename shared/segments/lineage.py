@@ -3,7 +3,7 @@
 Segment ids look like ``seg-0001``. They are issued from a counter (:class:`SegmentIdState`, persisted by the
 caller) and never reused, even after the segment retires. :class:`MatchResult` is what
 :func:`shared.segments.matching.match_clusters` returns; :meth:`MatchResult.to_lineage` is the value of a
-``segments.lineage`` event (contracts.md).
+``segments.lineage`` event (docs/asyncapi.yaml).
 """
 
 from __future__ import annotations

@@ -92,10 +92,7 @@ def match_clusters(previous: pd.Series | None, new_labels: pd.Series, state: Seg
     share = np.divide(table, seg_size, out=np.zeros(table.shape), where=seg_size > 0)
     acceptable = (jaccard >= params.min_jaccard - _EPS) & (share > 0.5 + _EPS)
 
-    pairs: list[tuple[int, int]] = []
-    if acceptable.any():
-        rows, cols = linear_sum_assignment(np.where(acceptable, jaccard, 0.0), maximize=True)
-        pairs = [(int(r), int(c)) for r, c in zip(rows, cols, strict=True) if acceptable[r, c]]
+    pairs = _pairs(acceptable, jaccard)
 
     cluster_to_segment = {int(clusters[c]): segments[r] for r, c in pairs}
     fresh = sorted((c for c in range(len(clusters)) if int(clusters[c]) not in cluster_to_segment),
@@ -104,20 +101,7 @@ def match_clusters(previous: pd.Series | None, new_labels: pd.Series, state: Seg
     cluster_to_segment.update({int(clusters[c]): sid for c, sid in zip(fresh, new_ids, strict=True)})
     seg_of = [cluster_to_segment[int(k)] for k in clusters]
 
-    split, split_children = [], set()
-    for r, segment in enumerate(segments):
-        parts = np.flatnonzero(share[r] >= params.split_min_share - _EPS).tolist()
-        if len(parts) >= 2:
-            parts.sort(key=lambda c, r=r: (-share[r, c], c))
-            split.append({"from": segment, "into": [seg_of[c] for c in parts]})
-            split_children.update(seg_of[c] for c in parts if seg_of[c] != segment)
-    merged = []
-    for c in range(len(clusters)):
-        senders = [segments[r] for r in np.flatnonzero(share[:, c] > 0.5 + _EPS)]
-        if len(senders) >= 2:
-            merged.append({"from": senders, "into": seg_of[c]})
-    merged.sort(key=lambda m: segment_sort_key(m["into"]))
-
+    split, split_children = _splits(segments, share, seg_of, params.split_min_share)
     continued = [{"segment": segments[r], "cluster": int(clusters[c]), "jaccard": float(jaccard[r, c])}
                  for r, c in sorted(pairs)]
     kept = {entry["segment"] for entry in continued}
@@ -127,10 +111,41 @@ def match_clusters(previous: pd.Series | None, new_labels: pd.Series, state: Seg
         born=[sid for sid in new_ids if sid not in split_children],
         retired=[s for s in segments if s not in kept],
         split=split,
-        merged=merged,
+        merged=_merges(segments, share, seg_of),
         state=new_state,
         stable=[e["segment"] for e in continued if e["jaccard"] >= params.stable_jaccard - _EPS],
     )
+
+
+def _pairs(acceptable: np.ndarray, jaccard: np.ndarray) -> list[tuple[int, int]]:
+    """(segment row, cluster column) continuations: the assignment of most total Jaccard among acceptable pairs."""
+    if not acceptable.any():
+        return []
+    rows, cols = linear_sum_assignment(np.where(acceptable, jaccard, 0.0), maximize=True)
+    return [(int(r), int(c)) for r, c in zip(rows, cols, strict=True) if acceptable[r, c]]
+
+
+def _splits(segments: list[str], share: np.ndarray, seg_of: list[str], min_share: float
+            ) -> tuple[list[dict[str, Any]], set[str]]:  # fmt: skip
+    """Segments whose members went to two or more clusters (each >= ``min_share``), and the ids born that way."""
+    split, children = [], set()
+    for r, segment in enumerate(segments):
+        parts = np.flatnonzero(share[r] >= min_share - _EPS).tolist()
+        if len(parts) >= 2:
+            parts.sort(key=lambda c, r=r: (-share[r, c], c))
+            split.append({"from": segment, "into": [seg_of[c] for c in parts]})
+            children.update(seg_of[c] for c in parts if seg_of[c] != segment)
+    return split, children
+
+
+def _merges(segments: list[str], share: np.ndarray, seg_of: list[str]) -> list[dict[str, Any]]:
+    """Clusters that took the majority of two or more old segments, by the id they got."""
+    merged = []
+    for c in range(share.shape[1]):
+        senders = [segments[r] for r in np.flatnonzero(share[:, c] > 0.5 + _EPS)]
+        if len(senders) >= 2:
+            merged.append({"from": senders, "into": seg_of[c]})
+    return sorted(merged, key=lambda m: segment_sort_key(m["into"]))
 
 
 def _canonical_clusters(labels: pd.Series) -> tuple[np.ndarray, np.ndarray]:

@@ -11,7 +11,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from shared.logging import get_logger
-from shared.storage.base import RegistryBase, chunks
+from shared.schemas import ID_MAX_LENGTH
+from shared.storage.base import Part, bulk_insert, chunks, one_of
 from shared.storage.models import ASSIGNMENT_STATUSES, Assignment, utcnow
 from shared.storage.records import AssignmentChange, AssignmentInfo
 
@@ -32,8 +33,8 @@ def _change(item: AssignmentChange | Mapping[str, Any]) -> AssignmentChange:
             str(item.get("shop_id", "")), segment, status, item.get("strength"), item.get("reason")
         )
     where = f"shop {change.shop_id!r}"
-    if not change.shop_id or len(change.shop_id) > 64:
-        raise ValueError(f"shop_id: must be 1-64 characters, got {change.shop_id!r}")
+    if not change.shop_id or len(change.shop_id) > ID_MAX_LENGTH:
+        raise ValueError(f"shop_id: must be 1-{ID_MAX_LENGTH} characters, got {change.shop_id!r}")
     if change.status not in ASSIGNMENT_STATUSES:
         raise ValueError(f"status: {where} has {change.status!r}, expected one of {ASSIGNMENT_STATUSES}")
     if (change.status == "assigned") != (change.segment_id is not None):
@@ -53,7 +54,7 @@ _COLUMNS = (
 )  # fmt: skip
 
 
-class AssignmentsMixin(RegistryBase):
+class AssignmentHistory(Part):
     """Recording and reading retailers' segment history."""
 
     def record_assignments(
@@ -74,7 +75,7 @@ class AssignmentsMixin(RegistryBase):
         if len(by_shop) != len(items):
             raise ValueError("shop_id: a retailer appears more than once in one batch of changes")
         opened = 0
-        with self._write() as session:
+        with self.db.write() as session:
             for batch in chunks(list(by_shop), CHUNK):
                 opened += self._apply(session, [by_shop[s] for s in batch], model_version, at)
         log.info("registry.assignments", changes=len(items), opened=opened, model_version=model_version)
@@ -89,7 +90,7 @@ class AssignmentsMixin(RegistryBase):
             Assignment.model_version,
             Assignment.strength,
             Assignment.valid_from,
-        ).where(Assignment.valid_to.is_(None), self._one_of(session, Assignment.shop_id, [c.shop_id for c in batch]))
+        ).where(Assignment.valid_to.is_(None), one_of(session, Assignment.shop_id, [c.shop_id for c in batch]))
         connection = session.connection()  # Core from here on: no ORM work per row
         current = {row.shop_id: row for row in connection.execute(query).all()}
         close: list[int] = []
@@ -111,8 +112,8 @@ class AssignmentsMixin(RegistryBase):
                          "strength": change.strength, "reason": change.reason})  # fmt: skip
         if close:
             table = Assignment.__table__
-            connection.execute(table.update().where(self._one_of(session, table.c.id, close)).values(valid_to=at))
-        self._bulk_insert(
+            connection.execute(table.update().where(one_of(session, table.c.id, close)).values(valid_to=at))
+        bulk_insert(
             session, Assignment.__table__, rows, {"model_version": version, "valid_from": at, "valid_to": None}
         )
         return len(rows)
@@ -120,7 +121,7 @@ class AssignmentsMixin(RegistryBase):
     def history(self, shop_id: str) -> list[AssignmentInfo]:
         """A retailer's segment over time, oldest first (the last row has ``valid_to`` None if current)."""
         query = sa.select(*_COLUMNS).where(Assignment.shop_id == shop_id).order_by(Assignment.valid_from, Assignment.id)
-        with self._read() as session:
+        with self.db.read() as session:
             return [AssignmentInfo(*row) for row in session.execute(query).all()]
 
     def current_assignment(self, shop_id: str) -> AssignmentInfo | None:
@@ -130,11 +131,11 @@ class AssignmentsMixin(RegistryBase):
     def current_assignments(self, shop_ids: Iterable[str] | None = None) -> dict[str, AssignmentInfo]:
         """Current rows by shop id: for the given retailers, or for all when ``shop_ids`` is None."""
         base = sa.select(*_COLUMNS).where(Assignment.valid_to.is_(None))
-        with self._read() as session:
+        with self.db.read() as session:
             if shop_ids is None:
                 return {row[0]: AssignmentInfo(*row) for row in session.execute(base).all()}
             result: dict[str, AssignmentInfo] = {}
             for batch in chunks(list(dict.fromkeys(shop_ids)), CHUNK):
-                query = base.where(self._one_of(session, Assignment.shop_id, batch))
+                query = base.where(one_of(session, Assignment.shop_id, batch))
                 result.update({row[0]: AssignmentInfo(*row) for row in session.execute(query).all()})
             return result

@@ -16,9 +16,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import aliased
 
-from shared.storage.base import RegistryBase
+from shared.storage.base import Part
 from shared.storage.models import Assignment, Lineage
-from shared.storage.records import LineageInfo
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,15 +39,8 @@ def _valid_at(table: Any, moment: datetime) -> sa.ColumnElement[bool]:
     return sa.and_(table.valid_from <= moment, sa.or_(table.valid_to.is_(None), table.valid_to > moment))
 
 
-class ExploreMixin(RegistryBase):
-    """Queries that read the assignment history as a whole (the registry's other mixins read one retailer)."""
-
-    def list_lineage(self) -> list[LineageInfo]:
-        """Every applied version's lineage, in the order the versions were applied."""
-        query = sa.select(Lineage).order_by(Lineage.created_at, Lineage.model_version)
-        with self._read() as session:
-            return [LineageInfo(r.model_version, r.previous_version, r.payload, r.created_at)
-                    for r in session.scalars(query)]  # fmt: skip
+class Explorer(Part):
+    """Queries that read the assignment history as a whole (``AssignmentHistory`` reads one retailer's)."""
 
     def sizes_by_version(self) -> dict[int, dict[str, int]]:
         """``{version: {segment_id: assigned retailers}}`` right after each applied version's relabel."""
@@ -60,7 +52,7 @@ class ExploreMixin(RegistryBase):
             .group_by(Lineage.model_version, a.segment_id)
         )
         out: dict[int, dict[str, int]] = {}
-        with self._read() as session:
+        with self.db.read() as session:
             for version, segment, count in session.execute(query):
                 out.setdefault(int(version), {})[segment] = int(count)
         return out
@@ -76,7 +68,7 @@ class ExploreMixin(RegistryBase):
             .where(_valid_at(new, after))
             .group_by(old.segment_id, old.status, new.segment_id, new.status)
         )
-        with self._read() as session:
+        with self.db.read() as session:
             return [(s1, st1 or "new", s2, st2, int(n)) for s1, st1, s2, st2, n in session.execute(query)]
 
     def segment_flows(self, segment_id: str, before: datetime, after: datetime
@@ -97,7 +89,7 @@ class ExploreMixin(RegistryBase):
             .where(_valid_at(old, before), old.segment_id == segment_id, new.segment_id.is_distinct_from(segment_id))
             .group_by(old.segment_id, old.status, new.segment_id, new.status)
         )  # fmt: skip
-        with self._read() as session:
+        with self.db.read() as session:
             rows = [*session.execute(into), *session.execute(out)]
         return [(s1, st1 or "new", s2, st2, int(n)) for s1, st1, s2, st2, n in rows]
 
@@ -110,7 +102,7 @@ class ExploreMixin(RegistryBase):
             .order_by(a.strength.desc(), a.shop_id)
             .limit(limit)
         )
-        with self._read() as session:
+        with self.db.read() as session:
             return [(s, f, t) for s, f, t in session.execute(query)]
 
     def recent_changes(self, limit: int = 200, *, segment: str | None = None, reason: str | None = None,
@@ -129,7 +121,7 @@ class ExploreMixin(RegistryBase):
         if reason:
             query = query.where(rows.c.reason == reason)
         query = query.order_by(rows.c.id.desc()).limit(limit)
-        with self._read() as session:
+        with self.db.read() as session:
             return [ChangeRow(*row) for row in session.execute(query)]
 
     def shops_starting_with(self, prefix: str, limit: int = 20) -> list[str]:
@@ -141,5 +133,5 @@ class ExploreMixin(RegistryBase):
             .order_by(a.shop_id)
             .limit(limit)
         )
-        with self._read() as session:
+        with self.db.read() as session:
             return list(session.scalars(query))

@@ -7,14 +7,14 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 
 from shared.logging import get_logger
-from shared.storage.base import RegistryBase
+from shared.storage.base import Part, dialect_insert
 from shared.storage.models import Lock, utcnow
 
 log = get_logger(__name__)
 TRAINING_LOCK = "training"
 
 
-class LocksMixin(RegistryBase):
+class Locks(Part):
     """A lease is taken with one conditional UPDATE, which is atomic on SQLite and PostgreSQL alike."""
 
     def acquire_lock(self, name: str, owner: str, ttl_seconds: float) -> bool:
@@ -25,8 +25,8 @@ class LocksMixin(RegistryBase):
         if not ttl_seconds > 0:
             raise ValueError(f"ttl_seconds: must be > 0, got {ttl_seconds!r}")
         now = utcnow()
-        with self._write() as session:
-            seed = self._insert(session, Lock).values(name=name, owner=None, acquired_at=None, expires_at=None)
+        with self.db.write() as session:
+            seed = dialect_insert(session, Lock).values(name=name, owner=None, acquired_at=None, expires_at=None)
             session.execute(seed.on_conflict_do_nothing(index_elements=[Lock.name]))
             taken = session.execute(
                 sa.update(Lock)
@@ -39,7 +39,7 @@ class LocksMixin(RegistryBase):
 
     def release_lock(self, name: str, owner: str) -> bool:
         """Give the lease back; False if ``owner`` did not hold it (e.g. it expired and was taken over)."""
-        with self._write() as session:
+        with self.db.write() as session:
             released = session.execute(
                 sa.update(Lock)
                 .where(Lock.name == name, Lock.owner == owner)
@@ -50,7 +50,7 @@ class LocksMixin(RegistryBase):
 
     def lock_holder(self, name: str) -> tuple[str, datetime] | None:
         """(owner, expires_at) of an unexpired lease, or None when the lock is free."""
-        with self._read() as session:
+        with self.db.read() as session:
             row = session.get(Lock, name)
             if row is None or row.owner is None or row.expires_at is None or row.expires_at <= utcnow():
                 return None

@@ -11,7 +11,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 VERSION_STATUSES = ("candidate", "published", "rejected", "retired")
 SEGMENT_STATUSES = ("active", "retired")
-ASSIGNMENT_STATUSES = ("assigned", "noise", "ineligible", "unknown")  # as in contracts.md
+ASSIGNMENT_STATUSES = ("assigned", "noise", "ineligible", "unknown")  # the statuses of the public contract
 
 JSONType = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 

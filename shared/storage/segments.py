@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from shared.logging import get_logger
-from shared.storage.base import NotFoundError, RegistryBase, StateError, check_json
+from shared.storage.base import NotFoundError, Part, StateError, check_json, dialect_insert, record_of
 from shared.storage.models import SEGMENT_STATUSES, Lineage, Segment, SegmentIdState, utcnow
 from shared.storage.records import LineageInfo, SegmentInfo
 
@@ -17,17 +17,11 @@ log = get_logger(__name__)
 
 
 def _info(row: Segment) -> SegmentInfo:
-    return SegmentInfo(
-        segment_id=row.segment_id,
-        name=row.name,
-        first_version=row.first_version,
-        last_version=row.last_version,
-        status=row.status,
-        size=row.size,
-        profile=row.profile,
-        parent_segment=row.parent_segment,
-        updated_at=row.updated_at,
-    )
+    return record_of(SegmentInfo, row)
+
+
+def _lineage(row: Lineage) -> LineageInfo:
+    return record_of(LineageInfo, row)
 
 
 def _validate(segment: SegmentInfo) -> None:
@@ -43,12 +37,12 @@ def _validate(segment: SegmentInfo) -> None:
     check_json(f"profile ({where})", segment.profile)
 
 
-class SegmentsMixin(RegistryBase):
+class Segments(Part):
     """Segments CRUD; segment-number state and lineage change in the same transaction as the segments."""
 
     def get_next_segment_number(self) -> int:
         """The next never-used segment number (``seg-NNNN``)."""
-        with self._read() as session:
+        with self.db.read() as session:
             return self._next_number(session)
 
     def _next_number(self, session: Session, *, lock: bool = False) -> int:
@@ -82,7 +76,7 @@ class SegmentsMixin(RegistryBase):
         if len(set(ids)) != len(ids):
             raise ValueError("segment_id: the same segment appears twice in one upsert")
         retired = set(retire) - set(ids)
-        with self._write() as session:
+        with self.db.write() as session:
             current = self._next_number(session, lock=True)
             target = current if next_number is None else next_number
             if target < current:
@@ -135,7 +129,7 @@ class SegmentsMixin(RegistryBase):
         ]
         # Parents first, so that a new child may name a parent created in the same call.
         rows.sort(key=lambda r: r["parent_segment"] is not None)
-        stmt = self._insert(session, Segment)
+        stmt = dialect_insert(session, Segment)
         updated = {c: stmt.excluded[c] for c in rows[0] if c not in ("segment_id", "first_version")}
         session.execute(stmt.on_conflict_do_update(index_elements=[Segment.segment_id], set_=updated), rows)
 
@@ -144,7 +138,7 @@ class SegmentsMixin(RegistryBase):
         self.upsert_segments([], retire=segment_ids)
 
     def get_segment(self, segment_id: str) -> SegmentInfo | None:
-        with self._read() as session:
+        with self.db.read() as session:
             row = session.get(Segment, segment_id)
             return None if row is None else _info(row)
 
@@ -153,13 +147,8 @@ class SegmentsMixin(RegistryBase):
         query = sa.select(Segment).order_by(Segment.segment_id)
         if status is not None:
             query = query.where(Segment.status == status)
-        with self._read() as session:
+        with self.db.read() as session:
             return [_info(row) for row in session.scalars(query)]
-
-    def save_lineage(self, payload: Mapping[str, Any]) -> None:
-        """Store (or replace) the ``segments.lineage`` payload; it names model_version and previous_version."""
-        with self._write() as session:
-            self._save_lineage(session, payload)
 
     def _save_lineage(self, session: Session, payload: Mapping[str, Any]) -> None:
         body = check_json("lineage", dict(payload))
@@ -168,7 +157,7 @@ class SegmentsMixin(RegistryBase):
             raise ValueError(f"lineage.model_version: must be an integer, got {version!r}")
         if previous is not None and (not isinstance(previous, int) or isinstance(previous, bool)):
             raise ValueError(f"lineage.previous_version: must be an integer or null, got {previous!r}")
-        stmt = self._insert(session, Lineage).values(
+        stmt = dialect_insert(session, Lineage).values(
             model_version=version, previous_version=previous, payload=body, created_at=utcnow()
         )
         session.execute(
@@ -179,8 +168,12 @@ class SegmentsMixin(RegistryBase):
         )
 
     def get_lineage(self, model_version: int) -> LineageInfo | None:
-        with self._read() as session:
+        with self.db.read() as session:
             row = session.get(Lineage, model_version)
-            if row is None:
-                return None
-            return LineageInfo(row.model_version, row.previous_version, row.payload, row.created_at)
+            return None if row is None else _lineage(row)
+
+    def list_lineage(self) -> list[LineageInfo]:
+        """Every applied version's lineage, in the order the versions were applied."""
+        query = sa.select(Lineage).order_by(Lineage.created_at, Lineage.model_version)
+        with self.db.read() as session:
+            return [_lineage(row) for row in session.scalars(query)]

@@ -1,4 +1,4 @@
-"""Model versions (immutable, numbered 1..n) and aliases (``current``), MLflow-style."""
+"""The registry's model versions (immutable, numbered 1..n) and aliases (``current``), MLflow-style."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random
 
 from shared.logging import get_logger
-from shared.storage.base import NotFoundError, RegistryBase, StateError, check_json
+from shared.storage.base import NotFoundError, Part, StateError, check_json, dialect_insert, record_of
 from shared.storage.models import Alias, ModelVersion, utcnow
 from shared.storage.records import ModelVersionInfo
 
@@ -45,25 +45,10 @@ class NewVersion(BaseModel):
 
 
 def _info(row: ModelVersion, aliases: tuple[str, ...] = ()) -> ModelVersionInfo:
-    return ModelVersionInfo(
-        version=row.version,
-        created_at=row.created_at,
-        feature_set=row.feature_set,
-        params=row.params,
-        metrics=row.metrics,
-        training_rows=row.training_rows,
-        data_as_of=row.data_as_of,
-        artifact_uri=row.artifact_uri,
-        sha256=row.sha256,
-        status=row.status,
-        reason=row.reason,
-        tags=row.tags,
-        seed=row.seed,
-        aliases=aliases,
-    )
+    return record_of(ModelVersionInfo, row, aliases=aliases)
 
 
-class VersionsMixin(RegistryBase):
+class Versions(Part):
     """Registering, publishing, rejecting and aliasing model versions."""
 
     def register_candidate(
@@ -98,7 +83,7 @@ class VersionsMixin(RegistryBase):
             wait=wait_random(0, 0.05),
             reraise=True,
         ):
-            with attempt, self._write() as session:
+            with attempt, self.db.write() as session:
                 latest = session.scalar(sa.select(sa.func.max(ModelVersion.version))) or 0
                 session.add(ModelVersion(version=latest + 1, status="candidate", created_at=created_at, **values))
         log.info("registry.candidate", version=latest + 1, feature_set=spec.feature_set)
@@ -124,16 +109,11 @@ class VersionsMixin(RegistryBase):
                 raise StateError(f"{field}: version {row.version} already has {current!r} (versions are immutable)")
             setattr(row, field, value)
 
-    def set_artifact(self, version: int, artifact_uri: str, sha256: str) -> None:
-        """Attach the artifact location and checksum to a candidate (once; versions are immutable)."""
-        with self._write() as session:
-            self._set_artifact(self._row(session, version, lock=True), artifact_uri, sha256)
-
     def mark_published(
         self, version: int, artifact_uri: str | None = None, sha256: str | None = None, alias: str = CURRENT
     ) -> ModelVersionInfo:
         """Publish a candidate and point ``alias`` at it, in one transaction with its artifact uri + sha256."""
-        with self._write() as session:
+        with self.db.write() as session:
             row = self._row(session, version, lock=True)
             if row.status != "candidate":
                 raise StateError(f"status: version {version} is {row.status}; only a candidate can be published")
@@ -151,7 +131,7 @@ class VersionsMixin(RegistryBase):
         """Reject a candidate (e.g. it failed the quality gate); aliases stay where they are."""
         if not reason or not reason.strip():
             raise ValueError("reason: must say why the version is rejected")
-        with self._write() as session:
+        with self.db.write() as session:
             row = self._row(session, version, lock=True)
             if row.status != "candidate":
                 raise StateError(f"status: version {version} is {row.status}; only a candidate can be rejected")
@@ -160,7 +140,7 @@ class VersionsMixin(RegistryBase):
 
     def retire(self, version: int, reason: str | None = None) -> None:
         """Retire a published version that no alias points at."""
-        with self._write() as session:
+        with self.db.write() as session:
             row = self._row(session, version, lock=True)
             if row.status != "published":
                 raise StateError(f"status: version {version} is {row.status}; only a published one can be retired")
@@ -171,14 +151,14 @@ class VersionsMixin(RegistryBase):
 
     def get(self, version: int) -> ModelVersionInfo:
         """One version (NotFoundError if it does not exist)."""
-        with self._read() as session:
+        with self.db.read() as session:
             row = self._row(session, version)
             names = session.scalars(sa.select(Alias.name).where(Alias.version == version)).all()
             return _info(row, tuple(sorted(names)))
 
     def list_versions(self, status: str | None = None) -> list[ModelVersionInfo]:
         """Every version, oldest first (optionally only those with ``status``)."""
-        with self._read() as session:
+        with self.db.read() as session:
             aliases: dict[int, list[str]] = {}
             for name, version in session.execute(sa.select(Alias.name, Alias.version).order_by(Alias.name)):
                 aliases.setdefault(version, []).append(name)
@@ -189,7 +169,7 @@ class VersionsMixin(RegistryBase):
 
     def get_alias(self, name: str) -> ModelVersionInfo | None:
         """The version an alias points at, or None when the alias is not set."""
-        with self._read() as session:
+        with self.db.read() as session:
             version = session.scalar(sa.select(Alias.version).where(Alias.name == name))
         return None if version is None else self.get(version)
 
@@ -201,7 +181,7 @@ class VersionsMixin(RegistryBase):
         """Point ``name`` at a published version: with ``current`` this is promote / roll back / roll forward."""
         if not name or len(name) > 64:
             raise ValueError(f"name: alias must be 1-64 characters, got {name!r}")
-        with self._write() as session:
+        with self.db.write() as session:
             row = self._row(session, version, lock=True)  # vs. a concurrent retire
             if row.status != "published":
                 raise StateError(f"status: version {version} is {row.status}; an alias needs a published version")
@@ -213,7 +193,7 @@ class VersionsMixin(RegistryBase):
         self.set_alias(CURRENT, version)
 
     def _point(self, session: Session, name: str, version: int) -> None:
-        stmt = self._insert(session, Alias).values(name=name, version=version, updated_at=utcnow())
+        stmt = dialect_insert(session, Alias).values(name=name, version=version, updated_at=utcnow())
         session.execute(
             stmt.on_conflict_do_update(
                 index_elements=[Alias.name],

@@ -7,11 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Depends, HTTPException, Path
 
 from services.assigner.loader import ModelRefused
+from services.assigner.publishing import SOURCE
 from services.assigner.routes.deps import Service
 from services.assigner.schemas import PromoteResult, RetrainAccepted, RetrainRequest
 from shared.auth import AUTH_RESPONSES, bearer_admin
-from shared.bus import encode_event
-from shared.bus.topics import TRAINING_REQUESTS
+from shared.bus import training_request
 from shared.config import Settings
 from shared.storage import NotFoundError
 
@@ -30,8 +30,7 @@ def admin_router(settings: Settings) -> APIRouter:
                  summary="Ask the trainer for a new model (training.requests)")  # fmt: skip
     async def retrain(service: Service, body: RetrainRequest | None = Body(None)) -> RetrainAccepted:
         reason = body.reason if body is not None else "api"
-        record = encode_event(TRAINING_REQUESTS, {"reason": reason, "requested_by": REQUESTED_BY}, key="",
-                              source="stableseg/assigner")  # fmt: skip
+        record = training_request(reason, REQUESTED_BY, source=SOURCE)
         try:
             await service.link.send([record], within_s=10.0)
         except Exception as exc:

@@ -9,9 +9,10 @@ from fastapi import APIRouter, HTTPException, Path, Request, Response
 
 from services.assigner.routes.deps import NO_MODEL, Reader, RegistryDep, Service
 from services.assigner.schemas import HistoryEntry, RetailerHistory, RetailerSegment
+from shared.schemas import ID_MAX_LENGTH
 
 router = APIRouter(prefix="/v1/retailers", tags=["retailers"])
-ShopId = Path(min_length=1, max_length=64, description="the retailer's shop_id")
+ShopId = Path(min_length=1, max_length=ID_MAX_LENGTH, description="the retailer's shop_id")
 ERRORS = {404: {"description": "unknown retailer"}, 503: {"description": "no model applied yet"}}
 
 

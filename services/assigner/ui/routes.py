@@ -58,7 +58,13 @@ async def draw(request: Request, template: str, build: Callable[..., dict[str, A
 def ui_router(settings: Settings) -> APIRouter:
     """The ``/ui`` pages; the promote form on the models page is there only when an admin token is configured."""
     router = APIRouter(prefix="/ui", include_in_schema=False)
-    admin_enabled = bool(settings.admin_token and settings.admin_token.get_secret_value())
+    _add_pages(router, admin_enabled=bool(settings.admin_token and settings.admin_token.get_secret_value()))
+    _add_feed_search_and_files(router)  # last: it ends with the catch-all
+    return router
+
+
+def _add_pages(router: APIRouter, admin_enabled: bool) -> None:
+    """The HTML pages drawn from the stores."""
 
     @router.get("")
     async def overview(request: Request) -> Response:
@@ -87,6 +93,10 @@ def ui_router(settings: Settings) -> APIRouter:
     @router.get("/changes")
     async def changes(request: Request, segment: str = "", reason: str = "") -> Response:
         return await draw(request, "changes.html", models.changes, segment, reason, page="changes")
+
+
+def _add_feed_search_and_files(router: APIRouter) -> None:
+    """The live changes feed (JSON), search, static files and the catch-all 404."""
 
     @router.get("/changes.json")
     async def changes_feed(request: Request, segment: str = "", reason: str = "", after: int = Query(0, ge=0)
@@ -121,5 +131,3 @@ def ui_router(settings: Settings) -> APIRouter:
         if not rest:
             return RedirectResponse("/ui", status_code=307)
         return render.message("Not found", f"there is no page /ui/{rest}", 404)
-
-    return router
