@@ -4,9 +4,10 @@ Run: ``.venv/bin/python bench/bench_stability.py [--retailers 20000] [--years 5]
 [--drift-fraction 0.05] [--feature-set NAME] [--half-life M] [--window-months 0] [--shop-window-months 0]
 [--scenarios same-data,one-month,drift] [--json OUT]``.
 
-Through the running services: ``bench/bench_stability.py --through-services 4000,20000 --runs 3 --years 3
---drift-fraction 0.1`` runs ``stableseg demo`` (embedded broker and Redis, the four services, default model
-settings) per size and run, and prints kept share, drifted with a change, coverage and flap rate per run, their
+Through the running services: ``bench/bench_stability.py --through-services 4000,20000 --runs 3 --years 5
+--drift-month 2023-01 --drift-fraction 0.1`` runs ``stableseg demo`` (embedded broker and Redis, the four services,
+default model settings; the drift three years before the end, as in the offline ``drift`` scenario) per size and
+run, and prints kept share, drifted with a change, coverage and flap rate per run, their
 spread, and the bars (>= 99%, >= 95%, >= 90%, <= 1%; runs within 0.5 points).
 
 Every step is the code the services run: ``build_features`` (the feature store's definition), ``fit_bundle`` (the
@@ -58,7 +59,8 @@ SERVICE_BARS = {"kept_share": (">=", 0.99), "drifted_event_share": (">=", 0.95),
                 "flap_rate": ("<=", 0.01)}
 
 
-def services_runs(retailers: int, years: int, runs: int, drift_fraction: float) -> list[dict[str, Any]]:
+def services_runs(retailers: int, years: int, runs: int, drift_fraction: float,
+                  drift_month: str) -> list[dict[str, Any]]:  # fmt: skip
     """``stableseg demo`` (embedded stack, the four services, default model settings) ``runs`` times on the same
     data; each run's stability figures (``--json``)."""
     out = []
@@ -68,7 +70,7 @@ def services_runs(retailers: int, years: int, runs: int, drift_fraction: float) 
             started = time.perf_counter()
             cmd = [sys.executable, "-m", "services.cli", "demo", "--retailers", str(retailers), "--years", str(years),
                    "--drift-fraction", str(drift_fraction), "--data-dir", str(Path(tmp) / "demo"), "--json",
-                   str(figures), "--step-timeout", "900"]  # fmt: skip
+                   str(figures), "--step-timeout", "900", "--drift-month", drift_month]  # fmt: skip
             done = subprocess.run(cmd, capture_output=True, text=True)
             if done.returncode != 0:
                 raise RuntimeError(f"demo run {run + 1} for {retailers} retailers failed:\n{done.stdout[-3000:]}"
@@ -175,7 +177,8 @@ def main(retailers: int = 20_000, years: int = 5, seed: int = 7, drift_month: st
          ) -> None:  # fmt: skip
     """Run the scenarios and print the figures (see the module docstring)."""
     if through_services:
-        results = {n: services_runs(int(n), years, runs, drift_fraction) for n in through_services.split(",")}
+        results = {n: services_runs(int(n), years, runs, drift_fraction, drift_month)
+                   for n in through_services.split(",")}  # fmt: skip
         print(services_table(results))
         if json_out is not None:
             json_out.write_text(json.dumps(results, indent=2))

@@ -80,13 +80,6 @@ class ModelBundle:
         """Latent cluster ``(labels, strengths)`` of raw feature rows."""
         return self.latent_clusterer.predict(self.embed(X))
 
-    @property
-    def served_clusterer(self) -> DensityClusterer:
-        """The clusterer :meth:`assign` uses."""
-        if self.served_space == "raw" and self.raw_clusterer is not None:
-            return self.raw_clusterer
-        return self.latent_clusterer
-
     def assign_raw(self, X: pd.DataFrame | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Baseline cluster ``(labels, strengths)`` on the scaled raw features."""
         if self.raw_clusterer is None:

@@ -65,11 +65,6 @@ class ModelParams(BaseModel):
         profile = SEED_PROFILE if getattr(settings, "profile", None) == "seed" else {}
         return params_from_settings(cls, settings, **{**profile, **overrides})
 
-    @classmethod
-    def seed_profile(cls, **overrides: Any) -> ModelParams:
-        """The case study's exact settings (see ``shared.config.SEED_PROFILE``)."""
-        return cls(**{"profile": "seed", **SEED_PROFILE, **overrides})
-
     def autoencoder_kwargs(self, n_rows: int) -> dict[str, Any]:
         """Keyword arguments of :class:`~shared.model.autoencoder.Autoencoder` for ``n_rows`` training rows."""
         from shared.model.schedule import training_schedule
