@@ -126,17 +126,28 @@ def test_online_decision_matches_the_relabel_rules(data: dict) -> None:
     new = assign_online(None, features.loc[shops], bundle, serving)
     assert set(new.loc[new["changed"], "reason"]) == {"new-retailer"}
     assert (new["status"] == first.assignments.loc[shops, "status"]).all()
-    # a retailer held strongly in another segment moves ("features"), a weak member stays (hysteresis)
+    # with online moves on, a retailer held strongly in another segment moves ("features"), a weak one stays
     other = next(s for s in serving.names if s != book.loc[shops[0], "segment"])
     moved_book = book.loc[shops].copy()
     assigned = moved_book.index[moved_book["status"] == "assigned"]
     moved_book.loc[assigned, "segment"] = other
-    out = assign_online(moved_book, features.loc[shops], bundle, serving, MatchParams(weak_strength=0.1))
+    out = assign_online(moved_book, features.loc[shops], bundle, serving, MatchParams(weak_strength=0.1,
+                                                                                      online_moves=True))  # fmt: skip
     strong = out.loc[assigned]
     expected_change = (first.assignments.loc[assigned, "segment"] != other) & \
         (first.assignments.loc[assigned, "strength"] >= 0.1)  # fmt: skip
-    assert (strong["changed"] == expected_change).all()
+    assert expected_change.any() and (strong["changed"] == expected_change).all()
     assert set(strong.loc[strong["changed"], "reason"]) <= {"features"}
+    # by default (online_moves off) every one of them is held in its segment with its strength until a retrain
+    held = assign_online(moved_book, features.loc[shops], bundle, serving).loc[assigned]
+    assert not held["changed"].any() and (held["segment"] == other).all()
+    assert held.loc[expected_change, "held"].all()
+    np.testing.assert_allclose(held["strength"], moved_book.loc[assigned, "strength"].astype(float))
+    # noise and new retailers still change online: a retailer that was noise gets its segment now
+    noisy_book = book.loc[shops].copy()
+    noisy_book.loc[assigned[:5], ["segment", "status", "strength"]] = [None, "noise", 0.0]
+    back = assign_online(noisy_book, features.loc[shops], bundle, serving).loc[assigned[:5]]
+    assert back["changed"].all() and (back["segment"] == first.assignments.loc[assigned[:5], "segment"]).all()
 
 
 def test_ineligible_marks_only_known_retailers(data: dict) -> None:

@@ -41,6 +41,21 @@ def test_first_model_reports_new_retailers_and_noise() -> None:
                                      "from_segment": None, "reason": None, "held": False}
 
 
+def test_hold_switches_holds_even_strong_moves_but_not_noise_or_newcomers() -> None:
+    """The online path without online moves: a strong switch between live segments is held; a retailer that was
+    noise joins its segment and a newcomer gets one."""
+    previous, state = first_model(labels_of({0: range(30), 1: range(30, 50)}, noise=[50]))
+    labels = labels_of({0: [*range(29), 50, 51], 1: [29, *range(30, 50)]})  # 29: A -> B, 50: noise -> A, 51: new
+    result = match_clusters(previous.set_index("shop_id")["segment"], labels, state)
+    strong = pd.Series(0.95, index=labels.index)
+    out = assign_segments(previous, labels, strong, result, reason="features", hold_switches=True).set_index("shop_id")
+    assert out.loc[29, ["segment", "changed", "held"]].tolist() == ["seg-0001", False, True]
+    assert out.loc[50, ["segment", "changed", "reason"]].tolist() == ["seg-0001", True, "features"]
+    assert out.loc[51, ["segment", "reason"]].tolist() == ["seg-0001", "new-retailer"]
+    moved = assign_segments(previous, labels, strong, result, reason="features").set_index("shop_id")
+    assert moved.loc[29, ["segment", "changed"]].tolist() == ["seg-0002", True]
+
+
 def test_same_partition_relabelled_changes_nobody() -> None:
     previous, state = first_model(labels_of({0: range(30), 1: range(30, 50)}, noise=[50]))
     out = retrain(previous, labels_of({5: range(30), 2: range(30, 50)}, noise=[50]),

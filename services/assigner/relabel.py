@@ -104,7 +104,10 @@ def relabel(book: Book, features: pd.DataFrame, bundle: ModelBundle, version: in
 def assign_online(book_rows: pd.DataFrame | None, features: pd.DataFrame, bundle: ModelBundle, serving: Serving,
                   params: MatchParams | None = None) -> pd.DataFrame:  # fmt: skip
     """The serving model's decision for a few eligible retailers (``features.updated``), with the same rules as a
-    relabel: index shop_id, ``STATE_COLUMNS``; reason "features" or "new-retailer" for changes."""
+    relabel: index shop_id, ``STATE_COLUMNS``; reason "features" or "new-retailer" for changes. Without
+    ``params.online_moves`` a retailer pulled into another segment is held there until the next retrain decides
+    (on settled data, with lineage): a retailer's features swing within a month as its records arrive, and moving
+    on each swing is what makes retailers leave and come back (flap)."""
     features = _check_features(features, bundle)
     labels, strengths = predict(bundle, features)
     previous = previous_frame(book_rows)
@@ -116,8 +119,10 @@ def assign_online(book_rows: pd.DataFrame | None, features: pd.DataFrame, bundle
     )  # fmt: skip
     known = set(serving.cluster_to_segment)
     labels = np.where(np.isin(labels, list(known)) | (labels < 0), labels, -1)  # a cluster without segment: noise
+    params = params or MatchParams()
     decided = assign_segments(previous, pd.Series(labels, index=features.index),
-                              pd.Series(strengths, index=features.index), result, params, reason="features")
+                              pd.Series(strengths, index=features.index), result, params, reason="features",
+                              hold_switches=not params.online_moves)  # fmt: skip
     decided.index = shop_index(decided.pop("shop_id"))
     # A held retailer keeps its previous strength online: only a retrain spends the hysteresis' one-off grace, so
     # a retailer caught mid-month by noise or a weak pull elsewhere stays put until the month settles or the next

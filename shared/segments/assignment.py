@@ -41,14 +41,16 @@ REASONS = ("retrain", "features")
 
 
 def assign_segments(previous_assignment: pd.DataFrame | None, new_labels: pd.Series, new_strengths: pd.Series,
-                    result: MatchResult, params: MatchParams | None = None, *, reason: str = "retrain") -> pd.DataFrame:
+                    result: MatchResult, params: MatchParams | None = None, *, reason: str = "retrain",
+                    hold_switches: bool = False) -> pd.DataFrame:  # fmt: skip
     """One row per retailer of ``new_labels``: ``shop_id, segment`` (None when noise), ``status`` ("assigned" |
     "noise"), ``strength`` (membership in the new model, 0 for noise), ``changed``, ``from_segment`` (previous
     segment or None), ``reason`` (``reason`` for a changed known retailer, "new-retailer" for a retailer absent
     from ``previous_assignment``, None when unchanged) and ``held`` (kept by a hysteresis rule).
 
     ``previous_assignment`` has ``shop_id`` as index or column, and columns ``segment``, ``status``,
-    ``strength`` (None for the first model)."""
+    ``strength`` (None for the first model). ``hold_switches`` holds every switch between two live segments, not
+    only the weak ones (the online path without ``online_moves``)."""
     params = params or MatchParams()
     if reason not in REASONS:
         raise ValueError(f"reason: must be one of {REASONS}, got {reason!r}")
@@ -72,7 +74,7 @@ def assign_segments(previous_assignment: pd.DataFrame | None, new_labels: pd.Ser
     continued[lookup.get_indexer(list(result.continued_segments))] = True
     alive = continued[prev_code]  # index -1 hits the trailing False
 
-    weak_switch = ~noise & alive & (mapped != prev_code) & (strengths < params.weak_strength)
+    weak_switch = ~noise & alive & (mapped != prev_code) & ((strengths < params.weak_strength) | hold_switches)
     noise_grace = noise & alive & (prev_str > 0) & (prev_str >= params.weak_strength) & params.noise_grace
     held = weak_switch | noise_grace
     code = np.where(held, prev_code, mapped)

@@ -39,13 +39,15 @@ _EPS = 1e-12  # comparisons of ratios such as 4/8 against 0.5 must not depend on
 class MatchParams:
     """Thresholds of matching (``min_jaccard``, ``stable_jaccard``, ``split_min_share``) and of per-retailer
     hysteresis (``weak_strength``, ``noise_grace``; see :mod:`shared.segments.assignment`). ``weak_strength=0``
-    and ``noise_grace=False`` turn hysteresis off."""
+    and ``noise_grace=False`` turn hysteresis off. ``online_moves``: whether online re-assignment may move a
+    retailer between two segments (else only a retrain does)."""
 
     min_jaccard: float = settings_default("match_min_jaccard")  # type: ignore[assignment]
     stable_jaccard: float = settings_default("match_stable_jaccard")  # type: ignore[assignment]
     split_min_share: float = settings_default("match_split_min_share")  # type: ignore[assignment]
     weak_strength: float = settings_default("match_weak_strength")  # type: ignore[assignment]
     noise_grace: bool = settings_default("match_noise_grace")  # type: ignore[assignment]
+    online_moves: bool = settings_default("match_online_moves")  # type: ignore[assignment]
 
     @classmethod
     def from_settings(cls, settings: Any) -> MatchParams:
@@ -57,8 +59,9 @@ class MatchParams:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
                 raise ValueError(f"MatchParams.{name}: must be a number in [0, 1], got {value!r}")
-        if not isinstance(self.noise_grace, bool):
-            raise ValueError(f"MatchParams.noise_grace: must be a bool, got {self.noise_grace!r}")
+        for flag in ("noise_grace", "online_moves"):
+            if not isinstance(getattr(self, flag), bool):
+                raise ValueError(f"MatchParams.{flag}: must be a bool, got {getattr(self, flag)!r}")
         if self.min_jaccard <= 0.0:
             raise ValueError(f"MatchParams.min_jaccard: must be > 0, got {self.min_jaccard}")
         if self.stable_jaccard < self.min_jaccard:
