@@ -30,7 +30,6 @@ import httpx
 import redis
 from kafka import KafkaConsumer, TopicPartition
 
-from services.features.state import ShopState
 from services.ingest.bulk import load_csv
 from shared.bus import ensure_topics, topic_specs
 from shared.config import Settings
@@ -62,9 +61,8 @@ def high_watermarks(bootstrap: str, partitions: int) -> dict[int, int]:
 
 
 def applied(client: redis.Redis) -> tuple[int, int]:
-    prefix = FeatureStore(client=client).prefix()
-    state = ShopState(client)
-    return sum(o + 1 for o, _ in state.offsets(prefix).values()), state.dirty_count(prefix)
+    store = FeatureStore(client=client, cluster=False)
+    return sum(o + 1 for o, _ in store.offsets().values()), store.dirty_count()
 
 
 def faust_baseline(bootstrap: str, records: int) -> dict[str, float]:
