@@ -190,15 +190,18 @@ class SalesConsumer:
         return moved
 
     async def _verify(self, batches: dict[int, list[Any]]) -> None:
-        """Resuming at the stored record: a log that ends at or before it is not the log we applied."""
+        """Resuming at the stored record: a log that ends at or before it, or a fetch the broker reset to below it
+        (offset out of range), is not the log we applied: forget the offset, start from the beginning."""
         consumer = self.consumer
         assert consumer is not None
         for partition, (offset, fp) in list(self.verify.items()):
             tp = TopicPartition(self.topic, partition)
             high = consumer.highwater(tp)
-            if partition in batches:
+            reset_below = partition in batches and batches[partition][0].offset < offset  # out-of-range reset
+            if partition in batches and not reset_below:
                 del self.verify[partition]  # the record itself is checked by APPLY (fingerprint)
-            elif high is not None and high <= offset:
+            elif reset_below or (high is not None and high <= offset):
+                batches.pop(partition, None)
                 del self.verify[partition]
                 log.warning("features.log_reset", partition=partition, stored=offset, high_watermark=high)
                 await self.processor.forget(partition, offset, fp)
