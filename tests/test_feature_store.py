@@ -150,6 +150,16 @@ def test_a_gap_asks_for_a_seek_and_a_different_log_for_a_restart(redis_url: str,
     assert asyncio.run(h.processor.stored_offsets()) == {}
 
 
+def test_a_hole_in_a_batch_applies_the_run_before_it_and_asks_for_the_rest(redis_url: str, sales: pd.DataFrame) -> None:
+    h = Harness(redis_url)
+    records = _records(sales.iloc[:200])
+    outcome = h.feed([*records[:80], *records[120:]])[0]  # offsets 80..119 missing in the middle of one batch
+    assert outcome.seeks == {0: 80} and outcome.applied == 80
+    assert asyncio.run(h.processor.stored_offsets())[0][0] == 79
+    h.feed(records[80:])
+    _assert_matches_batch(h.store, sales.iloc[:200])
+
+
 def test_poison_records_are_rejected_and_the_partition_moves_on(redis_url: str, sales: pd.DataFrame) -> None:
     h = Harness(redis_url)
     good = _records(sales.iloc[:10])

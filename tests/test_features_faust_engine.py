@@ -80,7 +80,7 @@ def test_a_committed_batch_is_acked_and_a_repositioned_partition_is_not() -> Non
     acked = asyncio.run(engine._batch(events))
     assert processor.seen == [{0: [0, 1], 1: [9, 10]}]
     assert [(e.message.partition, e.message.offset) for e in acked] == [(0, 0), (0, 1)]
-    assert consumer.seeks == [(1, 7)] and engine.expect == {1: 7} and engine.next_offsets == {0: 2, 1: 7}
+    assert consumer.seeks == [(1, 7)] and engine.next_offsets == {0: 2, 1: 7}
 
 
 def test_after_a_seek_only_the_wanted_record_and_its_successors_go_through() -> None:
@@ -107,9 +107,35 @@ def test_records_of_unassigned_or_unpositioned_partitions_are_dropped() -> None:
 
 def test_a_record_ahead_of_the_wanted_one_triggers_another_seek() -> None:
     engine, consumer = _engine(FakeProcessor(), {0})
-    engine.expect = {0: 2}
+    engine.next_offsets = {0: 2}
     assert asyncio.run(engine._batch([_event(0, 40), _event(0, 41)])) == []
     assert consumer.seeks == [(0, 2)]  # faust would drop the re-fetched 2.. below its read offset 41 otherwise
+
+
+def test_a_hole_in_a_partition_stops_its_run_and_seeks_back_to_the_hole() -> None:
+    """Seen after a broker restart: events fetched before a backward seek raise faust's read offset, so part of
+    the re-fetched range never arrives (0..2 then 6..): only the consecutive run is taken, then the hole again."""
+    processor = FakeProcessor()
+    engine, consumer = _engine(processor, {0, 1})
+    engine.next_offsets = {0: 0, 1: 5}
+    events = [_event(0, 0), _event(0, 1), _event(0, 2), _event(0, 6), _event(0, 7), _event(1, 5), _event(1, 6)]
+    acked = asyncio.run(engine._batch(events))
+    assert processor.seen == [{0: [0, 1, 2], 1: [5, 6]}]
+    assert [(e.message.partition, e.message.offset) for e in acked] == [(0, 0), (0, 1), (0, 2), (1, 5), (1, 6)]
+    assert consumer.seeks == [(0, 3)] and engine.next_offsets == {0: 3, 1: 7}
+    # the re-fetched hole fills the run; what was beyond it before is taken in order, nothing twice
+    acked = asyncio.run(engine._batch([_event(0, 2), _event(0, 3), _event(0, 4), _event(0, 5), _event(0, 6),
+                                       _event(0, 7)]))  # fmt: skip
+    assert processor.seen[-1] == {0: [3, 4, 5, 6, 7]} and consumer.seeks == [(0, 3)]
+
+
+def test_a_hole_that_the_same_batch_fills_needs_no_seek() -> None:
+    processor = FakeProcessor()
+    engine, consumer = _engine(processor, {0})
+    engine.next_offsets = {0: 0}
+    asyncio.run(engine._batch([_event(0, 0), _event(0, 5), _event(0, 1), _event(0, 2), _event(0, 3), _event(0, 4),
+                               _event(0, 5)]))  # fmt: skip
+    assert processor.seen == [{0: [0, 1, 2, 3, 4, 5]}] and consumer.seeks == [] and engine.next_offsets == {0: 6}
 
 
 def test_a_new_epoch_repositions_every_partition_and_acks_nothing() -> None:

@@ -61,12 +61,21 @@ class Prepared:
 
     rows: dict[int, list[list]]
     rejects: list[KafkaRecord]
+    holes: dict[int, int] = field(default_factory=dict)  # partition -> first offset missing after its run
 
     def drop(self, partitions: set[int]) -> None:
         """Forget partitions the consumer re-positioned (their records will be fetched again)."""
         for partition in partitions:
             self.rows.pop(partition, None)
+            self.holes.pop(partition, None)
         # rejects of a dropped partition are published again when refetched: at-least-once, like the records
+
+
+def consecutive_run(records: Sequence[Any]) -> int:
+    """How many leading records have consecutive offsets (the engines deliver offsets in increasing order)."""
+    if len(records) < 2 or records[-1].offset - records[0].offset == len(records) - 1:
+        return len(records)
+    return next(i for i in range(1, len(records)) if records[i].offset != records[i - 1].offset + 1)
 
 
 class Processor:
@@ -138,7 +147,14 @@ class Processor:
         """Step 1, CPU only (no I/O): decode and validate; the consumer overlaps it with the previous commit."""
         parsed: dict[int, list[list]] = {}
         rejects: list[KafkaRecord] = []
+        holes: dict[int, int] = {}
         for partition, records in batches.items():
+            run = consecutive_run(records)
+            if run < len(records):  # APPLY checks only where a chunk starts: never hand it a hole
+                log.warning("features.offset_hole", partition=partition, after=records[run - 1].offset,
+                            next=records[run].offset)  # fmt: skip
+                holes[partition] = records[run - 1].offset + 1
+                records = records[:run]
             rows = parsed.setdefault(partition, [])
             for record in records:
                 row, reject = parse(record.offset, record.value, record.timestamp)
@@ -148,7 +164,7 @@ class Processor:
             for chunk_start in range(0, len(rows), APPLY_CHUNK):  # first and last of each APPLY call
                 for i in {chunk_start, min(chunk_start + APPLY_CHUNK, len(rows)) - 1}:
                     rows[i][1] = fingerprint(records[i].value, records[i].timestamp)
-        return Prepared(parsed, rejects)
+        return Prepared(parsed, rejects, holes)
 
     async def commit(self, prepared: Prepared) -> Outcome:
         """Steps 2-4 (see the module docstring)."""
@@ -185,6 +201,8 @@ class Processor:
                         await self.forget(partition, *stored)
                     out.seeks[partition] = None
                     break
+        for partition, offset in prepared.holes.items():
+            out.seeks.setdefault(partition, offset)  # the run before the hole is applied: fetch the rest again
         out.recomputed = await self.recompute(sorted(dirty))
         if latest >= 0:
             await self.call(self.months.close_through, self.epoch, latest)
