@@ -1,8 +1,9 @@
 """The faust engine's own logic without a broker: which events it hands to the processor and which it acks.
 
 The invariant under test: an event is acked (so faust may commit its offset) only after the processor committed the
-batch that holds it, and never when its partition was re-positioned or the batch failed. The end-to-end behaviour
-(real broker, real Redis) is in ``test_features_service.py``, parametrised over both engines.
+batch that holds it, and never when its partition was re-positioned or the batch failed; only consecutive offsets
+are handed over. The end-to-end behaviour (real broker, real Redis) is in ``test_features_service.py``,
+parametrised over both engines.
 """
 
 from __future__ import annotations
@@ -49,11 +50,15 @@ class FakeProcessor:
     async def stored_offsets(self) -> dict[int, tuple[int, str]]:
         return self.stored
 
+    async def forget_log(self, partition: int) -> tuple[int, str] | None:
+        return self.stored.pop(partition, None)
+
 
 class FakeConsumer:
     def __init__(self) -> None:
         self.seeks: list[tuple[int, int]] = []
         self._gap: dict[TP, object] = {}
+        self.highs: dict[int, int] = {}
 
     async def seek(self, tp: TP, offset: int) -> None:
         self.seeks.append((tp.partition, offset))
@@ -62,7 +67,7 @@ class FakeConsumer:
         return dict.fromkeys(tps, 0)
 
     def highwater(self, tp: TP) -> int:
-        return 100
+        return self.highs.get(tp.partition, 100)
 
 
 def _engine(processor: FakeProcessor, assigned: set[int]) -> tuple[FaustSalesConsumer, FakeConsumer]:
@@ -143,3 +148,25 @@ def test_a_new_epoch_repositions_every_partition_and_acks_nothing() -> None:
     engine, consumer = _engine(processor, {0, 1})
     assert asyncio.run(engine._batch([_event(0, 3), _event(1, 8)])) == []
     assert sorted(consumer.seeks) == [(0, 0), (1, 0)]  # no stored offsets in the new epoch: from the beginning
+
+
+def test_a_log_that_ends_below_the_position_restarts_from_its_beginning() -> None:
+    """A memory-only broker restarted under the running app: the new log ends below our position (high watermark
+    3 < 7); once it grows past 7 faust would hand over 7, 8 as the continuation: they must not be taken."""
+    processor = FakeProcessor(stored={0: (6, "fp"), 1: (3, "fp")})
+    engine, consumer = _engine(processor, {0, 1})
+    engine.next_offsets = {0: 7, 1: 4}
+    consumer.highs = {0: 3, 1: 100}
+    acked = asyncio.run(engine._batch([_event(0, 7), _event(0, 8), _event(1, 4)]))
+    assert processor.seen == [{1: [4]}] and [e.message.partition for e in acked] == [1]
+    assert consumer.seeks == [(0, 0)] and processor.stored == {1: (3, "fp")}  # offset forgotten, from the start
+    consumer.highs = {0: 9, 1: 100}
+    asyncio.run(engine._batch([_event(0, 0), _event(0, 1)]))
+    assert processor.seen[-1] == {0: [0, 1]}
+
+
+def test_nothing_is_taken_once_a_restart_is_asked() -> None:
+    processor = FakeProcessor()
+    engine, _ = _engine(processor, {0})
+    engine.restart()
+    assert asyncio.run(engine._batch([_event(0, 0)])) == [] and processor.seen == [] and not engine.joined

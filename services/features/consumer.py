@@ -68,8 +68,10 @@ class SalesConsumer:
         self.processor.stopping = True
 
     def restart(self) -> None:
-        """Start over with a new consumer (after the broker lost its topics: fresh metadata and group)."""
+        """Start over with a new consumer (after the broker lost its topics: fresh metadata and group); not ready
+        until the new one joined."""
         self._restart = True
+        self.joined = False
 
     def _new_consumer(self) -> AIOKafkaConsumer:
         return AIOKafkaConsumer(
@@ -142,9 +144,16 @@ class SalesConsumer:
         try:
             while not self._stop.is_set() and not self._restart:
                 fetched = await consumer.getmany(timeout_ms=self.poll_ms, max_records=self.max_records)
+                if self._stop.is_set() or self._restart:
+                    break  # a new log is suspected (or we stop): the next consumer re-positions from Redis
                 batches = {tp.partition: recs for tp, recs in fetched.items() if recs and tp.topic == self.topic}
-                if self.verify:
-                    await self._verify(batches)
+                gone = self._new_logs(batches)
+                if gone and in_flight is not None:  # its offsets must land before the partition's are forgotten
+                    for partition in await self._finish(in_flight):
+                        batches.pop(partition, None)  # re-positioned: fetched before that seek
+                    in_flight = None
+                if self.verify or gone:
+                    await self._verify(batches, gone)
                 if not batches:
                     if in_flight is not None:
                         await self._finish(in_flight)
@@ -166,6 +175,21 @@ class SalesConsumer:
         finally:
             if in_flight is not None:
                 await self._finish(in_flight)
+
+    def _new_logs(self, batches: dict[int, list[Any]]) -> set[int]:
+        """Partitions whose log no longer reaches our position: it was re-created below it (see ``_verify``)."""
+        consumer = self.consumer
+        assert consumer is not None
+        gone = set()
+        for partition in self.assigned:
+            position = self.next_offsets.get(partition)
+            if position is None:
+                continue
+            records = batches.get(partition)
+            high = consumer.highwater(TopicPartition(self.topic, partition))
+            if (records and records[0].offset < position) or (high is not None and high < position):
+                gone.add(partition)
+        return gone
 
     async def _timed(self, prepared: Any) -> tuple[Any, float]:
         started = time.perf_counter()
@@ -189,25 +213,34 @@ class SalesConsumer:
         await self._commit()
         return moved
 
-    async def _verify(self, batches: dict[int, list[Any]]) -> None:
-        """Resuming at the stored record: a log that ends at or before it, or a fetch the broker reset to below it
-        (offset out of range), is not the log we applied: forget the offset, start from the beginning."""
+    async def _verify(self, batches: dict[int, list[Any]], gone: set[int]) -> None:
+        """Not the log we applied, so forget the offset and start from the beginning: ``gone``, a log that ends
+        before our position (tansu answers a fetch past the end with no records and the real high watermark; once
+        the new log grows past our position the fetches would carry on from there, the records below lost) or a
+        fetch that starts below it (Kafka resets an out-of-range fetch; aiokafka discards fetches that do not match
+        the position, so nothing else does that); or, resuming at the stored record, a log that ends at it."""
         consumer = self.consumer
         assert consumer is not None
-        for partition, (offset, fp) in list(self.verify.items()):
-            tp = TopicPartition(self.topic, partition)
-            high = consumer.highwater(tp)
-            reset_below = partition in batches and batches[partition][0].offset < offset  # out-of-range reset
-            if partition in batches and not reset_below:
-                del self.verify[partition]  # the record itself is checked by APPLY (fingerprint)
-            elif reset_below or (high is not None and high <= offset):
+        for partition in sorted(set(self.verify) | gone):
+            high = consumer.highwater(TopicPartition(self.topic, partition))
+            stored = self.verify.get(partition)
+            if partition in gone or (partition not in batches and stored and high is not None and high <= stored[0]):
                 batches.pop(partition, None)
-                del self.verify[partition]
-                log.warning("features.log_reset", partition=partition, stored=offset, high_watermark=high)
-                await self.processor.forget(partition, offset, fp)
-                target = self.processor.floors.get(partition, 0)
-                consumer.seek(tp, target)
-                self.next_offsets[partition] = target
+                self.verify.pop(partition, None)
+                await self._restart_partition(partition, high)
+            elif partition in batches:
+                del self.verify[partition]  # the record itself is checked by APPLY (fingerprint)
+
+    async def _restart_partition(self, partition: int, high: int | None) -> None:
+        consumer = self.consumer
+        assert consumer is not None
+        tp = TopicPartition(self.topic, partition)
+        stored = await self.processor.forget_log(partition)
+        log.warning("features.log_reset", partition=partition, stored=stored, high_watermark=high)
+        floor = (await consumer.beginning_offsets([tp]))[tp]
+        self.processor.floors[partition] = floor
+        consumer.seek(tp, floor)
+        self.next_offsets[partition] = floor
 
     def _record(self, outcome: Any, seconds: float) -> None:
         self._update_lag()

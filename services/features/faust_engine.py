@@ -24,8 +24,14 @@ Offsets and acknowledgements (the correctness argument):
   offset Redis holds, exactly like the aiokafka engine: the stored record itself comes back and its fingerprint
   proves the log is the one we applied (a different record, or a high watermark at or below it, means the topic
   was re-created, e.g. by a memory-only broker restart; the partition forgets its offset and restarts from its
-  beginning). A fetch the broker resets below the stored offset (offset out of range on the new, shorter log)
-  never reaches the engine: faust drops records below its read offset, which our seek set.
+  beginning).
+* A new log under the running app (a memory-only broker restarted and its topics are back, re-created by anyone):
+  the consumer keeps its position, and once the new log grows past it the fetches carry on from there, as if the
+  records below were applied (lost). Kafka resets an out-of-range fetch to the beginning instead, and faust drops
+  the records below its read offset, with the same effect. The sign both leave is a high watermark below our
+  position (a log never shrinks), so every batch and housekeeping round restarts such partitions from their
+  beginning (offset forgotten, that batch's events dropped), as the aiokafka engine does on every fetch. Once
+  ``restart()`` was called (the worker saw the topics go) nothing more is taken: the next app re-positions.
 * Only consecutive offsets are taken: per partition, a batch takes the run that starts exactly at the next offset
   to take (the seek target, then one past the last record taken). Records below it were fetched again (duplicates);
   a record above it is a hole. Holes are real here: events fetched before a seek stay in faust's stream buffer,
@@ -70,6 +76,9 @@ class Record(NamedTuple):
     timestamp: int
 
 
+Taken = tuple[dict[int, list[Record]], dict[int, list[Any]], set[int]]  # records, their events, holes
+
+
 class FaustSalesConsumer:
     """Same surface as ``SalesConsumer``: ``await run()`` until ``stop()``, ``restart()``, ``joined``, ``lag``."""
 
@@ -103,8 +112,10 @@ class FaustSalesConsumer:
         self.processor.stopping = True
 
     def restart(self) -> None:
-        """Start over with a new app (after the broker lost its topics: fresh metadata and group)."""
+        """Start over with a new app (after the broker lost its topics: fresh metadata and group); not ready until
+        the new one joined."""
         self._restart = True
+        self.joined = False
 
     # --- the faust app ------------------------------------------------------------------------------------------
     def _new_app(self) -> faust.App:
@@ -236,8 +247,11 @@ class FaustSalesConsumer:
     # --- batches ------------------------------------------------------------------------------------------------
     async def _batch(self, events: list[Any]) -> list[Any]:
         """Filter, process and return the events that may be acked now."""
+        if self._restart or self._stop.is_set():
+            return []  # a new log is suspected (or we stop): nothing more from this app, the next one re-positions
         await self._maybe_position()
-        batches, taken, holes = self._take(events)
+        restarted = await self._restart_new_logs()
+        batches, taken, holes = self._take(events, restarted)
         for partition in list(self.verify):
             if partition in batches:
                 del self.verify[partition]  # its first record is the stored one: APPLY checks the fingerprint
@@ -267,7 +281,7 @@ class FaustSalesConsumer:
             self.metrics.observe(outcome, seconds, self.lag)
         return acks
 
-    def _take(self, events: list[Any]) -> tuple[dict[int, list[Record]], dict[int, list[Any]], set[int]]:
+    def _take(self, events: list[Any], skip: set[int]) -> Taken:
         """Per partition, the run of consecutive offsets starting at the next offset to take; plus the partitions
         that saw a record beyond their run (a hole: records in between were fetched before a seek or dropped by
         faust below its read offset, so they must be fetched again; taking the record after a hole would skip
@@ -279,8 +293,9 @@ class FaustSalesConsumer:
         for event in events:
             message = event.message
             partition, offset = message.partition, message.offset
-            if message.topic != self.topic or partition not in self.assigned or partition in self.unpositioned:
-                continue  # revoked, or fetched from faust's position before ours: dropped, not acked
+            if (message.topic != self.topic or partition not in self.assigned or partition in self.unpositioned
+                    or partition in skip):  # fmt: skip
+                continue  # revoked, fetched from faust's position before ours, or from a log gone: dropped, not acked
             wanted = want.get(partition, offset)
             if offset != wanted:
                 if offset > wanted:
@@ -298,7 +313,7 @@ class FaustSalesConsumer:
             try:
                 async with self._lock:
                     await self._maybe_position()
-                    await self._check_log_reset()
+                    await self._restart_new_logs()
                     self._update_lag()
                     await self.processor.flush_outbox()
                     if time.monotonic() - self._last_batch > 5:
@@ -309,18 +324,27 @@ class FaustSalesConsumer:
             except Exception as exc:
                 log.warning("features.housekeeping_error", error=repr(exc), engine="faust")
 
-    async def _check_log_reset(self) -> None:
-        """Resuming at the stored record: a log that ends at or before it is not the log we applied."""
+    async def _restart_new_logs(self) -> set[int]:
+        """Restart the positioned partitions whose log is not the one we applied (see the module docstring)."""
+        hit: set[int] = set()
+        for partition in sorted(self.assigned - self.unpositioned):
+            high, position = self._highwater(partition), self.next_offsets.get(partition)
+            stored = self.verify.get(partition)
+            if high is not None and position is not None and (high < position or (stored and high <= stored[0])):
+                await self._restart_partition(partition, high)
+                hit.add(partition)
+        return hit
+
+    async def _restart_partition(self, partition: int, high: int | None) -> None:
+        """Forget the partition's stored offset and read it from its beginning."""
         app = self.app
-        if app is None:
-            return
-        for partition, (offset, fp) in list(self.verify.items()):
-            high = self._highwater(partition)
-            if high is not None and high <= offset:
-                del self.verify[partition]
-                log.warning("features.log_reset", partition=partition, stored=offset, high_watermark=high)
-                await self.processor.forget(partition, offset, fp)
-                await self._seek(partition, self.processor.floors.get(partition, 0))
+        assert app is not None
+        self.verify.pop(partition, None)
+        stored = await self.processor.forget_log(partition)
+        log.warning("features.log_reset", partition=partition, stored=stored, high_watermark=high, engine="faust")
+        begin = await app.consumer.earliest_offsets(self._tp(partition))
+        self.processor.floors[partition] = begin.get(self._tp(partition)) or 0
+        await self._seek(partition, self.processor.floors[partition])
 
     def _highwater(self, partition: int) -> int | None:
         app = self.app

@@ -139,6 +139,14 @@ class Processor:
     async def forget(self, partition: int, offset: int, fp: str) -> None:
         await self.call(self.state.forget_offset, self.epoch, self.partition_key(partition), f"{offset}:{fp}")
 
+    async def forget_log(self, partition: int) -> tuple[int, str] | None:
+        """The partition's log is not the one the store applied (re-created topic): drop its stored offset so it
+        is applied again from its beginning; returns what was stored."""
+        stored = (await self.stored_offsets()).get(partition)
+        if stored is not None:
+            await self.forget(partition, *stored)
+        return stored
+
     async def handle(self, batches: dict[int, list[Any]]) -> Outcome:
         """Process records grouped by partition (each list in offset order)."""
         return await self.commit(self.prepare(batches))
@@ -195,10 +203,7 @@ class Processor:
                     out.seeks[partition] = res.next_offset
                     break
                 if res.status == "changed":
-                    stored = (await self.stored_offsets()).get(partition)
-                    log.warning("features.log_changed", partition=partition, stored=stored)
-                    if stored is not None:
-                        await self.forget(partition, *stored)
+                    log.warning("features.log_changed", partition=partition, stored=await self.forget_log(partition))
                     out.seeks[partition] = None
                     break
         for partition, offset in prepared.holes.items():
