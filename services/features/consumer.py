@@ -130,8 +130,8 @@ class SalesConsumer:
     async def _close(self) -> None:
         self.joined = False
         if self.consumer is not None:
-            try:
-                await self.consumer.stop()
+            try:  # bounded: leaving the group needs the broker, which may be gone (Redis holds the offsets)
+                await asyncio.wait_for(self.consumer.stop(), 5 if self._stop.is_set() else 15)
             except Exception as exc:  # stopping a broken consumer must not mask the original problem
                 log.debug("features.consumer_stop_error", error=repr(exc))
             self.consumer = None
@@ -143,7 +143,7 @@ class SalesConsumer:
         in_flight: asyncio.Task[Any] | None = None  # the previous batch's commit, overlapped with this fetch/parse
         try:
             while not self._stop.is_set() and not self._restart:
-                fetched = await consumer.getmany(timeout_ms=self.poll_ms, max_records=self.max_records)
+                fetched = await self._fetch(consumer)
                 if self._stop.is_set() or self._restart:
                     break  # a new log is suspected (or we stop): the next consumer re-positions from Redis
                 batches = {tp.partition: recs for tp, recs in fetched.items() if recs and tp.topic == self.topic}
@@ -175,6 +175,16 @@ class SalesConsumer:
         finally:
             if in_flight is not None:
                 await self._finish(in_flight)
+
+    async def _fetch(self, consumer: AIOKafkaConsumer) -> dict[Any, list[Any]]:
+        """``getmany``, bounded: while a reassignment is in progress it waits for the assignment without a limit (an
+        old consumer was seen silent for over a minute after a broker restart), and ``restart()`` / ``stop()``
+        must still be noticed."""
+        try:
+            return await asyncio.wait_for(consumer.getmany(timeout_ms=self.poll_ms, max_records=self.max_records),
+                                          self.poll_ms / 1000 + 2)  # fmt: skip
+        except TimeoutError:
+            return {}
 
     def _new_logs(self, batches: dict[int, list[Any]]) -> set[int]:
         """Partitions whose log no longer reaches our position: it was re-created below it (see ``_verify``)."""
