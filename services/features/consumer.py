@@ -32,6 +32,7 @@ class _Seeker(ConsumerRebalanceListener):
         self.loop = loop
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
+        self.loop.assigned -= {tp.partition for tp in revoked if tp.topic == self.loop.topic}
         log.info("features.partitions_revoked", partitions=sorted(tp.partition for tp in revoked))
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
@@ -191,7 +192,7 @@ class SalesConsumer:
         consumer = self.consumer
         assert consumer is not None
         gone = set()
-        for partition in self.assigned:
+        for partition in self._owned():
             position = self.next_offsets.get(partition)
             if position is None:
                 continue
@@ -231,7 +232,7 @@ class SalesConsumer:
         the position, so nothing else does that); or, resuming at the stored record, a log that ends at it."""
         consumer = self.consumer
         assert consumer is not None
-        for partition in sorted(set(self.verify) | gone):
+        for partition in sorted((set(self.verify) | gone) & self._owned()):
             high = consumer.highwater(TopicPartition(self.topic, partition))
             stored = self.verify.get(partition)
             if partition in gone or (partition not in batches and stored and high is not None and high <= stored[0]):
@@ -257,12 +258,20 @@ class SalesConsumer:
         if self.metrics is not None:
             self.metrics.observe(outcome, seconds, self.lag)
 
+    def _owned(self) -> set[int]:
+        """Our partitions aiokafka has assigned right now (``self.assigned`` lags during a rebalance, and
+        ``highwater`` asserts on a partition that is not assigned)."""
+        consumer = self.consumer
+        if consumer is None:
+            return set()
+        return self.assigned & {tp.partition for tp in consumer.assignment() if tp.topic == self.topic}
+
     def _update_lag(self) -> None:
         consumer = self.consumer
         if consumer is None:
             return
         lag = 0
-        for partition in self.assigned:
+        for partition in self._owned():
             high = consumer.highwater(TopicPartition(self.topic, partition))
             if high is not None:
                 lag += max(0, high - self.next_offsets.get(partition, high))
