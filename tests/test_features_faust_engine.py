@@ -60,8 +60,8 @@ class FakeConsumer:
         self._gap: dict[TP, object] = {}
         self.highs: dict[int, int] = {}
 
-    async def seek(self, tp: TP, offset: int) -> None:
-        self.seeks.append((tp.partition, offset))
+    async def seek_wait(self, partitions: dict[TP, int]) -> None:
+        self.seeks.extend((tp.partition, offset) for tp, offset in partitions.items())
 
     async def earliest_offsets(self, *tps: TP) -> dict[TP, int]:
         return dict.fromkeys(tps, 0)

@@ -206,9 +206,11 @@ class FaustSalesConsumer:
         return TP(self.topic, partition)
 
     async def _seek(self, partition: int, offset: int) -> None:
+        """Seek in faust's consumer thread (``seek_wait``): its plain ``seek`` calls aiokafka from this thread while
+        the consumer thread drains the fetched records (seen: ``KeyError`` in ``fetched_records``, the app crashed)."""
         app = self.app
         assert app is not None
-        await app.consumer.seek(self._tp(partition), offset)
+        await app.consumer.seek_wait({self._tp(partition): offset})  # in faust's consumer thread, see _seek's doc
         self._forget_gaps(partition)
         self.next_offsets[partition] = offset
 
