@@ -34,6 +34,11 @@ class Settings(BaseSettings):
     redis_port: int = Field(16379, description="embedded Redis port (stack up)")
     sales_partitions: int = Field(4, ge=1, description="partitions of sales.monthly and its derived topics")
     segment_partitions: int = Field(4, ge=1, description="partitions of segments.changes")
+    # redis layout and cluster (feature store, assigner)
+    redis_cluster: bool = Field(False, description="redis_url names one node of a Redis Cluster: every component "
+                                "uses redis-py's cluster client")
+    feature_store_slot_groups: int = Field(16, ge=1, le=16384, description="slot groups (hash tags) the feature "
+                                           "store spreads retailers over; a change needs `stableseg features rebuild`")
 
     # --- services --------------------------------------------------------------------------------
     bind_host: str = Field("127.0.0.1", description="address the HTTP services listen on (0.0.0.0 in containers)")

@@ -17,25 +17,25 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import redis
 from kafka import KafkaConsumer
 from pydantic import SecretStr
 from sklearn.decomposition import PCA
 from sklearn.preprocessing import RobustScaler
 
 from services.features.compute import feature_entries
-from services.features.state import ShopMonthsBatch, ShopState
 from shared.artifacts import manifest_sha256
 from shared.bus import decode_event, ensure_topics, make_sync_producer, publish, topic_specs
 from shared.bus.topics import SEGMENTS_CHANGES, SEGMENTS_LINEAGE
 from shared.clustering import DensityClusterer
 from shared.config import Settings
 from shared.data.generator import generate_frames
-from shared.feature_store import prefix_for
+from shared.feature_store import FeatureStore, Layout
+from shared.feature_store.writer import ShopMonthsBatch, StoreWriter
 from shared.features import EligibilityRule, build_features, get_feature_set, monthly_panel
 from shared.model.bundle import ModelBundle
 from shared.model.numpy_encoder import BatchNormParams, NumpyEncoder
 from shared.model.params import ModelParams
+from shared.redis_client import redis_client
 from shared.storage import ArtifactStore, ModelVersionInfo, Registry
 
 FEATURE_SET = "behaviour-v2"
@@ -89,19 +89,20 @@ def publish_bundle(registry: Registry, artifacts: ArtifactStore, bundle: ModelBu
     return registry.mark_published(number)
 
 
-def load_feature_store(redis_url: str, sales: pd.DataFrame, revision: int = 1) -> list[dict[str, object]]:
+def load_feature_store(redis_url: str, sales: pd.DataFrame, revision: int = 1,
+                       cluster: bool = False) -> list[dict[str, object]]:  # fmt: skip
     """Write every shop's features into the feature store with the features service's own write path; returns
     the ``features.updated`` payloads it would publish."""
     panel = monthly_panel(sales)
     n = panel.n_shops
     batch = ShopMonthsBatch(panel, np.full(n, revision, dtype=np.int64), np.full(n, 1_700_000_000_000, np.int64))
     entries, updates = feature_entries(batch, [get_feature_set(FEATURE_SET)], EligibilityRule())
-    client = redis.Redis.from_url(redis_url)
+    client = redis_client(redis_url, cluster=cluster)
     try:
-        prefix = prefix_for(int(client.get("ss:epoch") or 0))
-        client.sadd(f"{prefix}shops", *[str(s) for s in panel.shops])
+        writer = StoreWriter(client, Layout.from_settings())
+        epoch = FeatureStore(client=client, cluster=cluster, groups=writer.layout.groups).epoch()
         for start in range(0, len(entries), 500):
-            ShopState(client).write(int(client.get("ss:epoch") or 0), prefix, entries[start : start + 500])
+            writer.write(epoch, entries[start : start + 500])
     finally:
         client.close()
     return [u.as_event() for u in updates]

@@ -89,7 +89,7 @@ def test_streamed_features_equal_the_batch_builder(redis_url: str, sales: pd.Dat
     snap = h.store.snapshot("behaviour-v2")
     assert snap.attrs["as_of"] == f"{sales.year.max()}-{sales[sales.year == sales.year.max()].month.max():02d}"
     assert snap.attrs["rows"] == len(snap) == int(build_features(sales, "behaviour-v2", RULE)["eligible"].sum())
-    assert h.processor.state.dirty_count(h.processor.prefix) == 0
+    assert h.store.dirty_count() == 0
     updated = h.topic("features.updated")
     assert {(u["shop_id"], u["feature_set"]) for u in updated} == {(s, fs.name) for s in snap.index for fs in SETS} | {
         (s, fs.name) for s in h.store.snapshot("seed-v1", eligible_only=False).index for fs in SETS
@@ -150,6 +150,16 @@ def test_a_gap_asks_for_a_seek_and_a_different_log_for_a_restart(redis_url: str,
     assert asyncio.run(h.processor.stored_offsets()) == {}
 
 
+def test_a_hole_in_a_batch_applies_the_run_before_it_and_asks_for_the_rest(redis_url: str, sales: pd.DataFrame) -> None:
+    h = Harness(redis_url)
+    records = _records(sales.iloc[:200])
+    outcome = h.feed([*records[:80], *records[120:]])[0]  # offsets 80..119 missing in the middle of one batch
+    assert outcome.seeks == {0: 80} and outcome.applied == 80
+    assert asyncio.run(h.processor.stored_offsets())[0][0] == 79
+    h.feed(records[80:])
+    _assert_matches_batch(h.store, sales.iloc[:200])
+
+
 def test_poison_records_are_rejected_and_the_partition_moves_on(redis_url: str, sales: pd.DataFrame) -> None:
     h = Harness(redis_url)
     good = _records(sales.iloc[:10])
@@ -181,7 +191,7 @@ class Clock:
 
 def _closer(h: Harness, **policy: float) -> Clock:
     clock = Clock()
-    h.processor.month_gate = MonthGate(h.client, MonthClosePolicy(**{"min_share": 0.8, "grace_seconds": 60.0,
+    h.processor.month_gate = MonthGate(h.processor.state, MonthClosePolicy(**{"min_share": 0.8, "grace_seconds": 60.0,
                                                                    "quiet_seconds": 0.0, **policy}), clock)
     return clock
 
@@ -254,12 +264,11 @@ def test_an_older_revision_never_overwrites_a_newer_one(redis_url: str, sales: p
     h = Harness(redis_url)
     h.feed(_records(sales))
     shop = sales.shop_id.iloc[0]
-    state, prefix = h.processor.state, h.processor.prefix
-    key = f"{prefix}f:seed-v1:{shop}"
-    current = h.client.hget(key, "revision")
-    stale = [(shop, 1, [("seed-v1", ["revision", 1, "as_of", "1999-01"])])]
-    assert state.write(h.processor.epoch, prefix, stale) == 0
-    assert h.client.hget(key, "revision") == current and h.client.hget(key, "as_of") != b"1999-01"
+    state, epoch = h.processor.state, h.processor.epoch
+    before = h.store.get(shop, "seed-v1")
+    stale = [(shop, 1, ["a", 99 * 12])]  # revision 1, as-of 1999-01
+    assert state.write(epoch, stale) == 0
+    assert h.store.get(shop, "seed-v1") == before and before["as_of"] != "1999-01"
 
 
 ids = st.one_of(st.text(min_size=0, max_size=70), st.integers(-5, 10**70), st.booleans(), st.none(), st.floats())
@@ -307,3 +316,35 @@ def test_cli_get_and_export(redis_url: str, sales: pd.DataFrame, tmp_path, monke
         assert len(exported) == 20
     finally:
         get_settings.cache_clear()
+
+
+def test_a_store_in_another_layout_is_refused_until_rebuilt(redis_url: str, sales: pd.DataFrame) -> None:
+    from shared.feature_store import LayoutError
+
+    client = redis.Redis.from_url(redis_url)
+    client.set("ss:epoch", 0)
+    client.sadd("ss:0:shops", "S000001")  # the previous layout: per-feature-set hashes, a shops set
+    client.hset("ss:0:f:behaviour-v3:S000001", mapping={"eligible": "1"})
+    h = Harness(redis_url)
+    with pytest.raises(LayoutError, match=r"previous .* layout; run `stableseg features rebuild`"):
+        h.store.get("S000001")
+    with pytest.raises(LayoutError):
+        h.feed(_records(sales.iloc[:10]))
+    assert h.store.wipe() == 1  # what `features rebuild` does first: the old keys go, the layout is recorded
+    assert client.keys("ss:0:*") == [] and client.get("ss:layout") == b"compact-v2:16"
+    h.processor.epoch = -1
+    h.feed(_records(sales))
+    _assert_matches_batch(h.store, sales)
+    other = FeatureStore(client=client, cluster=False, groups=8)
+    with pytest.raises(LayoutError, match=r"feature_store_slot_groups: .* 'compact-v2:16', these settings use "):
+        other.shop_count()
+
+
+def test_a_retailer_hash_stays_compact(redis_url: str, sales: pd.DataFrame) -> None:
+    h = Harness(redis_url)
+    h.feed(_records(sales))
+    keys = h.client.keys("ss:*:r:*")
+    assert len(keys) == sales.shop_id.nunique()
+    assert {h.client.object("encoding", k) for k in keys} == {b"ziplist"}  # Redis 6.2's name for the compact form
+    mean = sum(h.client.memory_usage(k) for k in keys) / len(keys)
+    assert mean < 1600, mean  # 3 years of the generator's data; 5 years: bench/bench_store_memory.py

@@ -25,7 +25,6 @@ from helpers import wait_for
 from kafka import KafkaConsumer, TopicPartition
 
 from services.features.rebuild import rebuild
-from services.features.state import ShopState
 from services.ingest.bulk import load_csv
 from shared.bus import KafkaRecord, ensure_topics, make_sync_producer, publish, topic_specs
 from shared.config import Settings
@@ -124,14 +123,13 @@ def _caught_up(settings: Settings) -> bool:
     """Every record of sales.monthly applied and no shop waiting for a recompute."""
     client = redis.Redis.from_url(settings.redis_url)
     try:
-        prefix = FeatureStore(client=client).prefix()
-        state = ShopState(client)
-        stored = {int(k.rsplit(":", 1)[1]): v[0] for k, v in state.offsets(prefix).items()}
+        store = FeatureStore(client=client)
+        stored = {int(k.rsplit(":", 1)[1]): v[0] for k, v in store.offsets().items()}
         ends = _end_offsets(settings.kafka_bootstrap)
         if None in ends.values():
             return False
         done = all(stored.get(p, -1) == end - 1 for p, end in ends.items() if end)
-        return done and state.dirty_count(prefix) == 0
+        return done and store.dirty_count() == 0
     except redis.ConnectionError:
         return False
     finally:
@@ -250,7 +248,7 @@ def test_sigkill_mid_stream_then_restart_gives_the_identical_store(env_settings,
     client = redis.Redis.from_url(env_settings.redis_url)
 
     def progress() -> int:
-        offsets = ShopState(client).offsets(FeatureStore(client=client).prefix())
+        offsets = FeatureStore(client=client).offsets()
         return sum(v[0] + 1 for v in offsets.values())
 
     first = workers(env_settings, cli=True)

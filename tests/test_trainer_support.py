@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
 import pandas as pd
 import redis
 import uvicorn
@@ -31,7 +30,8 @@ from shared.bus import (
 )
 from shared.bus.topics import MODELS_PUBLISHED, MONTHS_CLOSED
 from shared.config import Settings
-from shared.feature_store import feature_key, pack_vector, prefix_for
+from shared.feature_store import Layout
+from shared.feature_store.writer import StoreWriter
 from shared.stack import free_port
 
 FEATURE_SET = "behaviour-v2"
@@ -39,21 +39,12 @@ TINY = {"epochs": 3, "min_cluster_size": 20}  # keeps a training at a few second
 
 
 def load_feature_store(redis_url: str, features: pd.DataFrame, feature_set: str = FEATURE_SET) -> None:
-    """Write ``build_features`` output into Redis in the feature store's documented layout (epoch 0)."""
-    prefix = prefix_for(0)
-    columns = [c for c in features.columns if c not in ("eligible", "as_of")]
+    """Write ``build_features`` output into the feature store (its own bootstrap write path, epoch 0)."""
     client = redis.Redis.from_url(redis_url)
-    pipe = client.pipeline(transaction=True)
-    for shop, row in features.iterrows():
-        values = np.asarray(row[columns].to_numpy(dtype=np.float64))
-        fields = {"eligible": "1" if row["eligible"] else "0", "as_of": row["as_of"], "_vec": pack_vector(values),
-                  "feature_set": feature_set, "feature_set_version": 1, "revision": 1}  # fmt: skip
-        fields.update({c: repr(float(v)) for c, v in zip(columns, values, strict=True)})
-        pipe.hset(feature_key(prefix, feature_set, str(shop)), mapping=fields)
-        pipe.sadd(f"{prefix}shops", str(shop))
-    pipe.hset(f"{prefix}meta", "latest_month", str(features["as_of"].max()))
-    pipe.execute()
-    client.close()
+    try:
+        StoreWriter(client, Layout.from_settings()).load(0, {feature_set: features})
+    finally:
+        client.close()
 
 
 def trainer_settings(tmp_path: Path, bootstrap: str, redis_url: str, database_url: str, **overrides: Any) -> Settings:

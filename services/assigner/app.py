@@ -35,7 +35,7 @@ def create_app(settings: Settings, link: KafkaLink | None = None) -> FastAPI:
         registry = holder["service"].registry
         return registry is not None and await asyncio.to_thread(registry.get_next_segment_number) >= 1
 
-    reader = AsyncReader(settings.redis_url)
+    reader = AsyncReader(settings.redis_url, cluster=settings.redis_cluster)
     checks = {"redis": reader.ping, "database": database_ready, "kafka": lambda: holder["service"].link.ready}
     app = create_service_app("assigner", settings, checks, lifespan=lifespan, write_tokens=("admin_token",))
     metrics = AssignerMetrics.register(app.state.metrics_registry)

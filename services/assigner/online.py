@@ -20,7 +20,7 @@ from services.assigner.book import Serving
 from services.assigner.ledger import history_rows, record_history
 from services.assigner.relabel import assign_online, change_events, mark_ineligible
 from services.assigner.store import AssignmentStore
-from shared.feature_store import FeatureStore, feature_key
+from shared.feature_store import FeatureStore
 from shared.logging import get_logger
 from shared.model.bundle import ModelBundle
 from shared.segments import MatchParams
@@ -83,20 +83,8 @@ class OnlineAssigner:
         columns = self.bundle.columns
         if not shops:
             return pd.DataFrame(columns=columns, dtype=float), []
-        prefix = self.features.prefix()
-        pipe = self.features.redis.pipeline(transaction=False)
-        for shop in shops:
-            pipe.hmget(feature_key(prefix, self.serving.feature_set, shop), ["eligible", *columns])
-        found, values, missing = [], [], []
-        for shop, reply in zip(shops, pipe.execute(), strict=True):
-            if reply[0] != b"1" or any(v is None for v in reply[1:]):
-                missing.append(shop)
-                continue
-            found.append(shop)
-            values.append([float(v) for v in reply[1:]])
-        frame = pd.DataFrame(np.array(values, dtype=float).reshape(len(found), len(columns)), columns=columns,
-                             index=pd.Index(found, name="shop_id", dtype=object))  # fmt: skip
-        return frame, missing
+        frame, missing = self.features.rows(shops, self.serving.feature_set)
+        return frame[list(columns)], missing
 
     def commit(self, decision: Decision) -> None:
         if decision.retailers:

@@ -46,8 +46,9 @@ class AssignerService:
         self.settings = settings
         self.metrics = metrics
         self.params = MatchParams.from_settings(settings)
-        self.store = AssignmentStore(settings.redis_url)
-        self.features = FeatureStore(settings.redis_url)
+        self.store = AssignmentStore(settings.redis_url, cluster=settings.redis_cluster)
+        self.features = FeatureStore(settings.redis_url, cluster=settings.redis_cluster,
+                                     groups=settings.feature_store_slot_groups)  # fmt: skip
         self.loader = BundleLoader(ArtifactStore(settings.effective_artifact_uri),
                                    settings.data_dir / "assigner-models")  # fmt: skip
         self.link = link or KafkaLink(settings)

@@ -1,18 +1,23 @@
 """Current assignments in Redis: one hash per retailer, written a generation at a time, read in one round trip.
 
-Layout (prefix ``asg:``; the feature store's keys are ``ss:*``):
+Layout (the assigner's keyspace, prefix ``asg:``; the generation scheme is :class:`shared.keyspace.Generations`,
+shared with the feature store):
 
 - ``asg:gen``: the live generation ``g`` (absent = none yet).
-- ``asg:{g}:r:{shop_id}`` (hash): ``segment``, ``name``, ``status`` (assigned | noise | ineligible), ``strength``,
-  ``model_version``, ``since`` (ISO-8601 UTC: when the segment or status last changed), ``reason``.
-- ``asg:{g}:shops`` (set): every retailer of the generation; ``asg:{g}:serving`` (JSON): the serving map
-  (:class:`services.assigner.book.Serving`) plus the model's sha256 and artifact URI.
-- ``asg:{g}:pending`` (JSON): the SQL and event work of the relabel that builds generation ``g`` (write-ahead).
+- ``asg:<g>:r:<shop_id>`` (hash): ``segment``, ``name``, ``status`` (assigned | noise | ineligible), ``strength``,
+  ``model_version``, ``since`` (ISO-8601 UTC: when the segment or status last changed), ``reason``. No hash tag,
+  so on Redis Cluster the retailers spread over every slot.
+- ``asg:<g>:{asg.<g>}:shops`` (set): every retailer of the generation; ``...:serving`` (JSON): the serving map
+  (:class:`services.assigner.book.Serving`) plus the model's sha256 and artifact URI; ``...:pending`` (JSON): the
+  SQL and event work of the relabel that builds generation ``g`` (write-ahead). One hash tag, one slot: serving and
+  pending are written in one MULTI/EXEC on a cluster too.
 
 A relabel writes the next generation beside the live one and switches ``asg:gen`` in one command, so readers see
 the old or the new assignment of every retailer, never a mix; a crash before the switch leaves the live
 generation untouched, and ``pending`` lets the next start finish the work without recomputing it. Online updates
-(one retailer's ``features.updated``) write into the live generation.
+(one retailer's ``features.updated``) write into the live generation. The API reads a retailer in one round trip
+on one Redis (a script reads the pointer and the hash); on a cluster, where a script cannot reach both slots, it
+reads the pointer, then the hash.
 """
 
 from __future__ import annotations
@@ -23,8 +28,9 @@ from typing import Any
 import numpy as np
 import orjson
 import pandas as pd
-import redis
-import redis.asyncio as aioredis
+
+from shared.keyspace import Generations, drop_prefix
+from shared.redis_client import async_redis_client, is_cluster, redis_client
 
 ROOT = "asg"
 GEN_KEY = f"{ROOT}:gen"
@@ -40,6 +46,17 @@ return redis.call('HGETALL', 'asg:' .. g .. ':r:' .. ARGV[1])
 
 def prefix(gen: int) -> str:
     return f"{ROOT}:{gen}:"
+
+
+def meta_key(gen: int, name: str) -> str:
+    """``shops``, ``serving`` or ``pending`` of a generation (one hash tag per generation)."""
+    return f"{ROOT}:{gen}:{{{ROOT}.{gen}}}:{name}"
+
+
+def _cluster_default() -> bool:
+    from shared.config import get_settings
+
+    return get_settings().redis_cluster
 
 
 def _text(value: Any) -> str:
@@ -66,22 +83,23 @@ def decode_state(flat: list[bytes] | dict[bytes, bytes]) -> dict[str, Any] | Non
 class AssignmentStore:
     """Writes and bulk reads (sync client, called from worker threads)."""
 
-    def __init__(self, redis_url: str | None = None, *, client: redis.Redis | None = None) -> None:
-        if client is None and not redis_url:
-            raise ValueError("redis_url: required (e.g. redis://127.0.0.1:6379/0)")
-        self.redis = client if client is not None else redis.Redis.from_url(redis_url, socket_timeout=30)
+    def __init__(self, redis_url: str | None = None, *, client: Any = None, cluster: bool | None = None) -> None:
+        if client is None:
+            cluster = _cluster_default() if cluster is None else cluster
+            client = redis_client(redis_url or "", cluster=cluster, socket_timeout=30)
+        self.redis = client
+        self.generations = Generations(client, ROOT, GEN_KEY)
 
     def close(self) -> None:
         self.redis.close()
 
     def gen(self) -> int | None:
-        value = self.redis.get(GEN_KEY)
-        return None if value is None else int(value)
+        return self.generations.current()
 
     def serving(self) -> dict[str, Any] | None:
         """The live generation's serving record (Serving JSON + sha256 + artifact_uri), None before any model."""
         gen = self.gen()
-        raw = None if gen is None else self.redis.get(f"{prefix(gen)}serving")
+        raw = None if gen is None else self.redis.get(meta_key(gen, "serving"))
         return None if raw is None else orjson.loads(raw)
 
     def get(self, shop_id: str) -> dict[str, Any] | None:
@@ -94,7 +112,7 @@ class AssignmentStore:
         gen = self.gen()
         if gen is None:
             return _frame([], [])
-        wanted = sorted(m.decode() for m in self.redis.smembers(f"{prefix(gen)}shops")) if shops is None else list(
+        wanted = sorted(m.decode() for m in self.redis.smembers(meta_key(gen, "shops"))) if shops is None else list(
             dict.fromkeys(str(s) for s in shops))
         rows: list[list[bytes | None]] = []
         for start in range(0, len(wanted), _CHUNK):
@@ -109,39 +127,45 @@ class AssignmentStore:
     def stage(self, states: pd.DataFrame, serving: dict[str, Any], pending: dict[str, Any]) -> int:
         """Write a complete next generation (not live yet) and its pending work; returns its number."""
         gen = (self.gen() or 0) + 1
-        self._drop(gen)  # leftovers of an earlier attempt that crashed before switching
-        p = prefix(gen)
-        self._write(p, states)
+        self.generations.drop(gen)  # leftovers of an earlier attempt that crashed before switching
+        self._write(gen, states)
         pipe = self.redis.pipeline(transaction=True)
-        pipe.set(f"{p}serving", orjson.dumps(serving))
-        pipe.set(f"{p}pending", orjson.dumps(pending))
+        pipe.set(meta_key(gen, "serving"), orjson.dumps(serving))
+        pipe.set(meta_key(gen, "pending"), orjson.dumps(pending))
         pipe.execute()
         return gen
 
     def pending(self) -> tuple[int, dict[str, Any]] | None:
         """The staged generation and its pending work, when a relabel stopped before switching."""
         gen = (self.gen() or 0) + 1
-        raw = self.redis.get(f"{prefix(gen)}pending")
+        raw = self.redis.get(meta_key(gen, "pending"))
         return None if raw is None else (gen, orjson.loads(raw))
 
     def switch(self, gen: int) -> None:
-        """Make ``gen`` live (one SET), then delete the previous generation's keys."""
+        """Make ``gen`` live (one SET), drop its write-ahead record, then delete the previous generation's keys.
+        (Two commands on a cluster: a crash between them leaves a stale ``pending`` of the live generation, which
+        ``pending()`` never reads.)"""
         old = self.gen()
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.set(GEN_KEY, gen)
-        pipe.delete(f"{prefix(gen)}pending")
-        pipe.execute()
+        if is_cluster(self.redis):
+            self.generations.switch(gen)
+            self.redis.delete(meta_key(gen, "pending"))
+        else:
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.set(GEN_KEY, gen)
+            pipe.delete(meta_key(gen, "pending"))
+            pipe.execute()
         if old is not None and old != gen:
-            self._drop(old)
+            self.generations.drop(old)
 
     def write_live(self, states: pd.DataFrame) -> None:
         """Update retailers in the live generation (online path)."""
         gen = self.gen()
         if gen is None:
             raise RuntimeError("write_live: no live generation (no model applied yet)")
-        self._write(prefix(gen), states)
+        self._write(gen, states)
 
-    def _write(self, p: str, states: pd.DataFrame) -> None:
+    def _write(self, gen: int, states: pd.DataFrame) -> None:
+        p = prefix(gen)
         shops = [str(s) for s in states.index]
         columns = [states[f].to_numpy(dtype=object) if f in states.columns else np.full(len(states), None)
                    for f in FIELDS]  # fmt: skip
@@ -151,40 +175,31 @@ class AssignmentStore:
             for i in range(start, stop):
                 values = {f: _text(col[i]) for f, col in zip(FIELDS, columns, strict=True)}
                 pipe.hset(f"{p}r:{shops[i]}", mapping=values)
-            pipe.sadd(f"{p}shops", *shops[start:stop])
+            pipe.sadd(meta_key(gen, "shops"), *shops[start:stop])
             pipe.execute()
-
-    def _drop(self, gen: int) -> None:
-        p = prefix(gen)
-        batch: list[bytes] = []
-        for key in self.redis.scan_iter(match=f"{p}*", count=_CHUNK):
-            batch.append(key)
-            if len(batch) >= _CHUNK:
-                self.redis.unlink(*batch)
-                batch.clear()
-        if batch:
-            self.redis.unlink(*batch)
 
     def wipe(self) -> None:
         """Delete every assigner key (tests, ``stableseg`` resets)."""
-        keys: Iterable[bytes] = list(self.redis.scan_iter(match=f"{ROOT}:*", count=_CHUNK))
-        if keys:
-            self.redis.unlink(*keys)
+        drop_prefix(self.redis, f"{ROOT}:")
 
 
 class AsyncReader:
     """The API's read path: one EVALSHA per request."""
 
-    def __init__(self, redis_url: str) -> None:
-        self.redis = aioredis.Redis.from_url(redis_url, socket_timeout=5)
-        self._read = self.redis.register_script(_READ)
+    def __init__(self, redis_url: str, cluster: bool | None = None) -> None:
+        self.cluster = _cluster_default() if cluster is None else cluster
+        self.redis = async_redis_client(redis_url, cluster=self.cluster, socket_timeout=5)
+        self._read = None if self.cluster else self.redis.register_script(_READ)
 
     async def get(self, shop_id: str) -> dict[str, Any] | None:
-        return decode_state(await self._read(keys=[GEN_KEY], args=[shop_id]))
+        if self._read is not None:
+            return decode_state(await self._read(keys=[GEN_KEY], args=[shop_id]))
+        gen = await self.redis.get(GEN_KEY)
+        return None if gen is None else decode_state(await self.redis.hgetall(f"{prefix(int(gen))}r:{shop_id}"))
 
     async def serving(self) -> dict[str, Any] | None:
         gen = await self.redis.get(GEN_KEY)
-        raw = None if gen is None else await self.redis.get(f"{prefix(int(gen))}serving")
+        raw = None if gen is None else await self.redis.get(meta_key(int(gen), "serving"))
         return None if raw is None else orjson.loads(raw)
 
     async def ping(self) -> bool:

@@ -33,7 +33,8 @@ def _feature_set(name: str | None) -> str:
 
 
 def _store() -> FeatureStore:
-    return FeatureStore(get_settings().redis_url)
+    settings = get_settings()
+    return FeatureStore(settings.redis_url, cluster=settings.redis_cluster, groups=settings.feature_store_slot_groups)
 
 
 def _unavailable(exc: Exception) -> typer.Exit:

@@ -63,7 +63,7 @@ def _from_stores(shop_id: str, history: bool) -> tuple[int, dict[str, Any]]:
             {"segment_id": r.segment_id, "status": r.status, "strength": r.strength, "model_version": r.model_version,
              "reason": r.reason, "valid_from": r.valid_from.isoformat(),
              "valid_to": r.valid_to.isoformat() if r.valid_to else None} for r in rows]}  # fmt: skip
-    store = AssignmentStore(settings.redis_url)
+    store = AssignmentStore(settings.redis_url, cluster=settings.redis_cluster)
     try:
         if store.serving() is None:
             return 503, {"detail": "no model has been applied yet"}

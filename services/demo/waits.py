@@ -15,10 +15,10 @@ from services.assigner.store import AssignmentStore
 from services.demo.bus import end_offsets, group_lag, read_topic
 from services.demo.observe import LABELLED, ApiError, AssignerClient, trainer_outcome
 from services.demo.options import DemoError
-from services.features.state import ShopState
 from shared.bus.topics import FEATURES_UPDATED, MODELS_PUBLISHED, SALES_MONTHLY
 from shared.config import Settings
 from shared.feature_store import FeatureStore
+from shared.redis_client import settings_client
 from shared.stack.services import service_processes
 
 Check = Callable[[], tuple[bool, str]]
@@ -74,21 +74,20 @@ class FeaturesProbe:
 
     def __init__(self, settings: Settings) -> None:
         self.bootstrap = settings.kafka_bootstrap
-        self.client = redis.Redis.from_url(settings.redis_url, socket_timeout=10)
-        self.store = FeatureStore(client=self.client)
-        self.state = ShopState(self.client)
+        self.client = settings_client(settings, socket_timeout=10)
+        self.store = FeatureStore(client=self.client, cluster=settings.redis_cluster,
+                                  groups=settings.feature_store_slot_groups)  # fmt: skip
 
     def close(self) -> None:
         self.client.close()
 
     def __call__(self) -> tuple[bool, str]:
-        prefix = self.store.prefix()
-        stored = self.state.offsets(prefix)
+        stored = self.store.offsets()
         records = 0
         for partition, end in end_offsets(self.bootstrap, SALES_MONTHLY).items():
             applied = stored.get(f"{SALES_MONTHLY}:{partition}", (-1, ""))[0]
             records += max(0, end - 1 - applied)
-        dirty, outbox = self.state.dirty_count(prefix), len(self.state.outbox(prefix, 1000))
+        dirty, outbox = self.store.dirty_count(), self.store.outbox_length()
         detail = f"{records:,} records to apply, {dirty:,} retailers to recompute, {outbox} month closes to publish"
         return records + dirty + outbox == 0, detail
 

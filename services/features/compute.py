@@ -8,10 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
-from services.features.state import ShopMonthsBatch
-from shared.feature_store import iso_from_ms, pack_vector
+from shared.feature_store.layout import encode_entries
+from shared.feature_store.writer import ShopMonthsBatch
 from shared.features import EligibilityRule, FeatureSet, features_from_monthly
 
 
@@ -31,28 +29,11 @@ class Update:
 
 def feature_entries(
     batch: ShopMonthsBatch, feature_sets: list[FeatureSet], rule: EligibilityRule
-) -> tuple[list[tuple[str, int, list[tuple[str, list]]]], list[Update]]:
-    """(WRITE script entries, updates) for every shop of ``batch`` and every feature set."""
-    panel = batch.panel
-    shops = [str(s) for s in panel.shops]
-    hashes: list[list[tuple[str, list]]] = [[] for _ in shops]
-    updates: list[Update] = []
-    stamps = [iso_from_ms(int(ms)) for ms in batch.timestamps]
-    for fs in feature_sets:
-        frame = features_from_monthly(panel, fs, rule)
-        values = frame[list(fs.columns)].to_numpy(dtype=np.float64)
-        eligible = frame["eligible"].to_numpy(dtype=bool)
-        as_of = frame["as_of"].tolist()
-        head = ("feature_set", fs.name, "feature_set_version", fs.version)
-        for i, shop in enumerate(shops):
-            row = values[i]
-            pairs: list = [
-                *head, "revision", int(batch.revisions[i]), "eligible", "1" if eligible[i] else "0",
-                "as_of", as_of[i], "updated_at", stamps[i], "_vec", pack_vector(row),
-            ]  # fmt: skip
-            for col, value in zip(fs.columns, row.tolist(), strict=True):
-                pairs.extend((col, repr(value)))
-            hashes[i].append((fs.name, pairs))
-            updates.append(Update(shop, fs.name, as_of[i], bool(eligible[i])))
-    entries = [(shop, int(batch.revisions[i]), hashes[i]) for i, shop in enumerate(shops)]
-    return entries, updates
+) -> tuple[list[tuple[str, int, list]], list[Update]]:
+    """(WRITE entries, updates) for every shop of ``batch`` and every feature set."""
+    shops = [str(s) for s in batch.panel.shops]
+    frames = {fs.name: features_from_monthly(batch.panel, fs, rule) for fs in feature_sets}
+    updates = [Update(shop, name, as_of, bool(eligible)) for name, frame in frames.items()
+               for shop, as_of, eligible in zip(shops, frame["as_of"].tolist(), frame["eligible"].tolist(),
+                                                strict=True)]  # fmt: skip
+    return encode_entries(frames, shops, batch.revisions, batch.timestamps), updates

@@ -32,6 +32,7 @@ class _Seeker(ConsumerRebalanceListener):
         self.loop = loop
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
+        self.loop.assigned -= {tp.partition for tp in revoked if tp.topic == self.loop.topic}
         log.info("features.partitions_revoked", partitions=sorted(tp.partition for tp in revoked))
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
@@ -68,8 +69,10 @@ class SalesConsumer:
         self.processor.stopping = True
 
     def restart(self) -> None:
-        """Start over with a new consumer (after the broker lost its topics: fresh metadata and group)."""
+        """Start over with a new consumer (after the broker lost its topics: fresh metadata and group); not ready
+        until the new one joined."""
         self._restart = True
+        self.joined = False
 
     def _new_consumer(self) -> AIOKafkaConsumer:
         return AIOKafkaConsumer(
@@ -128,8 +131,8 @@ class SalesConsumer:
     async def _close(self) -> None:
         self.joined = False
         if self.consumer is not None:
-            try:
-                await self.consumer.stop()
+            try:  # bounded: leaving the group needs the broker, which may be gone (Redis holds the offsets)
+                await asyncio.wait_for(self.consumer.stop(), 5 if self._stop.is_set() else 15)
             except Exception as exc:  # stopping a broken consumer must not mask the original problem
                 log.debug("features.consumer_stop_error", error=repr(exc))
             self.consumer = None
@@ -141,10 +144,17 @@ class SalesConsumer:
         in_flight: asyncio.Task[Any] | None = None  # the previous batch's commit, overlapped with this fetch/parse
         try:
             while not self._stop.is_set() and not self._restart:
-                fetched = await consumer.getmany(timeout_ms=self.poll_ms, max_records=self.max_records)
+                fetched = await self._fetch(consumer)
+                if self._stop.is_set() or self._restart:
+                    break  # a new log is suspected (or we stop): the next consumer re-positions from Redis
                 batches = {tp.partition: recs for tp, recs in fetched.items() if recs and tp.topic == self.topic}
-                if self.verify:
-                    await self._verify(batches)
+                gone = self._new_logs(batches)
+                if gone and in_flight is not None:  # its offsets must land before the partition's are forgotten
+                    for partition in await self._finish(in_flight):
+                        batches.pop(partition, None)  # re-positioned: fetched before that seek
+                    in_flight = None
+                if self.verify or gone:
+                    await self._verify(batches, gone)
                 if not batches:
                     if in_flight is not None:
                         await self._finish(in_flight)
@@ -166,6 +176,31 @@ class SalesConsumer:
         finally:
             if in_flight is not None:
                 await self._finish(in_flight)
+
+    async def _fetch(self, consumer: AIOKafkaConsumer) -> dict[Any, list[Any]]:
+        """``getmany``, bounded: while a reassignment is in progress it waits for the assignment without a limit (an
+        old consumer was seen silent for over a minute after a broker restart), and ``restart()`` / ``stop()``
+        must still be noticed."""
+        try:
+            return await asyncio.wait_for(consumer.getmany(timeout_ms=self.poll_ms, max_records=self.max_records),
+                                          self.poll_ms / 1000 + 2)  # fmt: skip
+        except TimeoutError:
+            return {}
+
+    def _new_logs(self, batches: dict[int, list[Any]]) -> set[int]:
+        """Partitions whose log no longer reaches our position: it was re-created below it (see ``_verify``)."""
+        consumer = self.consumer
+        assert consumer is not None
+        gone = set()
+        for partition in self._owned():
+            position = self.next_offsets.get(partition)
+            if position is None:
+                continue
+            records = batches.get(partition)
+            high = consumer.highwater(TopicPartition(self.topic, partition))
+            if (records and records[0].offset < position) or (high is not None and high < position):
+                gone.add(partition)
+        return gone
 
     async def _timed(self, prepared: Any) -> tuple[Any, float]:
         started = time.perf_counter()
@@ -189,34 +224,54 @@ class SalesConsumer:
         await self._commit()
         return moved
 
-    async def _verify(self, batches: dict[int, list[Any]]) -> None:
-        """Resuming at the stored record: a log that ends at or before it is not the log we applied."""
+    async def _verify(self, batches: dict[int, list[Any]], gone: set[int]) -> None:
+        """Not the log we applied, so forget the offset and start from the beginning: ``gone``, a log that ends
+        before our position (tansu answers a fetch past the end with no records and the real high watermark; once
+        the new log grows past our position the fetches would carry on from there, the records below lost) or a
+        fetch that starts below it (Kafka resets an out-of-range fetch; aiokafka discards fetches that do not match
+        the position, so nothing else does that); or, resuming at the stored record, a log that ends at it."""
         consumer = self.consumer
         assert consumer is not None
-        for partition, (offset, fp) in list(self.verify.items()):
-            tp = TopicPartition(self.topic, partition)
-            high = consumer.highwater(tp)
-            if partition in batches:
+        for partition in sorted((set(self.verify) | gone) & self._owned()):
+            high = consumer.highwater(TopicPartition(self.topic, partition))
+            stored = self.verify.get(partition)
+            if partition in gone or (partition not in batches and stored and high is not None and high <= stored[0]):
+                batches.pop(partition, None)
+                self.verify.pop(partition, None)
+                await self._restart_partition(partition, high)
+            elif partition in batches:
                 del self.verify[partition]  # the record itself is checked by APPLY (fingerprint)
-            elif high is not None and high <= offset:
-                del self.verify[partition]
-                log.warning("features.log_reset", partition=partition, stored=offset, high_watermark=high)
-                await self.processor.forget(partition, offset, fp)
-                target = self.processor.floors.get(partition, 0)
-                consumer.seek(tp, target)
-                self.next_offsets[partition] = target
+
+    async def _restart_partition(self, partition: int, high: int | None) -> None:
+        consumer = self.consumer
+        assert consumer is not None
+        tp = TopicPartition(self.topic, partition)
+        stored = await self.processor.forget_log(partition)
+        log.warning("features.log_reset", partition=partition, stored=stored, high_watermark=high)
+        floor = (await consumer.beginning_offsets([tp]))[tp]
+        self.processor.floors[partition] = floor
+        consumer.seek(tp, floor)
+        self.next_offsets[partition] = floor
 
     def _record(self, outcome: Any, seconds: float) -> None:
         self._update_lag()
         if self.metrics is not None:
             self.metrics.observe(outcome, seconds, self.lag)
 
+    def _owned(self) -> set[int]:
+        """Our partitions aiokafka has assigned right now (``self.assigned`` lags during a rebalance, and
+        ``highwater`` asserts on a partition that is not assigned)."""
+        consumer = self.consumer
+        if consumer is None:
+            return set()
+        return self.assigned & {tp.partition for tp in consumer.assignment() if tp.topic == self.topic}
+
     def _update_lag(self) -> None:
         consumer = self.consumer
         if consumer is None:
             return
         lag = 0
-        for partition in self.assigned:
+        for partition in self._owned():
             high = consumer.highwater(TopicPartition(self.topic, partition))
             if high is not None:
                 lag += max(0, high - self.next_offsets.get(partition, high))

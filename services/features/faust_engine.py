@@ -16,20 +16,29 @@ Offsets and acknowledgements (the correctness argument):
   re-position (gap, changed log, new epoch), events dropped while positioning, and every event of a batch that
   raised are never acked. faust can also fill "gaps" (offset jumps it saw while fetching) into the committed range;
   a jump caused by records fetched before one of our seeks would let it commit past Redis, so the gap record of a
-  partition is cleared whenever this engine seeks it and when its first record at the new position arrives.
+  partition is cleared whenever this engine seeks it and whenever it takes records of it.
 * Positioning: faust seeks every assigned partition to its Kafka-committed offset at the END of a rebalance
   (``perform_seek`` in the recovery service, after the ``on_partitions_assigned`` signal, so a seek made in that
-  signal would be undone). The signal only marks the partitions; once ``app.rebalancing`` is false again (after
-  faust's own seek) the engine seeks each one to the offset Redis holds, exactly like the aiokafka engine: the
-  stored record itself comes back and its fingerprint proves the log is the one we applied (a different record, or
-  a high watermark at or below it, means the topic was re-created; the partition restarts from its beginning).
-  Until a partition's record at that position arrives, its events are dropped (not acked): they were fetched from
-  faust's position; so are records below the next offset to take (fetched again after the seek). faust itself
-  drops fetched records below the last offset it read, so records fetched before a backward seek that arrive
-  after it would hide the wanted one: seeing such a record, the engine seeks the partition again. Because of the
-  first point faust's position is at most one past the Redis offset, and anything delivered below it is skipped
-  by APPLY (at or below the stored offset), so even without our seek nothing would be lost or applied twice; the
-  seek makes the log check possible (a broker that lost the log lost the group's commits too).
+  signal would be undone). The signal only marks the partitions (their events are dropped, not acked, until
+  positioned); once ``app.rebalancing`` is false again (after faust's own seek) the engine seeks each one to the
+  offset Redis holds, exactly like the aiokafka engine: the stored record itself comes back and its fingerprint
+  proves the log is the one we applied (a different record, or a high watermark at or below it, means the topic
+  was re-created, e.g. by a memory-only broker restart; the partition forgets its offset and restarts from its
+  beginning).
+* A new log under the running app (a memory-only broker restarted and its topics are back, re-created by anyone):
+  the consumer keeps its position, and once the new log grows past it the fetches carry on from there, as if the
+  records below were applied (lost). Kafka resets an out-of-range fetch to the beginning instead, and faust drops
+  the records below its read offset, with the same effect. The sign both leave is a high watermark below our
+  position (a log never shrinks), so every batch and housekeeping round restarts such partitions from their
+  beginning (offset forgotten, that batch's events dropped), as the aiokafka engine does on every fetch. Once
+  ``restart()`` was called (the worker saw the topics go) nothing more is taken: the next app re-positions.
+* Only consecutive offsets are taken: per partition, a batch takes the run that starts exactly at the next offset
+  to take (the seek target, then one past the last record taken). Records below it were fetched again (duplicates);
+  a record above it is a hole. Holes are real here: events fetched before a seek stay in faust's stream buffer,
+  and faust drops records below the last offset it read, which those stale events raise after our (backward)
+  seek, so part of the re-fetched range can vanish (seen after a broker restart: 0..16 then 37..). The records
+  after a hole are not taken (APPLY checks only where a run starts: taking them would skip the hole for good) and
+  the partition is sought to the hole again once the batch is done.
 * Exceptions never escape the agent (faust#527: an exception skips the message's offset and stops the agent):
   a failed batch is logged, nothing of it is acked, and every assigned partition is re-positioned from Redis so the
   records come again. Records that cannot be parsed are not exceptions: the processor sends them to
@@ -51,7 +60,7 @@ from typing import Any, NamedTuple
 import faust
 from faust.types import TP
 
-from services.features.processor import Processor
+from services.features.processor import Outcome, Processor
 from shared.logging import get_logger
 
 log = get_logger("stableseg.features.faust")
@@ -65,6 +74,9 @@ class Record(NamedTuple):
     offset: int
     value: bytes | None
     timestamp: int
+
+
+Taken = tuple[dict[int, list[Record]], dict[int, list[Any]], set[int]]  # records, their events, holes
 
 
 class FaustSalesConsumer:
@@ -86,7 +98,6 @@ class FaustSalesConsumer:
         self.app: faust.App | None = None
         self.next_offsets: dict[int, int] = {}
         self.verify: dict[int, tuple[int, str]] = {}
-        self.expect: dict[int, int] = {}  # partition -> offset we seeked to, its records not seen yet
         self.unpositioned: set[int] = set()  # assigned, not yet seeked to the Redis offset
         self.lag = 0
         self.assigned: set[int] = set()
@@ -101,8 +112,10 @@ class FaustSalesConsumer:
         self.processor.stopping = True
 
     def restart(self) -> None:
-        """Start over with a new app (after the broker lost its topics: fresh metadata and group)."""
+        """Start over with a new app (after the broker lost its topics: fresh metadata and group); not ready until
+        the new one joined."""
         self._restart = True
+        self.joined = False
 
     # --- the faust app ------------------------------------------------------------------------------------------
     def _new_app(self) -> faust.App:
@@ -181,7 +194,6 @@ class FaustSalesConsumer:
     async def _close(self, app: faust.App) -> None:
         self.joined = False
         self.assigned, self.unpositioned = set(), set()
-        self.expect.clear()
         self.verify.clear()
         try:  # bounded: leaving the group needs the broker, which may be gone (nothing depends on faust's last commit)
             await asyncio.wait_for(app.stop(), 5 if self._stop.is_set() else 15)
@@ -194,11 +206,12 @@ class FaustSalesConsumer:
         return TP(self.topic, partition)
 
     async def _seek(self, partition: int, offset: int) -> None:
+        """Seek in faust's consumer thread (``seek_wait``): its plain ``seek`` calls aiokafka from this thread while
+        the consumer thread drains the fetched records (seen: ``KeyError`` in ``fetched_records``, the app crashed)."""
         app = self.app
         assert app is not None
-        await app.consumer.seek(self._tp(partition), offset)
+        await app.consumer.seek_wait({self._tp(partition): offset})  # in faust's consumer thread, see _seek's doc
         self._forget_gaps(partition)
-        self.expect[partition] = offset
         self.next_offsets[partition] = offset
 
     def _forget_gaps(self, partition: int) -> None:
@@ -226,7 +239,7 @@ class FaustSalesConsumer:
             if offset is not None and offset >= floor:
                 self.verify[partition] = (offset, fp)
             await self._seek(partition, floor if offset is None else max(offset, floor))
-        log.info("features.partitions_positioned", positions={p: self.expect[p] for p in sorted(partitions)},
+        log.info("features.partitions_positioned", positions={p: self.next_offsets[p] for p in sorted(partitions)},
                  engine="faust")  # fmt: skip
 
     async def _maybe_position(self) -> None:
@@ -236,40 +249,20 @@ class FaustSalesConsumer:
     # --- batches ------------------------------------------------------------------------------------------------
     async def _batch(self, events: list[Any]) -> list[Any]:
         """Filter, process and return the events that may be acked now."""
+        if self._restart or self._stop.is_set():
+            return []  # a new log is suspected (or we stop): nothing more from this app, the next one re-positions
         await self._maybe_position()
-        batches: dict[int, list[Record]] = {}
-        taken: dict[int, list[Any]] = {}
-        want = dict(self.next_offsets)  # partition -> next offset to take
-        overtaken: set[int] = set()
-        for event in events:
-            message = event.message
-            partition, offset = message.partition, message.offset
-            if message.topic != self.topic or partition not in self.assigned or partition in self.unpositioned:
-                continue  # revoked, or fetched from faust's position before ours: dropped, not acked
-            expected = self.expect.get(partition)
-            if expected is not None:
-                if offset != expected:
-                    if offset > expected:
-                        overtaken.add(partition)
-                    continue  # fetched before our seek
-                del self.expect[partition]
-                self._forget_gaps(partition)
-            elif offset < want.get(partition, offset):
-                continue  # fetched again after a seek to a position already taken (e.g. faust's own): a duplicate
-            want[partition] = offset + 1
-            batches.setdefault(partition, []).append(Record(offset, message.value, round(message.timestamp * 1000)))
-            taken.setdefault(partition, []).append(event)
-        for partition in overtaken - set(batches):  # faust drops what is below its read offset: seek once more
-            await self._seek(partition, self.expect[partition])
+        restarted = await self._restart_new_logs()
+        batches, taken, holes = self._take(events, restarted)
         for partition in list(self.verify):
             if partition in batches:
                 del self.verify[partition]  # its first record is the stored one: APPLY checks the fingerprint
-        if not batches:
-            return []
-        started = time.perf_counter()
-        outcome = await self.processor.handle(batches)
-        seconds = time.perf_counter() - started
-        self._last_batch = time.monotonic()
+        outcome, seconds = Outcome(), 0.0
+        if batches:
+            started = time.perf_counter()
+            outcome = await self.processor.handle(batches)
+            seconds = time.perf_counter() - started
+            self._last_batch = time.monotonic()
         moved = set(outcome.seeks)
         if outcome.reseek_all:
             moved |= self.assigned
@@ -280,11 +273,40 @@ class FaustSalesConsumer:
         for partition, records in batches.items():
             if partition not in moved:
                 self.next_offsets[partition] = records[-1].offset + 1
+                self._forget_gaps(partition)
                 acks.extend(taken[partition])
+        for partition in sorted(holes - moved):  # faust drops what is below its read offset: seek to the hole
+            log.info("features.refetch_hole", partition=partition, offset=self.next_offsets[partition])
+            await self._seek(partition, self.next_offsets[partition])
         self._update_lag()
-        if self.metrics is not None:
+        if batches and self.metrics is not None:
             self.metrics.observe(outcome, seconds, self.lag)
         return acks
+
+    def _take(self, events: list[Any], skip: set[int]) -> Taken:
+        """Per partition, the run of consecutive offsets starting at the next offset to take; plus the partitions
+        that saw a record beyond their run (a hole: records in between were fetched before a seek or dropped by
+        faust below its read offset, so they must be fetched again; taking the record after a hole would skip
+        them for good, the offset-guarded APPLY only checks where a run starts)."""
+        batches: dict[int, list[Record]] = {}
+        taken: dict[int, list[Any]] = {}
+        want = {p: o for p, o in self.next_offsets.items() if p in self.assigned}
+        ahead: dict[int, int] = {}
+        for event in events:
+            message = event.message
+            partition, offset = message.partition, message.offset
+            if (message.topic != self.topic or partition not in self.assigned or partition in self.unpositioned
+                    or partition in skip):  # fmt: skip
+                continue  # revoked, fetched from faust's position before ours, or from a log gone: dropped, not acked
+            wanted = want.get(partition, offset)
+            if offset != wanted:
+                if offset > wanted:
+                    ahead[partition] = max(ahead.get(partition, offset), offset)
+                continue  # below: fetched again after a seek (a duplicate); above: a hole
+            want[partition] = offset + 1
+            batches.setdefault(partition, []).append(Record(offset, message.value, round(message.timestamp * 1000)))
+            taken.setdefault(partition, []).append(event)
+        return batches, taken, {p for p, o in ahead.items() if o >= want[p]}
 
     # --- idle duties (the agent only runs when records arrive) ----------------------------------------------------
     async def _housekeeping(self, app: faust.App) -> None:
@@ -293,7 +315,7 @@ class FaustSalesConsumer:
             try:
                 async with self._lock:
                     await self._maybe_position()
-                    await self._check_log_reset()
+                    await self._restart_new_logs()
                     self._update_lag()
                     await self.processor.flush_outbox()
                     if time.monotonic() - self._last_batch > 5:
@@ -304,18 +326,27 @@ class FaustSalesConsumer:
             except Exception as exc:
                 log.warning("features.housekeeping_error", error=repr(exc), engine="faust")
 
-    async def _check_log_reset(self) -> None:
-        """Resuming at the stored record: a log that ends at or before it is not the log we applied."""
+    async def _restart_new_logs(self) -> set[int]:
+        """Restart the positioned partitions whose log is not the one we applied (see the module docstring)."""
+        hit: set[int] = set()
+        for partition in sorted(self.assigned - self.unpositioned):
+            high, position = self._highwater(partition), self.next_offsets.get(partition)
+            stored = self.verify.get(partition)
+            if high is not None and position is not None and (high < position or (stored and high <= stored[0])):
+                await self._restart_partition(partition, high)
+                hit.add(partition)
+        return hit
+
+    async def _restart_partition(self, partition: int, high: int | None) -> None:
+        """Forget the partition's stored offset and read it from its beginning."""
         app = self.app
-        if app is None:
-            return
-        for partition, (offset, fp) in list(self.verify.items()):
-            high = self._highwater(partition)
-            if high is not None and high <= offset:
-                del self.verify[partition]
-                log.warning("features.log_reset", partition=partition, stored=offset, high_watermark=high)
-                await self.processor.forget(partition, offset, fp)
-                await self._seek(partition, self.processor.floors.get(partition, 0))
+        assert app is not None
+        self.verify.pop(partition, None)
+        stored = await self.processor.forget_log(partition)
+        log.warning("features.log_reset", partition=partition, stored=stored, high_watermark=high, engine="faust")
+        begin = await app.consumer.earliest_offsets(self._tp(partition))
+        self.processor.floors[partition] = begin.get(self._tp(partition)) or 0
+        await self._seek(partition, self.processor.floors[partition])
 
     def _highwater(self, partition: int) -> int | None:
         app = self.app

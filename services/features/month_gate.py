@@ -1,7 +1,7 @@
 """Closing months: a month goes out on ``months.closed`` only when it is complete, not when a later record arrives.
 
-The APPLY script queues a month once the store's latest month passes it (the outbox). :class:`MonthGate` lets
-the head of that queue out only when all of these hold:
+``services/features/months.py`` queues a month once the store's latest month passes it (the outbox).
+:class:`MonthGate` lets the head of that queue out only when all of these hold:
 
 1. the store is settled (:mod:`shared.features.settlement`: every partition caught up with its high watermark, no
    retailer waiting for a recompute), continuously for ``quiet_seconds``;
@@ -19,10 +19,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import redis
-
 from shared.config import params_from_settings, settings_default
-from shared.features.settlement import month_retailers, previous_month, store_progress
+from shared.feature_store.layout import period_index
+from shared.feature_store.writer import StoreWriter
+from shared.features.settlement import previous_month, store_progress
 
 
 @dataclass(frozen=True)
@@ -42,18 +42,18 @@ class MonthClosePolicy:
 class MonthGate:
     """Decides which queued months may be published now (state: when the store settled, when a month was seen)."""
 
-    client: redis.Redis
+    writer: StoreWriter
     policy: MonthClosePolicy = field(default_factory=MonthClosePolicy)
     clock: Callable[[], float] = time.monotonic
     settled_since: float | None = None
     first_seen: dict[str, float] = field(default_factory=dict)
 
-    def ready(self, prefix: str, queued: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str | None]:
+    def ready(self, epoch: int, queued: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str | None]:
         """(the leading queued months that close now, with fresh retailer counts; why the next one waits)."""
         now = self.clock()
         for item in queued:
             self.first_seen.setdefault(item["month"], now)
-        progress = store_progress(self.client, prefix)
+        progress = store_progress(self.writer, epoch)
         if not progress.settled:
             self.settled_since = None
             return [], f"store not settled: {progress.reason()}"
@@ -61,7 +61,8 @@ class MonthGate:
         if now - self.settled_since < self.policy.quiet_seconds:
             return [], f"store settled for less than {self.policy.quiet_seconds:g} s"
         months = [item["month"] for item in queued]
-        counts = month_retailers(self.client, prefix, months + [previous_month(m) for m in months])
+        wanted = [period_index(m) for m in months + [previous_month(m) for m in months]]
+        counts = [int(c) for c in self.writer.month_retailers(epoch, wanted)]
         current, before = counts[: len(months)], counts[len(months):]
         ready = []
         for month, retailers, previous in zip(months, current, before, strict=True):

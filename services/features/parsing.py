@@ -17,6 +17,7 @@ import orjson
 
 from shared.bus import KafkaRecord, encode_event
 from shared.bus.topics import SALES_REJECTED
+from shared.feature_store.layout import month_index
 from shared.schemas import ID_MAX_LENGTH, MONTH_MAX, MONTH_MIN, YEAR_MAX, YEAR_MIN, validate_record
 
 SOURCE = "stableseg/features"
@@ -42,8 +43,8 @@ def _id(value: Any) -> str | None:
     return value if 0 < len(value) <= ID_MAX_LENGTH else None
 
 
-def fast_record(raw: Any) -> tuple[str, str, str, str] | None:
-    """(shop, product, "YYYY-MM", canonical qty) for a plainly valid record; None = let the contract decide."""
+def _fast(raw: Any) -> tuple[str, str, int, int, float] | None:
+    """(shop, product, year, month, qty) for a plainly valid record; None = let the contract decide."""
     if type(raw) is not dict:
         return None
     shop, product = _id(raw.get("shop_id")), _id(raw.get("product_id"))
@@ -58,6 +59,15 @@ def fast_record(raw: Any) -> tuple[str, str, str, str] | None:
             return None
     elif kind is not float or not (qty >= 0 and math.isfinite(qty)):
         return None
+    return shop, product, year, month, float(qty) + 0.0
+
+
+def fast_record(raw: Any) -> tuple[str, str, str, str] | None:
+    """(shop, product, "YYYY-MM", canonical qty) for a plainly valid record; None = let the contract decide."""
+    fast = _fast(raw)
+    if fast is None:
+        return None
+    shop, product, year, month, qty = fast
     return shop, product, f"{year:04d}-{month:02d}", canonical_qty(qty)
 
 
@@ -68,17 +78,19 @@ def _reject(raw: Any, errors: list[dict[str, str]]) -> KafkaRecord:
 
 
 def parse(offset: int, value: bytes | None, timestamp: int) -> tuple[list, KafkaRecord | None]:
-    """(APPLY row ``[offset, fingerprint, ts, shop, product, period, qty]``, rejection or None). A rejected
+    """(APPLY row ``[offset, fingerprint, ts, shop, product, month index, qty]``, rejection or None). A rejected
     record's row has an empty shop: it only advances the offset. The fingerprint is left empty (see APPLY)."""
     try:
         raw: Any = orjson.loads(value) if value else None
     except orjson.JSONDecodeError as exc:
         text = value.decode("utf-8", "replace") if value else ""
-        return [offset, "", timestamp, "", "", "", ""], _reject(text, [{"field": "value", "message": str(exc)}])
-    fast = fast_record(raw)
+        return [offset, "", timestamp, "", "", 0, 0.0], _reject(text, [{"field": "value", "message": str(exc)}])
+    fast = _fast(raw)
     if fast is not None:
-        return [offset, "", timestamp, *fast], None
+        shop, product, year, month, qty = fast
+        return [offset, "", timestamp, shop, product, month_index(year, month), qty], None
     sale, errors = validate_record(raw)
     if sale is None:
-        return [offset, "", timestamp, "", "", "", ""], _reject(raw, errors)
-    return [offset, "", timestamp, sale.shop_id, sale.product_id, sale.period, canonical_qty(sale.sales_qty)], None
+        return [offset, "", timestamp, "", "", 0, 0.0], _reject(raw, errors)
+    k = month_index(sale.year, sale.month)
+    return [offset, "", timestamp, sale.shop_id, sale.product_id, k, float(sale.sales_qty) + 0.0], None

@@ -6,8 +6,9 @@ Order of effects per batch (each step idempotent, so a crash anywhere is repaire
 2. APPLY per partition (cells, aggregates, revision, dirty mark, offset: one atomic script);
 3. recompute the dirty shops of the batch, publish ``features.updated`` (one per shop and feature set), then
    WRITE the hashes (a shop leaves the dirty set only then);
-4. record the partitions' high watermarks, publish the complete months of the ``months.closed`` outbox and trim it
-   (:mod:`services.features.month_gate`; the engines also call this when idle).
+4. close the months the data moved past into the outbox (``services/features/months.py``), record the partitions'
+   high watermarks, publish the outbox's complete months (``services/features/month_gate.py``; the engines also
+   call this when idle) and trim what was sent.
 Redis errors are retried (tenacity) without acknowledging anything; the batch is not left until it is applied.
 """
 
@@ -24,11 +25,12 @@ from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
 from services.features.compute import feature_entries
 from services.features.month_gate import MonthClosePolicy, MonthGate
+from services.features.months import MonthCloser
 from services.features.parsing import SOURCE, fingerprint, parse
-from services.features.state import ShopState
 from shared.bus import KafkaRecord, encode_event
 from shared.bus.topics import FEATURES_UPDATED, MONTHS_CLOSED
-from shared.feature_store import EPOCH_KEY, prefix_for
+from shared.feature_store.layout import EPOCH_KEY, Layout, check_layout
+from shared.feature_store.writer import StoreWriter
 from shared.features import EligibilityRule, FeatureSet
 from shared.features.settlement import record_highwaters
 from shared.logging import get_logger
@@ -36,7 +38,8 @@ from shared.logging import get_logger
 log = get_logger("stableseg.features")
 APPLY_CHUNK = 5000
 Publish = Callable[[Sequence[KafkaRecord]], Awaitable[None]]
-REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)
+REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError, redis.exceptions.ClusterDownError,
+                redis.exceptions.TryAgainError)
 
 
 @dataclass
@@ -58,23 +61,34 @@ class Prepared:
 
     rows: dict[int, list[list]]
     rejects: list[KafkaRecord]
+    holes: dict[int, int] = field(default_factory=dict)  # partition -> first offset missing after its run
 
     def drop(self, partitions: set[int]) -> None:
         """Forget partitions the consumer re-positioned (their records will be fetched again)."""
         for partition in partitions:
             self.rows.pop(partition, None)
+            self.holes.pop(partition, None)
         # rejects of a dropped partition are published again when refetched: at-least-once, like the records
+
+
+def consecutive_run(records: Sequence[Any]) -> int:
+    """How many leading records have consecutive offsets (the engines deliver offsets in increasing order)."""
+    if len(records) < 2 or records[-1].offset - records[0].offset == len(records) - 1:
+        return len(records)
+    return next(i for i in range(1, len(records)) if records[i].offset != records[i - 1].offset + 1)
 
 
 class Processor:
     """Applies batches for one consumer; ``floors`` holds each partition's beginning offset (set by the consumer
     on assignment)."""
 
-    def __init__(self, client: redis.Redis, publish: Publish, feature_sets: list[FeatureSet], rule: EligibilityRule,
+    def __init__(self, client: Any, publish: Publish, feature_sets: list[FeatureSet], rule: EligibilityRule,
                  topic: str, recompute_chunk: int = 2000, metrics: Any = None,
-                 month_close: MonthClosePolicy | None = None) -> None:  # fmt: skip
+                 layout: Layout | None = None, month_close: MonthClosePolicy | None = None) -> None:  # fmt: skip
         self.redis = client
-        self.state = ShopState(client)
+        self.layout = layout or Layout.from_settings()
+        self.state = StoreWriter(client, self.layout)
+        self.months = MonthCloser(client, self.layout, self.state)
         self.publish = publish
         self.feature_sets = feature_sets
         self.rule = rule
@@ -83,14 +97,10 @@ class Processor:
         self.metrics = metrics
         self.floors: dict[int, int] = {}
         self.highwaters: dict[int, int] = {}  # partition -> high watermark, kept current by the engine
-        self.month_gate = MonthGate(client, month_close or MonthClosePolicy())
+        self.month_gate = MonthGate(self.state, month_close or MonthClosePolicy())
         self._waiting: str | None = None
         self.epoch = -1
         self.stopping = False
-
-    @property
-    def prefix(self) -> str:
-        return prefix_for(self.epoch)
 
     def partition_key(self, partition: int) -> str:
         return f"{self.topic}:{partition}"
@@ -115,18 +125,27 @@ class Processor:
         log.warning("features.redis_unavailable", attempt=state.attempt_number, error=repr(error))
 
     async def load_epoch(self) -> int:
+        await self.call(check_layout, self.redis, self.layout, True)
         self.epoch = int(await self.call(self.redis.get, EPOCH_KEY) or 0)
         return self.epoch
 
     async def stored_offsets(self) -> dict[int, tuple[int, str]]:
         if self.epoch < 0:
             await self.load_epoch()
-        offsets = await self.call(self.state.offsets, self.prefix)
+        offsets = await self.call(self.state.offsets, self.epoch)
         head = f"{self.topic}:"
         return {int(k[len(head):]): v for k, v in offsets.items() if k.startswith(head)}
 
     async def forget(self, partition: int, offset: int, fp: str) -> None:
-        await self.call(self.state.forget_offset, self.prefix, self.partition_key(partition), f"{offset}:{fp}")
+        await self.call(self.state.forget_offset, self.epoch, self.partition_key(partition), f"{offset}:{fp}")
+
+    async def forget_log(self, partition: int) -> tuple[int, str] | None:
+        """The partition's log is not the one the store applied (re-created topic): drop its stored offset so it
+        is applied again from its beginning; returns what was stored."""
+        stored = (await self.stored_offsets()).get(partition)
+        if stored is not None:
+            await self.forget(partition, *stored)
+        return stored
 
     async def handle(self, batches: dict[int, list[Any]]) -> Outcome:
         """Process records grouped by partition (each list in offset order)."""
@@ -136,7 +155,14 @@ class Processor:
         """Step 1, CPU only (no I/O): decode and validate; the consumer overlaps it with the previous commit."""
         parsed: dict[int, list[list]] = {}
         rejects: list[KafkaRecord] = []
+        holes: dict[int, int] = {}
         for partition, records in batches.items():
+            run = consecutive_run(records)
+            if run < len(records):  # APPLY checks only where a chunk starts: never hand it a hole
+                log.warning("features.offset_hole", partition=partition, after=records[run - 1].offset,
+                            next=records[run].offset)  # fmt: skip
+                holes[partition] = records[run - 1].offset + 1
+                records = records[:run]
             rows = parsed.setdefault(partition, [])
             for record in records:
                 row, reject = parse(record.offset, record.value, record.timestamp)
@@ -146,7 +172,7 @@ class Processor:
             for chunk_start in range(0, len(rows), APPLY_CHUNK):  # first and last of each APPLY call
                 for i in {chunk_start, min(chunk_start + APPLY_CHUNK, len(rows)) - 1}:
                     rows[i][1] = fingerprint(records[i].value, records[i].timestamp)
-        return Prepared(parsed, rejects)
+        return Prepared(parsed, rejects, holes)
 
     async def commit(self, prepared: Prepared) -> Outcome:
         """Steps 2-4 (see the module docstring)."""
@@ -158,12 +184,13 @@ class Processor:
             await self.publish(rejects)
             out.rejected = len(rejects)
         dirty: set[str] = set()
+        latest = -1
         for partition, rows in parsed.items():
             for start in range(0, len(rows), APPLY_CHUNK):
                 chunk = rows[start : start + APPLY_CHUNK]
                 floor = self.floors.get(partition, 0)
-                res = await self.call(self.state.apply, self.epoch, self.prefix, self.partition_key(partition),
-                                      floor, chunk)  # fmt: skip
+                res = await self.call(self.state.apply, self.epoch, self.partition_key(partition), floor, chunk)
+                latest = max(latest, res.latest_month)
                 out.applied += res.applied
                 out.duplicates += res.duplicates
                 dirty.update(res.dirty)
@@ -176,13 +203,14 @@ class Processor:
                     out.seeks[partition] = res.next_offset
                     break
                 if res.status == "changed":
-                    stored = (await self.stored_offsets()).get(partition)
-                    log.warning("features.log_changed", partition=partition, stored=stored)
-                    if stored is not None:
-                        await self.forget(partition, *stored)
+                    log.warning("features.log_changed", partition=partition, stored=await self.forget_log(partition))
                     out.seeks[partition] = None
                     break
+        for partition, offset in prepared.holes.items():
+            out.seeks.setdefault(partition, offset)  # the run before the hole is applied: fetch the rest again
         out.recomputed = await self.recompute(sorted(dirty))
+        if latest >= 0:
+            await self.call(self.months.close_through, self.epoch, latest)
         await self.flush_outbox()
         return out
 
@@ -191,11 +219,11 @@ class Processor:
         done = 0
         for start in range(0, len(shops), self.recompute_chunk):
             chunk = shops[start : start + self.recompute_chunk]
-            batch = await self.call(self.state.months, self.prefix, chunk)
+            batch = await self.call(self.state.months, self.epoch, chunk)
             entries, updates = await asyncio.to_thread(feature_entries, batch, self.feature_sets, self.rule)
             await self.publish([encode_event(FEATURES_UPDATED, u.as_event(), key=u.shop_id, source=SOURCE)
                                 for u in updates])  # fmt: skip
-            if await self.call(self.state.write, self.epoch, self.prefix, entries) < 0:
+            if await self.call(self.state.write, self.epoch, entries) < 0:
                 await self.load_epoch()
                 return done
             done += len(chunk)
@@ -205,26 +233,27 @@ class Processor:
         """Shops left dirty by a crash (ours or another worker's) between APPLY and WRITE."""
         if self.epoch < 0:
             await self.load_epoch()
-        shops = await self.call(self.state.dirty, self.prefix, limit)
+        await self.call(self.months.sync, self.epoch)  # a close a crash left between APPLY and CLOSE
+        shops = await self.call(self.state.dirty, self.epoch, limit)
         return await self.recompute(shops) if shops else 0
 
     async def flush_outbox(self) -> int:
         """Record the high watermarks seen, then publish the queued months that are complete (``months``)."""
         highs = {self.partition_key(p): h for p, h in self.highwaters.items()}
-        await self.call(record_highwaters, self.redis, self.prefix, highs)
+        await self.call(record_highwaters, self.state, self.epoch, highs)
         sent = 0
         while True:
-            items = await self.call(self.state.outbox, self.prefix, 100)
+            items = await self.call(self.months.outbox, self.epoch, 100)
             if not items:
                 return sent
-            ready, waiting = await self.call(self.month_gate.ready, self.prefix, [orjson.loads(i) for i in items])
+            ready, waiting = await self.call(self.month_gate.ready, self.epoch, [orjson.loads(i) for i in items])
             if waiting is not None and waiting != self._waiting:
                 log.info("features.month_waiting", reason=waiting)
             self._waiting = waiting
             if not ready:
                 return sent
             await self.publish([encode_event(MONTHS_CLOSED, item, key="", source=SOURCE) for item in ready])
-            await self.call(self.state.ack_outbox, self.prefix, len(ready))
+            await self.call(self.months.ack, self.epoch, len(ready))
             sent += len(ready)
             for item in ready:
                 log.info("features.month_closed", **item)

@@ -5,7 +5,8 @@ the same ``Processor`` as the service, so the result equals what the service bui
 new epoch is identical to a store built by live consumption of the same log. Safe while workers run: the wipe
 switches epochs atomically, workers notice on their next write, re-seek, and the APPLY script's offset guard lets
 each record through exactly once, whoever reads it first. Quiet by default: events were published the first time;
-``publish=True`` re-emits ``features.updated``/``months.closed``/``sales.rejected``.
+``publish=True`` re-emits ``features.updated``/``months.closed``/``sales.rejected``. It is also the migration from
+an older layout of the store: the wipe deletes every key of the old epochs and records the current layout.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import redis
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from services.features.month_gate import MonthClosePolicy
@@ -23,8 +23,9 @@ from shared.bus import AsyncPublisher, KafkaRecord
 from shared.bus.security import kafka_security
 from shared.bus.topics import SALES_MONTHLY
 from shared.config import Settings
-from shared.feature_store import FeatureStore
+from shared.feature_store import FeatureStore, Layout
 from shared.features import EligibilityRule, stored_feature_sets
+from shared.redis_client import settings_client
 
 Progress = Callable[[int, int], None]  # (records done, records in total)
 
@@ -41,8 +42,9 @@ class RebuildSummary:
 
 async def rebuild_async(settings: Settings, publish: bool = False, progress: Progress | None = None,
                         max_records: int = 5000) -> RebuildSummary:  # fmt: skip
-    client = redis.Redis.from_url(settings.redis_url, socket_timeout=60)
-    store = FeatureStore(client=client)
+    client = settings_client(settings, socket_timeout=60)
+    layout = Layout.from_settings(settings)
+    store = FeatureStore(client=client, cluster=settings.redis_cluster, groups=layout.groups)
     security = kafka_security(settings, "aiokafka")
     publisher = AsyncPublisher(settings.kafka_bootstrap, **security) if publish else None
 
@@ -53,7 +55,7 @@ async def rebuild_async(settings: Settings, publish: bool = False, progress: Pro
     rule = EligibilityRule.from_settings(settings)
     feature_sets = stored_feature_sets(settings.feature_store_sets, settings.feature_set)
     quiet = MonthClosePolicy.from_settings(settings.model_copy(update={"month_close_quiet_seconds": 0.0}))
-    processor = Processor(client, send, feature_sets, rule, SALES_MONTHLY, month_close=quiet)
+    processor = Processor(client, send, feature_sets, rule, SALES_MONTHLY, layout=layout, month_close=quiet)
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None, enable_auto_commit=False,
                                 client_id="stableseg-rebuild", max_poll_records=max_records,
                                 max_partition_fetch_bytes=4 * 1024 * 1024, **security)  # fmt: skip

@@ -16,7 +16,6 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-import redis
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from services.features.consumer import SalesConsumer
@@ -26,8 +25,10 @@ from shared.bus import AsyncPublisher, KafkaRecord, ensure_topics, missing_topic
 from shared.bus.security import kafka_security
 from shared.bus.topics import SALES_MONTHLY
 from shared.config import Settings
+from shared.feature_store.layout import Layout
 from shared.features import EligibilityRule, stored_feature_sets
 from shared.logging import get_logger
+from shared.redis_client import settings_client
 
 if TYPE_CHECKING:
     from services.features.faust_engine import FaustSalesConsumer
@@ -44,7 +45,7 @@ class FeaturesWorker:
         self.settings = settings
         self.specs = topic_specs(settings)
         self.keeper_interval = keeper_interval
-        self.redis = redis.Redis.from_url(settings.redis_url, socket_timeout=30, socket_connect_timeout=5)
+        self.redis = settings_client(settings, socket_timeout=30, socket_connect_timeout=5)
         self.security = kafka_security(settings, "aiokafka")
         self.admin_security = kafka_security(settings, "kafka-python")
         self.publisher = AsyncPublisher(settings.kafka_bootstrap, request_timeout_ms=15_000, **self.security)
@@ -54,7 +55,8 @@ class FeaturesWorker:
         rule = EligibilityRule.from_settings(settings)
         feature_sets = stored_feature_sets(settings.feature_store_sets, settings.feature_set)
         self.processor = Processor(self.redis, self.publish, feature_sets, rule, SALES_MONTHLY, metrics=metrics,
-                                   month_close=MonthClosePolicy.from_settings(settings))
+                                   layout=Layout.from_settings(settings),
+                                   month_close=MonthClosePolicy.from_settings(settings))  # fmt: skip
         self.consumer: SalesConsumer | FaustSalesConsumer
         if settings.features_engine == "faust":  # one group, one engine: faust's assignor differs from aiokafka's
             from services.features.faust_engine import FaustSalesConsumer  # faust only imported when chosen

@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import redis.asyncio as aioredis
 import sqlalchemy as sa
 from fastapi import FastAPI, Request
 
@@ -15,12 +14,14 @@ from services.trainer.metrics import TrainerMetrics
 from services.trainer.service import TrainerService
 from shared.config import Settings
 from shared.http import create_service_app
+from shared.redis_client import async_redis_client
 from shared.storage import make_engine
 
 
 def create_app(settings: Settings, **service_options: Any) -> FastAPI:
     """The trainer app; ``service_options`` go to :class:`TrainerService` (tests inject executor, hook, ...)."""
-    redis_client = aioredis.Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
+    redis_client = async_redis_client(settings.redis_url, cluster=settings.redis_cluster, socket_timeout=2,
+                                      socket_connect_timeout=2)  # fmt: skip
     engine = make_engine(settings.effective_database_url)
     holder: dict[str, TrainerService] = {}
 

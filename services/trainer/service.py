@@ -92,9 +92,11 @@ class TrainerService:
             feature_set=settings.feature_set, params=ModelParams.from_settings(settings),
             gates=Gates.from_settings(settings), registry=self.registry,
             store=ArtifactStore(settings.effective_artifact_uri),
-            source=self.source or feature_store_source(settings.redis_url), executor=self.executor,
+            source=self.source or feature_store_source(settings.redis_url, settings.redis_cluster,
+                                                      settings.feature_store_slot_groups), executor=self.executor,
             announce=self._announce, hook=self.hook,
-            settle=None if self.source is not None else feature_store_settlement(settings.redis_url),
+            settle=None if self.source is not None else feature_store_settlement(
+                settings.redis_url, settings.redis_cluster, settings.feature_store_slot_groups),
             settle_deadline_seconds=settings.train_settle_deadline_seconds,
         )  # fmt: skip
         await self.link.connected.wait()

@@ -45,11 +45,11 @@ class Snapshot:
         return len(self.features)
 
 
-def feature_store_source(redis_url: str) -> SnapshotSource:
+def feature_store_source(redis_url: str, cluster: bool = False, groups: int | None = None) -> SnapshotSource:
     """The production source: ``FeatureStore(redis_url).snapshot(feature_set, eligible_only=True)``."""
     from shared.feature_store import FeatureStore
 
-    store = FeatureStore(redis_url)
+    store = FeatureStore(redis_url, cluster=cluster, groups=groups)
     return lambda feature_set: store.snapshot(feature_set, eligible_only=True)
 
 
@@ -58,13 +58,15 @@ SettleCheck = Callable[[], Any]
 :class:`shared.features.settlement.StoreProgress`."""
 
 
-def feature_store_settlement(redis_url: str) -> SettleCheck:
+def feature_store_settlement(redis_url: str, cluster: bool = False, groups: int | None = None) -> SettleCheck:
     """The production check: the feature store's progress (stream caught up, no recompute pending)."""
     from shared.feature_store import FeatureStore
+    from shared.feature_store.writer import StoreWriter
     from shared.features.settlement import store_progress
 
-    store = FeatureStore(redis_url)
-    return lambda: store_progress(store.redis, store.prefix())
+    store = FeatureStore(redis_url, cluster=cluster, groups=groups)
+    writer = StoreWriter(store.redis, store.layout)
+    return lambda: store_progress(writer, store.epoch())
 
 
 async def wait_settled(check: SettleCheck, deadline_seconds: float, poll_seconds: float = 0.5) -> dict[str, Any]:

@@ -1,19 +1,19 @@
 """When the feature store is settled: the stream has caught up and no recompute is pending.
 
-The features workers record each partition's high watermark next to the offset they applied (``hw`` and ``off``
-hashes under the store's epoch prefix, field ``topic:partition``), so any process can tell, from Redis alone,
-whether every record the broker holds has been applied and every touched retailer recomputed. A month is closed
-(``months.closed``) only on a settled store (see ``services.features.month_gate``), and the trainer snapshots only a
-settled store or says why it did not wait longer.
+The features workers record each partition's high watermark (``hw`` beside the months outbox, field
+``topic:partition``; :meth:`shared.feature_store.layout.Layout.months_key`) next to the offsets the store applied,
+so any process can tell, from Redis alone, whether every record the broker holds has been applied and every touched
+retailer recomputed. A month is closed (``months.closed``) only on a settled store (see
+``services.features.month_gate``), and the trainer snapshots only a settled store or says why it did not wait.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import redis
+from shared.feature_store.writer import StoreWriter
 
-HIGHWATERS, OFFSETS, DIRTY, MONTH_RETAILERS = "hw", "off", "dirty", "mr"
+HIGHWATERS = "hw"
 
 
 @dataclass(frozen=True)
@@ -33,32 +33,23 @@ class StoreProgress:
         return f"{self.pending_records} record(s) not applied yet, {self.dirty} retailer(s) waiting for a recompute"
 
 
-def record_highwaters(client: redis.Redis, prefix: str, highwaters: dict[str, int]) -> None:
+def record_highwaters(writer: StoreWriter, epoch: int, highwaters: dict[str, int]) -> None:
     """Store the high watermarks a worker saw (field ``topic:partition``)."""
     if highwaters:
-        client.hset(f"{prefix}{HIGHWATERS}", mapping={k: str(v) for k, v in highwaters.items()})
+        key = writer.layout.months_key(epoch, HIGHWATERS)
+        writer.redis.hset(key, mapping={k: str(v) for k, v in highwaters.items()})
 
 
-def store_progress(client: redis.Redis, prefix: str) -> StoreProgress:
-    """Compare every recorded high watermark with the offset applied for it (one round trip)."""
-    pipe = client.pipeline(transaction=False)
-    pipe.hgetall(f"{prefix}{HIGHWATERS}")
-    pipe.hgetall(f"{prefix}{OFFSETS}")
-    pipe.scard(f"{prefix}{DIRTY}")
-    highs, offsets, dirty = pipe.execute()
+def store_progress(writer: StoreWriter, epoch: int) -> StoreProgress:
+    """Compare every recorded high watermark with the offset every slot group applied for it."""
+    highs = writer.redis.hgetall(writer.layout.months_key(epoch, HIGHWATERS))
+    offsets = writer.offsets(epoch)
     pending = 0
     for key, high in highs.items():
-        stored = offsets.get(key)
-        applied = int(stored.split(b":", 1)[0]) + 1 if stored else 0
+        stored = offsets.get(key.decode() if isinstance(key, bytes) else key)
+        applied = stored[0] + 1 if stored else 0
         pending += max(0, int(high) - applied)
-    return StoreProgress(pending_records=pending, dirty=int(dirty), partitions=len(highs))
-
-
-def month_retailers(client: redis.Redis, prefix: str, months: list[str]) -> list[int]:
-    """Retailers with data in each month (as the store counts them now)."""
-    if not months:
-        return []
-    return [int(v or 0) for v in client.hmget(f"{prefix}{MONTH_RETAILERS}", months)]
+    return StoreProgress(pending_records=pending, dirty=writer.dirty_count(epoch), partitions=len(highs))
 
 
 def previous_month(month: str) -> str:
