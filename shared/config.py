@@ -151,8 +151,8 @@ class Settings(BaseSettings):
     match_weak_strength: float = Field(0.1, ge=0.0, le=1.0, description="hysteresis: weaker switches are held")
     match_noise_grace: bool = Field(True, description="hysteresis: one noisy retrain keeps a stable retailer")
     match_online_moves: bool = Field(
-        False, description="online (features.updated) re-assignment may move a retailer from one segment to another; "
-        "off: those moves wait for the next retrain (new retailers, noise and eligibility still change online)"
+        False, description="online (features.updated) re-assignment may take a retailer's segment away (a move to "
+        "another segment, or ineligible); off: only a retrain does (new and noise retailers still join online)"
     )
 
     # --- security: write auth, HTTP limits, secured Kafka / Redis connections ----------------------

@@ -3,7 +3,9 @@
 ``decide`` (pure apart from reads) keeps the latest event per retailer, reads the features of the eligible ones
 (one pipelined round trip) and their current states, and runs :func:`~services.assigner.relabel.assign_online`
 (the relabel's per-retailer rules: new retailers get a segment as soon as they are eligible, weak switches and one
-noisy update are held) plus :func:`~services.assigner.relabel.mark_ineligible`. ``commit`` writes the states to
+noisy update are held) plus :func:`~services.assigner.relabel.mark_ineligible`. Without ``online_moves`` a retailer
+keeps its segment online when it is pulled elsewhere or turns ineligible (a partial year lowers the seed's
+active-months-per-year mean every January): the next retrain decides. ``commit`` writes the states to
 the live Redis generation and the moves to the SQL history. The service publishes the changes in between, so a
 crash repeats events rather than losing them.
 """
@@ -69,8 +71,11 @@ class OnlineAssigner:
         if len(rows):
             parts.append(assign_online(previous.loc[previous.index.intersection(rows.index)], rows, self.bundle,
                                        self.serving, self.params))  # fmt: skip
-        if ineligible:
-            parts.append(mark_ineligible(previous, pd.Index(ineligible), "features"))
+        gone = pd.Index(ineligible)
+        if not self.params.online_moves:  # a retailer's segment is only taken away by a retrain (see assign_online)
+            gone = gone.difference(previous.index[previous["segment"].notna().to_numpy()])
+        if len(gone):
+            parts.append(mark_ineligible(previous, gone, "features"))
         at = utcnow()
         if not parts:
             return Decision(pd.DataFrame(), at=at)
