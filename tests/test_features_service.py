@@ -200,20 +200,20 @@ def test_the_store_keeps_only_the_configured_feature_sets(settings, fresh_kafka_
                                                           tmp_path) -> None:  # fmt: skip
     """``feature_store_sets``: the worker computes, stores and announces only those sets (not an engine matter)."""
     s = settings.model_copy(update={"kafka_bootstrap": fresh_kafka_bootstrap, "features_port": free_port(),
-                                    "feature_store_sets": ["behaviour-v3"]})  # fmt: skip
+                                    "feature_store_sets": ["behaviour-v4"]})  # fmt: skip
     ensure_topics(fresh_kafka_bootstrap, topic_specs(s))
     worker = workers(s)
     _load(s, sales, tmp_path)
     _wait(lambda: _caught_up(s), 120, "the worker to catch up", worker)
     store = FeatureStore(s.redis_url)
     rule = EligibilityRule(s.min_tenure_years, s.min_avg_active_months_per_year)
-    expected = build_features(sales, "behaviour-v3", rule)
-    got = store.snapshot("behaviour-v3", eligible_only=False)
+    expected = build_features(sales, "behaviour-v4", rule)
+    got = store.snapshot("behaviour-v4", eligible_only=False)
     assert list(got.index) == sorted(expected.index.astype(str))
     assert store.snapshot("seed-v1", eligible_only=False).empty
     assert store.snapshot("behaviour-v2", eligible_only=False).empty
     updated = _topic_values(s.kafka_bootstrap, "features.updated")
-    assert {u["feature_set"] for u in updated} == {"behaviour-v3"}
+    assert {u["feature_set"] for u in updated} == {"behaviour-v4"}
 
 
 def _snapshots(settings: Settings) -> dict[str, pd.DataFrame]:
