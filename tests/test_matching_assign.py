@@ -43,15 +43,19 @@ def test_first_model_reports_new_retailers_and_noise() -> None:
 
 def test_hold_switches_holds_even_strong_moves_but_not_noise_or_newcomers() -> None:
     """The online path without online moves: a strong switch between live segments is held; a retailer that was
-    noise joins its segment and a newcomer gets one."""
+    noise joins its segment and a newcomer gets one, unless its strength is weak (it would flap back)."""
     previous, state = first_model(labels_of({0: range(30), 1: range(30, 50)}, noise=[50]))
-    labels = labels_of({0: [*range(29), 50, 51], 1: [29, *range(30, 50)]})  # 29: A -> B, 50: noise -> A, 51: new
+    labels = labels_of({0: [*range(29), 50, 51, 52], 1: [29, *range(30, 50)]})  # 29: A->B, 50: noise->A, 51-52: new
     result = match_clusters(previous.set_index("shop_id")["segment"], labels, state)
     strong = pd.Series(0.95, index=labels.index)
+    weak = strong.copy()
+    weak[52] = 0.05
     out = assign_segments(previous, labels, strong, result, reason="features", hold_switches=True).set_index("shop_id")
     assert out.loc[29, ["segment", "changed", "held"]].tolist() == ["seg-0001", False, True]
     assert out.loc[50, ["segment", "changed", "reason"]].tolist() == ["seg-0001", True, "features"]
     assert out.loc[51, ["segment", "reason"]].tolist() == ["seg-0001", "new-retailer"]
+    joined = assign_segments(previous, labels, weak, result, reason="features", hold_switches=True).set_index("shop_id")
+    assert joined.loc[52, ["segment", "status", "changed", "held"]].tolist() == [None, "noise", False, True]
     moved = assign_segments(previous, labels, strong, result, reason="features").set_index("shop_id")
     assert moved.loc[29, ["segment", "changed"]].tolist() == ["seg-0002", True]
 
