@@ -18,8 +18,9 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from helpers import wait_for
 from redis.cluster import RedisCluster
-from test_assigner_support import load_feature_store, make_world, publish_bundle, quick_bundle, synthetic, wait_for
+from test_assigner_support import load_feature_store, make_world, publish_bundle, quick_bundle, synthetic
 from test_feature_store import RULE, SETS, _assert_matches_batch, _records
 from test_features_service import Worker, _end_offsets, _load, _wait
 
