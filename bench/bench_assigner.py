@@ -55,7 +55,7 @@ def predict(train: int = 20_000, batch: int = 60_000, repeats: int = 200, seed: 
     model = hdbscan.HDBSCAN(min_cluster_size=50, prediction_data=True).fit(points)
     queries = points + rng.normal(0, 0.3, points.shape)
     for name, fn in (("hdbscan.approximate_predict", hdbscan.approximate_predict), ("batch approximate_predict",
-                                                                                    approximate_predict)):  # fmt: skip
+                                                                                    approximate_predict)):
         times = []
         for i in range(repeats):
             started = time.perf_counter()
@@ -64,7 +64,7 @@ def predict(train: int = 20_000, batch: int = 60_000, repeats: int = 200, seed: 
         print(f"{name:28s} one point: median {_ms(times, 50):.2f} ms, p99 {_ms(times, 99):.2f} ms")
     big = np.vstack([queries] * (batch // train + 1))[:batch]
     for name, fn in (("hdbscan.approximate_predict", hdbscan.approximate_predict), ("batch approximate_predict",
-                                                                                    approximate_predict)):  # fmt: skip
+                                                                                    approximate_predict)):
         started = time.perf_counter()
         fn(model, big)
         seconds = time.perf_counter() - started
@@ -110,7 +110,7 @@ def relabel_bench(retailers: int = 60_000, years: int = 3, epochs: int = 5, seed
     features = frame[frame["eligible"]].drop(columns=["eligible", "as_of"])
     print(f"{len(features)} eligible retailers; features in {time.perf_counter() - started:.0f} s", flush=True)
     bundles = [fit_bundle(features, "behaviour-v2", ModelParams(seed=s, epochs=epochs, raw_baseline=False))[0]
-               for s in (42, 43)]  # fmt: skip
+               for s in (42, 43)]
     t0 = time.perf_counter()
     first = relabel(Book(), features, bundles[0], 1)
     t1 = time.perf_counter()
@@ -163,7 +163,7 @@ async def _get(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path:
 
 
 async def _load(port: int, shops: list[str], rate: float, seconds: float,
-                connections: int = 32) -> tuple[list[float], int, float]:  # fmt: skip
+                connections: int = 32) -> tuple[list[float], int, float]:
     """Open loop: request i is due at start + i / rate; its latency counts from that due time (no coordinated
     omission), over a pool of keep-alive connections."""
     pool: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
@@ -221,9 +221,9 @@ def api(retailers: int = 60_000, rates: str = "250,500,750,1000,1500", seconds: 
         index = pd.Index(shops, name="shop_id", dtype=object)
         states = pd.DataFrame({"segment": "seg-0001", "name": "festive peak · growing · wide assortment",
                                "status": "assigned", "strength": 0.9, "model_version": 1,
-                               "since": "2025-01-01T00:00:00+00:00", "reason": "retrain"}, index=index)  # fmt: skip
+                               "since": "2025-01-01T00:00:00+00:00", "reason": "retrain"}, index=index)
         store.switch(store.stage(states, {"version": 1, "feature_set": "behaviour-v2", "clusters": {}, "names": {}},
-                                 {"version": 1}))  # fmt: skip
+                                 {"version": 1}))
         broker = EmbeddedBroker(free_port(), Path(tmp) / "broker", die_with_parent=True)
         broker.start()
         database = f"sqlite:///{Path(tmp) / 'bench.db'}"
@@ -232,9 +232,9 @@ def api(retailers: int = 60_000, rates: str = "250,500,750,1000,1500", seconds: 
         env = {**os.environ, "STABLESEG_REDIS_URL": server.url, "STABLESEG_ASSIGNER_PORT": str(port),
                "STABLESEG_KAFKA_BOOTSTRAP": broker.bootstrap, "STABLESEG_DATABASE_URL": database,
                "STABLESEG_DATA_DIR": str(Path(tmp) / "data"), "STABLESEG_LOG_LEVEL": "WARNING",
-               "STABLESEG_LOG_FORMAT": "json"}  # fmt: skip
+               "STABLESEG_LOG_FORMAT": "json"}
         process = subprocess.Popen([sys.executable, "-m", "services.cli", "serve", "assigner"], env=env,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         url = f"http://127.0.0.1:{port}"
         try:
             deadline = time.monotonic() + 60
@@ -252,7 +252,7 @@ def api(retailers: int = 60_000, rates: str = "250,500,750,1000,1500", seconds: 
                 latencies, errors, achieved = asyncio.run(_load(port, shops, rate, seconds))
                 print(f"target {rate:6.0f}/s achieved {achieved:7.1f}/s  p50 {_ms(latencies, 50):6.2f} ms  "
                       f"p99 {_ms(latencies, 99):7.2f} ms  mean {statistics.mean(latencies) * 1000:6.2f} ms  "
-                      f"errors {errors}", flush=True)  # fmt: skip
+                      f"errors {errors}", flush=True)
         finally:
             process.terminate()
             process.wait(timeout=20)

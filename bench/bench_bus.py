@@ -53,7 +53,7 @@ def main() -> None:
             consumer = KafkaConsumer(
                 t.SALES_MONTHLY, bootstrap_servers=broker.bootstrap, auto_offset_reset="earliest",
                 consumer_timeout_ms=5000, max_poll_records=5000,
-            )  # fmt: skip
+            )
             start, got = time.perf_counter(), 0
             for message in consumer:
                 decode_event(message.value, message.headers, message.key)

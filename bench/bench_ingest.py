@@ -97,7 +97,7 @@ def main() -> int:
         "loader_cpu_us_per_row": round(own_cpu / summary.rows_read * 1e6, 2),
         "broker_cpu_us_per_row": round(broker_cpu / summary.rows_read * 1e6, 2),
         "load_average_1min": round(os.getloadavg()[0], 2), **encoder_costs(),
-    }  # fmt: skip
+    }
     print(json.dumps(result, indent=2))
     return 0 if landed == summary.produced == generated.rows else 1
 

@@ -52,7 +52,7 @@ def run(url: str, rows: int) -> dict[str, object]:
         result: dict[str, object] = {"backend": reg.engine.dialect.name, "rows": rows, "unit": "seconds"}
         result["register_20_versions"] = _timed(lambda: [reg.register_candidate(
             feature_set="b", params={}, metrics={}, training_rows=rows, data_as_of="2024-01", seed=1)
-            for _ in range(20)])  # fmt: skip
+            for _ in range(20)])
         first = [AssignmentChange(s, f"seg-{i % 7:04d}", "assigned", 0.8) for i, s in enumerate(shops)]
         result["open_all"] = _timed(lambda: reg.record_assignments(first, 1, T0))
         moved = [AssignmentChange(s, f"seg-{(i + 1) % 7:04d}", "assigned", 0.7) for i, s in enumerate(shops)]

@@ -60,7 +60,7 @@ SERVICE_BARS = {"kept_share": (">=", 0.99), "drifted_event_share": (">=", 0.95),
 
 
 def services_runs(retailers: int, years: int, runs: int, drift_fraction: float,
-                  drift_month: str) -> list[dict[str, Any]]:  # fmt: skip
+                  drift_month: str) -> list[dict[str, Any]]:
     """``stableseg demo`` (embedded stack, the four services, default model settings) ``runs`` times on the same
     data; each run's stability figures (``--json``)."""
     out = []
@@ -70,11 +70,11 @@ def services_runs(retailers: int, years: int, runs: int, drift_fraction: float,
             started = time.perf_counter()
             cmd = [sys.executable, "-m", "services.cli", "demo", "--retailers", str(retailers), "--years", str(years),
                    "--drift-fraction", str(drift_fraction), "--data-dir", str(Path(tmp) / "demo"), "--json",
-                   str(figures), "--step-timeout", "900", "--drift-month", drift_month]  # fmt: skip
+                   str(figures), "--step-timeout", "900", "--drift-month", drift_month]
             done = subprocess.run(cmd, capture_output=True, text=True)
             if done.returncode != 0:
                 raise RuntimeError(f"demo run {run + 1} for {retailers} retailers failed:\n{done.stdout[-3000:]}"
-                                   f"{done.stderr[-3000:]}")  # fmt: skip
+                                   f"{done.stderr[-3000:]}")
             out.append({**json.loads(figures.read_text()), "seconds": round(time.perf_counter() - started, 1)})
             print(json.dumps({"retailers": retailers, "run": run + 1, **out[-1]}), flush=True)
     return out
@@ -121,7 +121,7 @@ def fit_and_relabel(book: Book, features: pd.DataFrame, seed: int, version: int,
     relabelled = time.perf_counter() - fitted
     print(f"  v{version}: {len(features)} retailers, fit {fitted - started:.0f} s (seed {seed}): served "
           f"{served['space']} {served['clusters']} clusters, noise {served['noise_ratio']:.1%}; relabel "
-          f"{relabelled:.1f} s; {outcome.counts}", flush=True)  # fmt: skip
+          f"{relabelled:.1f} s; {outcome.counts}", flush=True)
     return outcome
 
 
@@ -137,7 +137,7 @@ def kept_share(before: RelabelOutcome, after: RelabelOutcome, among: pd.Index | 
 
 
 def scenario(name: str, first: tuple[pd.DataFrame, int], second: tuple[pd.DataFrame, int], epochs: int,
-             truth: pd.DataFrame | None = None) -> dict[str, Any]:  # fmt: skip
+             truth: pd.DataFrame | None = None) -> dict[str, Any]:
     print(f"\n[{name}]", flush=True)
     v1 = fit_and_relabel(Book(), first[0], first[1], 1, epochs)
     v2 = fit_and_relabel(v1.book(), second[0], second[1], 2, epochs)
@@ -156,7 +156,7 @@ def scenario(name: str, first: tuple[pd.DataFrame, int], second: tuple[pd.DataFr
         changed = v2.assignments.loc[scored, "changed"].mean() if len(scored) else float("nan")
         held = v2.assignments.loc[scored, "held"].mean() if len(scored) else float("nan")
         result.update(kept_unchanged=share, scored_unchanged=n, drifted_changed=float(changed),
-                      drifted_held=float(held), scored_drifted=len(scored), drifted=len(drifted))  # fmt: skip
+                      drifted_held=float(held), scored_drifted=len(scored), drifted=len(drifted))
         print(f"  drifted, not noise, with a segment before: {len(scored)} of {len(drifted)} drifted; "
               f"received a change: {changed:.2%} (held by hysteresis: {held:.2%}; the rest stayed in their "
               "segment's cluster)")
@@ -174,11 +174,11 @@ def main(retailers: int = 20_000, years: int = 5, seed: int = 7, drift_month: st
          through_services: str = typer.Option("", help="e.g. 4000,20000: run the demo (the running services) per "
                                               "size instead of the offline scenarios"),
          runs: int = typer.Option(3, help="with --through-services: runs per size (the same data each time)"),
-         ) -> None:  # fmt: skip
+         ) -> None:
     """Run the scenarios and print the figures (see the module docstring)."""
     if through_services:
         results = {n: services_runs(int(n), years, runs, drift_fraction, drift_month)
-                   for n in through_services.split(",")}  # fmt: skip
+                   for n in through_services.split(",")}
         print(services_table(results))
         if json_out is not None:
             json_out.write_text(json.dumps(results, indent=2))
@@ -192,7 +192,7 @@ def main(retailers: int = 20_000, years: int = 5, seed: int = 7, drift_month: st
     print(f"stability bench: {retailers} retailers x {years} years, seed {seed}, feature set {FEATURE_SET.name}"
           f"{f' (half-life {half_life} months)' if half_life is not None else ''}, window "
           f"{window_months or 'whole history'} months, shop window {shop_window_months or 'none'}, epochs {epochs}",
-          flush=True)  # fmt: skip
+          flush=True)
     results: dict[str, Any] = {}
     started = time.perf_counter()
     if {"same-data", "one-month"} & set(wanted):
@@ -204,14 +204,14 @@ def main(retailers: int = 20_000, years: int = 5, seed: int = 7, drift_month: st
         if "one-month" in wanted:
             before = features_until(sales, last, window_months)
             results["one-month"] = scenario("one more month, no drift", (before, 42),
-                                            (features_until(sales, None, window_months), 42), epochs)  # fmt: skip
+                                            (features_until(sales, None, window_months), 42), epochs)
     if "drift" in wanted:
         data = generate_frames(retailers, years, seed, drift_fraction=drift_fraction, drift_month=drift_month)
         truth = data.truth.set_index("shop_id")
         truth.index = truth.index.astype(str)
         results["drift"] = scenario(f"drift {drift_fraction:.0%} at {drift_month}",
                                     (features_until(data.sales, period(drift_month), window_months), 42),
-                                    (features_until(data.sales, None, window_months), 42), epochs, truth)  # fmt: skip
+                                    (features_until(data.sales, None, window_months), 42), epochs, truth)
     print(f"\ntotal {time.perf_counter() - started:.0f} s")
     if json_out is not None:
         json_out.write_text(json.dumps(results, indent=2, default=float))

@@ -43,7 +43,7 @@ def _records(csv: Path) -> Iterator[list[Consumed]]:
         batch = []
         for shop, product, year, month, qty in chunk.itertuples(index=False):
             value = orjson.dumps({"shop_id": shop, "product_id": product, "year": int(year), "month": int(month),
-                                  "sales_qty": float(qty)})  # fmt: skip
+                                  "sales_qty": float(qty)})
             batch.append(Consumed(offset, shop.encode(), value, 1_700_000_000_000 + offset))
             offset += 1
         yield batch
@@ -85,7 +85,7 @@ def measure(retailers: int, years: int, seed: int, tmp: Path) -> dict:
                 "used_memory_bytes": used, "bytes_per_retailer": round(used / shops),
                 "dataset_bytes_per_retailer": round(dataset / shops), "hash_encodings": encodings,
                 "load_seconds": round(seconds, 1), "bench_process_cpu_seconds": round(cpu, 1),
-                }  # fmt: skip
+                }
     finally:
         server.stop()
 

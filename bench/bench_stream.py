@@ -76,7 +76,7 @@ def applied(client: redis.Redis) -> tuple[int, int]:
 def faust_baseline(bootstrap: str, records: int) -> dict[str, float]:
     """Run a no-op faust agent over the topic in a child process; its CPU cost per record."""
     out = subprocess.run([sys.executable, __file__, "--_faust-child", bootstrap, str(records)],
-                         capture_output=True, text=True, timeout=3600)  # fmt: skip
+                         capture_output=True, text=True, timeout=3600)
     for line in (out.stdout + out.stderr).splitlines():  # faust's worker sends print() to its log (stderr)
         if '{"records"' in line:
             return json.loads(line[line.index('{"records"') :].strip())
@@ -88,7 +88,7 @@ def _faust_child(bootstrap: str, records: int) -> None:  # pragma: no cover - ru
 
     app = faust.App("bench-faust-baseline", broker=f"kafka://{bootstrap}", store="memory://", web_enabled=False,
                     processing_guarantee="at_least_once", consumer_auto_offset_reset="earliest",
-                    broker_rebalance_timeout=5, broker_session_timeout=10, broker_heartbeat_interval=3)  # fmt: skip
+                    broker_rebalance_timeout=5, broker_session_timeout=10, broker_heartbeat_interval=3)
     topic = app.topic("sales.monthly", value_serializer="raw", key_serializer="raw")
     seen = {"n": 0, "cpu": 0.0, "wall": 0.0}
 
@@ -101,7 +101,7 @@ def _faust_child(bootstrap: str, records: int) -> None:  # pragma: no cover - ru
             if seen["n"] >= records:
                 cpu, wall = time.process_time() - seen["cpu"], time.perf_counter() - seen["wall"]
                 print(json.dumps({"records": seen["n"], "cpu_seconds": round(cpu, 2), "wall_seconds": round(wall, 2),
-                                  "records_per_cpu_second": round(seen["n"] / cpu)}), flush=True)  # fmt: skip
+                                  "records_per_cpu_second": round(seen["n"] / cpu)}), flush=True)
                 os._exit(0)
 
     faust.Worker(app, loglevel="WARN", quiet=True).execute_from_commandline()
@@ -115,7 +115,7 @@ def _profile(pid: int, seconds: float, out: Path) -> subprocess.Popen | None:
         return None
     return subprocess.Popen([str(spy), "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "200",
                              "--format", "raw", "--output", str(out), "--nonblocking"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def main() -> None:
@@ -137,7 +137,7 @@ def main() -> None:
         gen = generate(args.retailers, args.years, args.seed, tmp / "data")
         print(f"generated {gen.rows} rows for {gen.retailers} retailers", file=sys.stderr)
         result: dict = {"records": gen.rows, "retailers": gen.retailers, "target_records_per_second": TARGET,
-                        "bars": BARS, "engine": args.engine}  # fmt: skip
+                        "bars": BARS, "engine": args.engine}
         broker = EmbeddedBroker(free_port(), tmp / "broker", die_with_parent=True)
         server = EmbeddedRedis(free_port(), tmp / "redis", appendfsync="everysec", die_with_parent=True)
         broker.start()
@@ -153,18 +153,18 @@ def main() -> None:
 
 
 def run(args: argparse.Namespace, tmp: Path, broker: EmbeddedBroker, server: EmbeddedRedis, csv: Path,
-        result: dict) -> None:  # fmt: skip
+        result: dict) -> None:
     settings = Settings(kafka_bootstrap=broker.bootstrap, redis_url=server.url, data_dir=tmp,
-                        features_port=free_port())  # fmt: skip
+                        features_port=free_port())
     ensure_topics(broker.bootstrap, topic_specs(settings))
     if args.preload:
         result["ingest"] = load_csv(csv, broker.bootstrap).as_dict()
     env = {**os.environ, "STABLESEG_KAFKA_BOOTSTRAP": broker.bootstrap, "STABLESEG_REDIS_URL": server.url,
            "STABLESEG_FEATURES_PORT": str(settings.features_port), "STABLESEG_LOG_FORMAT": "json",
            "STABLESEG_LOG_LEVEL": "WARNING", "STABLESEG_FEATURES_ENGINE": args.engine,
-           "STABLESEG_DATA_DIR": str(tmp)}  # fmt: skip
+           "STABLESEG_DATA_DIR": str(tmp)}
     worker = subprocess.Popen([sys.executable, "-m", "services.features"], env=env,
-                              stdout=(tmp / "worker.log").open("wb"), stderr=subprocess.STDOUT)  # fmt: skip
+                              stdout=(tmp / "worker.log").open("wb"), stderr=subprocess.STDOUT)
     client = redis.Redis.from_url(server.url)
     try:
         url = f"http://127.0.0.1:{settings.features_port}/readyz"
@@ -193,7 +193,7 @@ def run(args: argparse.Namespace, tmp: Path, broker: EmbeddedBroker, server: Emb
             "broker_cpu_seconds": round(broker_cpu, 2),
             "lag_back_to_zero": True,
             "shops_in_store": FeatureStore(client=client).shop_count(), "load_average": os.getloadavg()[0],
-        }  # fmt: skip
+        }
         store = FeatureStore(client=client)
         began = time.perf_counter()
         rows = len(store.snapshot(settings.feature_set, eligible_only=False))
@@ -224,7 +224,7 @@ def deployed(args: argparse.Namespace, data_dir: Path, csv: Path) -> dict:
     ports = {name: free_port() for name in ("broker", "redis", *SERVICE_NAMES)}
     env = {**os.environ, "STABLESEG_DATA_DIR": str(data_dir), "STABLESEG_LOG_LEVEL": "WARNING",
            "STABLESEG_FEATURES_ENGINE": args.engine,
-           **{f"STABLESEG_{name.upper()}_PORT": str(port) for name, port in ports.items()}}  # fmt: skip
+           **{f"STABLESEG_{name.upper()}_PORT": str(port) for name, port in ports.items()}}
     for name in ("STABLESEG_KAFKA_BOOTSTRAP", "STABLESEG_REDIS_URL"):
         env.pop(name, None)  # the embedded endpoints
     cli = str(Path(sys.executable).parent / "stableseg")
@@ -233,7 +233,7 @@ def deployed(args: argparse.Namespace, data_dir: Path, csv: Path) -> dict:
     stack = Stack(settings)
     try:
         pids = {"broker": stack.broker.pid, "redis": stack.redis.pid,
-                **{s.name: s.pid for s in service_processes(settings)}}  # fmt: skip
+                **{s.name: s.pid for s in service_processes(settings)}}
         cpu0 = {name: cpu_seconds(pid or 0) for name, pid in pids.items()}
         client = redis.Redis.from_url(stack.redis.url)
         started = time.perf_counter()
@@ -247,7 +247,7 @@ def deployed(args: argparse.Namespace, data_dir: Path, csv: Path) -> dict:
                 "ingest": ingest, "cpu_seconds": cpu,
                 "records_per_features_cpu_second": round(total / max(cpu["features"], 1e-9)),
                 "redis_cpu_us_per_record": round(cpu["redis"] / total * 1e6, 2),
-                "load_average": os.getloadavg()[0]}  # fmt: skip
+                "load_average": os.getloadavg()[0]}
     finally:
         subprocess.run([cli, "down"], env=env, timeout=300, stdout=subprocess.DEVNULL)
 

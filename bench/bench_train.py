@@ -59,7 +59,7 @@ def main(
     retailers: int = 60_000, years: int = 3, seed: int = 7, epochs: int = 30, min_cluster_size: int = 50,
     feature_set: str = DEFAULT_FEATURE_SET, as_json: bool = typer.Option(False, "--json"),
     raw_baseline: bool = typer.Option(True, help="also cluster the scaled raw features (the trainer always does)"),
-) -> None:  # fmt: skip
+) -> None:
     """Time every stage of one training."""
     load = os.getloadavg()[0]
     seconds: dict[str, float] = {}
@@ -85,7 +85,7 @@ def main(
         "latent": {k: metrics["latent"][k] for k in ("clusters", "noise_ratio", "largest_share")},
         "raw": metrics["raw"] and {k: metrics["raw"][k] for k in ("clusters", "noise_ratio", "largest_share")},
         "epochs_run": metrics["autoencoder"]["epochs_run"],
-    }  # fmt: skip
+    }
     if as_json:
         print(json.dumps(report))
         return

@@ -49,21 +49,21 @@ def profiles(segments: list[str], rng: np.random.Generator) -> dict[str, dict]:
 
 
 def relabel_once(registry: Registry, version: int, labels: np.ndarray, previous: np.ndarray | None,
-                 segments: list[str], profile: dict[str, dict]) -> None:  # fmt: skip
+                 segments: list[str], profile: dict[str, dict]) -> None:
     """What one relabel writes to SQL: the moved retailers' history, then segments and lineage (later in time)."""
     moved = np.arange(len(labels)) if previous is None else np.flatnonzero(labels != previous)
     reason = "new-retailer" if previous is None else "retrain"
     changes = [AssignmentChange(f"S{i:06d}", None if labels[i] < 0 else segments[labels[i]],
                                 "noise" if labels[i] < 0 else "assigned", 0.0 if labels[i] < 0 else 0.9, reason)
-               for i in moved]  # fmt: skip
+               for i in moved]
     registry.record_assignments(changes, version, at=utcnow())
     sizes = np.bincount(labels[labels >= 0], minlength=len(segments))
     rows = [SegmentInfo(sid, f"segment {n}", 1, version, size=int(sizes[n]), profile=profile[sid])
-            for n, sid in enumerate(segments)]  # fmt: skip
+            for n, sid in enumerate(segments)]
     lineage = {"model_version": version, "previous_version": None if version == 1 else version - 1,
                "continued": [] if version == 1 else [{"segment": s, "cluster": n, "jaccard": 0.95}
                                                      for n, s in enumerate(segments)],
-               "born": segments if version == 1 else [], "retired": [], "split": [], "merged": []}  # fmt: skip
+               "born": segments if version == 1 else [], "retired": [], "split": [], "merged": []}
     registry.upsert_segments(rows, next_number=len(segments) + 1, lineage=lineage)
 
 
@@ -90,10 +90,10 @@ def build_state(settings: Settings, retailers: int, n_segments: int, versions: i
                            "name": [None if c < 0 else f"segment {c}" for c in labels],
                            "status": ["noise" if c < 0 else "assigned" for c in labels], "strength": 0.9,
                            "model_version": versions, "since": utcnow().isoformat(), "reason": "retrain"},
-                          index=pd.Index(shops, name="shop_id"))  # fmt: skip
+                          index=pd.Index(shops, name="shop_id"))
     serving = {"version": versions, "feature_set": FEATURE_SET, "clusters": {str(n): s for n, s in enumerate(segments)},
                "names": {s: f"segment {n}" for n, s in enumerate(segments)}, "sha256": "ab" * 32,
-               "artifact_uri": "file:///nowhere"}  # fmt: skip
+               "artifact_uri": "file:///nowhere"}
     store = AssignmentStore(settings.redis_url)
     store.switch(store.stage(states, serving, {"bench": True}))
     registry.close()
@@ -113,7 +113,7 @@ def time_pages(client: TestClient, paths: list[str], repeats: int) -> None:
             status = response.status_code
         warm = timings[1:]
         print(f"{path:<44} {status:>6} {timings[0] * 1000:>9.0f} {statistics.median(warm) * 1000:>10.0f} "
-              f"{max(warm) * 1000:>8.0f}")  # fmt: skip
+              f"{max(warm) * 1000:>8.0f}")
 
 
 def main(retailers: int = 60_000, segments: int = 20, versions: int = 3, move: float = 0.03, repeats: int = 5) -> None:
@@ -126,13 +126,13 @@ def main(retailers: int = 60_000, segments: int = 20, versions: int = 3, move: f
         try:
             settings = Settings(data_dir=root, database_url=f"sqlite:///{root / 'db.sqlite'}",
                                 artifact_uri=str(root / "artifacts"), kafka_bootstrap=broker.bootstrap,
-                                redis_url=redis.url)  # fmt: skip
+                                redis_url=redis.url)
             ensure_topics(broker.bootstrap, topic_specs(settings))
             upgrade_database(settings.effective_database_url)
             started = time.perf_counter()
             shops = build_state(settings, retailers, segments, versions, move)
             print(f"state: {retailers:,} retailers, {segments} segments, {versions} versions "
-                  f"({time.perf_counter() - started:.1f} s to write)")  # fmt: skip
+                  f"({time.perf_counter() - started:.1f} s to write)")
             app = create_app(settings, link=KafkaLink(settings, group_id=f"bench-{uuid.uuid4().hex[:6]}"))
             with TestClient(app) as client:
                 while not app.state.assigner.initialised.is_set():

@@ -238,7 +238,7 @@ class Settings(BaseSettings):
         if bool(self.kafka_ssl_certfile) != bool(self.kafka_ssl_keyfile):
             raise ValueError("kafka_ssl_certfile and kafka_ssl_keyfile: give both or neither")
         self.redis_url = _redis_tls_url(self.redis_url, self.redis_ssl_cafile, self.redis_ssl_certfile,
-                                        self.redis_ssl_keyfile)  # fmt: skip
+                                        self.redis_ssl_keyfile)
         return self
 
 

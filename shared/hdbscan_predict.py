@@ -57,7 +57,7 @@ def _lookup(clusterer: hdbscan.HDBSCAN) -> _Lookup:
         label_of[int(cluster) - root] = int(label)
         max_lambda[int(cluster) - root] = float(data.max_lambdas[cluster])
     lookup = _Lookup(point_parent, point_lambda, cluster_parent, cluster_lambda, label_of, max_lambda, root,
-                     int(clusterer.min_samples or clusterer.min_cluster_size))  # fmt: skip
+                     int(clusterer.min_samples or clusterer.min_cluster_size))
     clusterer._stableseg_lookup = lookup
     return lookup
 

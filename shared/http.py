@@ -230,4 +230,4 @@ def serve(app: FastAPI, settings: Settings, port: int) -> None:
     """
     check_open_bind(settings, app.state.write_tokens)
     uvicorn.run(app, host=settings.bind_host, port=port, log_config=None, access_log=False,
-                timeout_graceful_shutdown=15, **server_limits(settings))  # fmt: skip
+                timeout_graceful_shutdown=15, **server_limits(settings))

@@ -74,7 +74,7 @@ def server_limits(settings: Settings) -> dict[str, Any]:
     """uvicorn.run options bounding slow or numerous clients."""
     protocol = type("Protocol", (HeaderTimeoutProtocol,), {"header_timeout": settings.http_header_timeout_seconds})
     return {"http": protocol, "timeout_keep_alive": math.ceil(settings.http_keepalive_seconds),
-            "limit_concurrency": settings.http_max_connections}  # fmt: skip
+            "limit_concurrency": settings.http_max_connections}
 
 
 class BodyTimeoutMiddleware:
@@ -122,7 +122,7 @@ class RateLimit:
         reset = self.limiter.get_window_stats(self.item, client).reset_time
         retry_after = max(1, math.ceil(reset - time.time()))
         raise HTTPException(429, f"rate limit of {self.item} per client exceeded; retry in {retry_after} s",
-                            {"Retry-After": str(retry_after)})  # fmt: skip
+                            {"Retry-After": str(retry_after)})
 
 
 def document_limits(app: FastAPI) -> None:

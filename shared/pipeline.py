@@ -79,7 +79,7 @@ def _served_predictions(bundle: ModelBundle, eligible: pd.DataFrame) -> pd.DataF
     """Per shop: latent, raw and served labels with strengths (the fit's own labels for the rows it saw)."""
     latent_labels, latent_strength = bundle.latent_clusterer.labels_, bundle.latent_clusterer.probabilities_
     frame = pd.DataFrame({"latent_cluster": latent_labels, "latent_cluster_strength": latent_strength},
-                         index=eligible.index)  # fmt: skip
+                         index=eligible.index)
     if bundle.raw_clusterer is not None:
         frame["raw_cluster"], frame["raw_cluster_strength"] = _raw_predictions(bundle, eligible)
     space = bundle.served_space
@@ -130,20 +130,20 @@ def run_pipeline(
     seconds_inference = time.perf_counter() - t0
     truth_values = None if truth is None else truth.loc[eligible.index].to_numpy()
     inference = {space: clustering_report(predictions[f"{space}_cluster"].to_numpy(), truth=truth_values)
-                 for space in ("latent", "raw", "served") if f"{space}_cluster" in predictions}  # fmt: skip
+                 for space in ("latent", "raw", "served") if f"{space}_cluster" in predictions}
     bundle.save(out / MODEL_DIR, meta={"training_rows": len(eligible)})
     summary = _summary(bundle, profile, metrics, inference, feature_set)
     summary["seconds"] = _seconds(metrics["seconds"], seconds_features, seconds_inference, t_start)
     all_metrics = {"fit": _without_history(metrics), "inference": inference, "summary": summary}
     (out / METRICS_JSON).write_text(json.dumps(all_metrics, indent=2, default=float))
     report_path = write_report(out, summary=summary, features=features, predictions=predictions, insights=insights,
-                               latent=bundle.embed(eligible), loss_history=bundle.history)  # fmt: skip
+                               latent=bundle.embed(eligible), loss_history=bundle.history)
     log.info("pipeline.done", artifacts=str(out), served=summary["served"], report=str(report_path))
     return PipelineResult(features, predictions, insights, all_metrics, summary, report_path)
 
 
 def _features_stage(sales_csv: str | Path, feature_set: str, rule: EligibilityRule, out: Path,
-                    report: Progress) -> tuple[pd.DataFrame, dict[str, Any]]:  # fmt: skip
+                    report: Progress) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Every shop's features and the data profile; features.csv written."""
     report("features", 0, 1)
     features, profile = _read_features(sales_csv, feature_set, rule)
@@ -162,7 +162,7 @@ def _write_predictions(bundle: ModelBundle, eligible: pd.DataFrame, out: Path) -
     predictions.to_csv(out / PREDICTIONS_CSV)
     insights = pd.concat([cluster_insights(eligible, predictions[f"{space}_cluster"].to_numpy(), space)
                           for space in ("latent", "raw", "served") if f"{space}_cluster" in predictions],
-                         ignore_index=True)  # fmt: skip
+                         ignore_index=True)
     insights.to_csv(out / INSIGHTS_CSV, index=False)
     return predictions, insights
 
@@ -179,7 +179,7 @@ def _summary(bundle: ModelBundle, profile: dict, metrics: dict, inference: dict,
         "selection_reason": metrics["selection"]["reason"],
         "trust": metrics["trust"],
         "schedule": {k: metrics["autoencoder"][k] for k in ("batch_size", "epochs", "epochs_run")},
-    }  # fmt: skip
+    }
 
 
 def _seconds(fit: dict[str, float], features: float, inference: float, started: float) -> dict[str, float]:

@@ -39,7 +39,7 @@ def test_segment_command_reads_the_stores_when_the_api_is_down(env: str, redis_u
     index = pd.Index(["S1"], name="shop_id", dtype=object)
     states = pd.DataFrame({"segment": "seg-0003", "name": "festive peak · growing", "status": "assigned",
                            "strength": 0.81, "model_version": 4, "since": "2025-03-01T00:00:00+00:00",
-                           "reason": "retrain"}, index=index)  # fmt: skip
+                           "reason": "retrain"}, index=index)
     store.switch(store.stage(states, {"version": 4}, {"version": 4}))
     found = runner.invoke(app, ["segment", "S1", "--url", closed, "--json"])
     assert found.exit_code == 0, found.output
@@ -55,9 +55,9 @@ def test_segment_command_reads_the_stores_when_the_api_is_down(env: str, redis_u
                                              data_as_of="2025-01", seed=1, artifact_uri="x", sha256="0" * 64)
         registry.mark_published(number)
         registry.record_assignments([AssignmentChange("S1", None, "noise", 0.0, "new-retailer")], number,
-                                    at=datetime(2025, 1, 1, tzinfo=UTC))  # fmt: skip
+                                    at=datetime(2025, 1, 1, tzinfo=UTC))
         registry.record_assignments([AssignmentChange("S1", "seg-0003", "assigned", 0.8, "retrain")], number,
-                                    at=datetime(2025, 3, 1, tzinfo=UTC))  # fmt: skip
+                                    at=datetime(2025, 3, 1, tzinfo=UTC))
     history = runner.invoke(app, ["segment", "S1", "--url", closed, "--history", "--json"])
     assert history.exit_code == 0, history.output
     rows = json.loads(history.output)["history"]

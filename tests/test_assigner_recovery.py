@@ -43,7 +43,7 @@ def states_frame(shops: list[str], segment: str | None, version: int) -> pd.Data
     index = pd.Index(shops, name="shop_id", dtype=object)
     return pd.DataFrame({"segment": segment, "name": "n", "status": "assigned" if segment else "noise",
                          "strength": 0.5, "model_version": version, "since": "2025-01-01T00:00:00+00:00",
-                         "reason": "retrain"}, index=index)  # fmt: skip
+                         "reason": "retrain"}, index=index)
 
 
 def test_generation_switch_is_atomic_for_readers(redis_url: str) -> None:
@@ -70,7 +70,7 @@ def test_the_write_ahead_record_is_typed_and_keeps_its_json_form() -> None:
     pending = PendingRelabel.from_outcome(outcome, model, utcnow(), "promote")
     record = orjson.loads(orjson.dumps(pending.to_json()))  # as Redis keeps it
     assert set(record) == {"version", "previous_version", "trigger", "at", "model", "segments", "retired",
-                           "next_number", "lineage", "history", "changes", "counts", "promote"}  # fmt: skip
+                           "next_number", "lineage", "history", "changes", "counts", "promote"}
     assert record["promote"] is True and PendingRelabel.from_json(record) == pending
     assert [s["segment_id"] for s in record["segments"]] == [s.segment_id for s in outcome.segments]
     assert len(record["history"]) == int(outcome.assignments["moved"].sum()) > 0
@@ -93,7 +93,7 @@ def test_relabel_stopped_after_staging_is_finished_at_start(world: dict[str, Any
     at = utcnow()
     store = AssignmentStore(settings.redis_url)
     store.stage(next_states(outcome, None, at), serving_record(outcome, model),
-                PendingRelabel.from_outcome(outcome, model, at, "published").to_json())  # fmt: skip
+                PendingRelabel.from_outcome(outcome, model, at, "published").to_json())
     assert store.gen() is None and world["registry"].list_segments() == []
 
     app, client = start(settings)
@@ -107,7 +107,7 @@ def test_relabel_stopped_after_staging_is_finished_at_start(world: dict[str, Any
         assert lineage == outcome.lineage
         assert len([c for c in world["bus"].changes if c["model_version"] == 1]) == len(outcome.changes)
         pd.testing.assert_series_equal(store.states()["segment"], outcome.assignments["segment"].sort_index(),
-                                       check_names=False)  # fmt: skip
+                                       check_names=False)
         assert app.state.assigner.serving.version == 1  # the catch-up found version 1 applied: no second relabel
     store.close()
 

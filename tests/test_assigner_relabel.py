@@ -70,7 +70,7 @@ def test_identical_model_changes_nobody_and_keeps_names(data: dict) -> None:
     assert [c["jaccard"] for c in again.lineage["continued"]] == [1.0] * len(first.segments)
     assert (again.lineage["born"], again.lineage["retired"]) == ([], [])
     assert [(s.segment_id, s.name, s.first_version) for s in again.segments] == \
-        [(s.segment_id, s.name, 1) for s in first.segments]  # fmt: skip
+        [(s.segment_id, s.name, 1) for s in first.segments]
     pd.testing.assert_series_equal(again.assignments["segment"], first.assignments["segment"])
 
 
@@ -132,10 +132,10 @@ def test_online_decision_matches_the_relabel_rules(data: dict) -> None:
     assigned = moved_book.index[moved_book["status"] == "assigned"]
     moved_book.loc[assigned, "segment"] = other
     out = assign_online(moved_book, features.loc[shops], bundle, serving, MatchParams(weak_strength=0.1,
-                                                                                      online_moves=True))  # fmt: skip
+                                                                                      online_moves=True))
     strong = out.loc[assigned]
     expected_change = (first.assignments.loc[assigned, "segment"] != other) & \
-        (first.assignments.loc[assigned, "strength"] >= 0.1)  # fmt: skip
+        (first.assignments.loc[assigned, "strength"] >= 0.1)
     assert expected_change.any() and (strong["changed"] == expected_change).all()
     assert set(strong.loc[strong["changed"], "reason"]) <= {"features"}
     # by default (online_moves off) every one of them is held in its segment with its strength until a retrain

@@ -112,7 +112,7 @@ def test_assigner_end_to_end(world: dict[str, Any]) -> None:
         scaler.write_bytes(scaler.read_bytes() + b"tampered")
         announce(world, v3)
         wait_for(lambda: "stableseg_assigner_model_refusals_total 1.0" in client.get("/metrics").text,
-                 what="the refusal")  # fmt: skip
+                 what="the refusal")
         assert client.get("/v1/models/current").json()["version"] == 2
         assert bus.lineage_of(3) is None
 
@@ -126,13 +126,13 @@ def test_assigner_end_to_end(world: dict[str, Any]) -> None:
             bus.send(encode_event(FEATURES_UPDATED, event, key=event["shop_id"], source="test"))
         assert segment(client, newcomer)["status"] == "unknown"  # in the feature store, not assigned yet
         new_state = wait_for(lambda: (r := segment(client, newcomer))["status"] != "unknown" and r,
-                             what="the newcomer's assignment")  # fmt: skip
+                             what="the newcomer's assignment")
         assert new_state["status"] == "assigned" and new_state["segment_id"] == states2.loc[assigned.index[1],
-                                                                                             "segment"]  # fmt: skip
+                                                                                             "segment"]
         time.sleep(1.0)  # the leaving retailer's event was handled with the newcomer's
         bus.poll()
         online = {c["shop_id"]: c for c in bus.changes if c["reason"] in ("features", "new-retailer")
-                  and c["model_version"] == 2}  # fmt: skip
+                  and c["model_version"] == 2}
         assert online[newcomer]["reason"] == "new-retailer" and online[newcomer]["from_segment"] is None
         # online only adds: the retailer that turned ineligible keeps its segment until a retrain decides
         assert leaving not in online and segment(client, leaving)["segment_id"] == states2.loc[leaving, "segment"]

@@ -58,7 +58,7 @@ def plain() -> dict[str, RelabelOutcome]:
     first = fit_relabel(Book(), full, 1, 1)
     early = fit_relabel(Book(), features(sales, end=last), 1, 1)
     return {"first": first, "reseeded": fit_relabel(first.book(), full, 2, 2), "early": early,
-            "one_more_month": fit_relabel(early.book(), full, 1, 2)}  # fmt: skip
+            "one_more_month": fit_relabel(early.book(), full, 1, 2)}
 
 
 def test_reseeded_retrain_of_the_same_data_keeps_98_percent(plain: dict[str, RelabelOutcome]) -> None:

@@ -68,14 +68,14 @@ def quick_bundle(features: pd.DataFrame, seed: int = 0, dim: int = 6, min_cluste
         bn_hidden=BatchNormParams(np.ones(2 * dim), np.zeros(2 * dim), np.zeros(2 * dim), np.ones(2 * dim), 0.0),
         latent_kernel=np.vstack([np.eye(dim), -np.eye(dim)]),
         ln_gamma=np.full(dim, 1e4), ln_beta=np.zeros(dim), ln_epsilon=1e8,  # LayerNorm ~ centring only
-    )  # fmt: skip
+    )
     clusterer = DensityClusterer(min_cluster_size=min_cluster_size).fit(encoder.transform(scaled))
     params = ModelParams(seed=seed, min_cluster_size=min_cluster_size, raw_baseline=False)
     return ModelBundle(FEATURE_SET, [str(c) for c in features.columns], scaler, encoder, clusterer, None, params)
 
 
 def publish_bundle(registry: Registry, artifacts: ArtifactStore, bundle: ModelBundle, workdir: Path,
-                   data_as_of: str = "2025-12") -> ModelVersionInfo:  # fmt: skip
+                   data_as_of: str = "2025-12") -> ModelVersionInfo:
     """Save, upload and register ``bundle`` as the next published (current) version, as the trainer does."""
     version = len(registry.list_versions()) + 1
     directory = workdir / f"bundle-{version}"
@@ -85,12 +85,12 @@ def publish_bundle(registry: Registry, artifacts: ArtifactStore, bundle: ModelBu
     number = registry.register_candidate(feature_set=bundle.feature_set, params=bundle.params.model_dump(),
                                          metrics={"latent": {"clusters": bundle.latent_clusterer.n_clusters_}},
                                          training_rows=len(bundle.latent_clusterer.labels_), data_as_of=data_as_of,
-                                         seed=bundle.params.seed, artifact_uri=uri, sha256=sha)  # fmt: skip
+                                         seed=bundle.params.seed, artifact_uri=uri, sha256=sha)
     return registry.mark_published(number)
 
 
 def load_feature_store(redis_url: str, sales: pd.DataFrame, revision: int = 1,
-                       cluster: bool = False) -> list[dict[str, object]]:  # fmt: skip
+                       cluster: bool = False) -> list[dict[str, object]]:
     """Write every shop's features into the feature store with the features service's own write path; returns
     the ``features.updated`` payloads it would publish."""
     panel = monthly_panel(sales)
@@ -116,7 +116,7 @@ class Bus:
         self.producer = make_sync_producer(bootstrap)
         self.consumer = KafkaConsumer(SEGMENTS_CHANGES, SEGMENTS_LINEAGE, bootstrap_servers=bootstrap,
                                       group_id=f"test-{uuid.uuid4().hex[:8]}", auto_offset_reset="earliest",
-                                      consumer_timeout_ms=500, session_timeout_ms=10_000)  # fmt: skip
+                                      consumer_timeout_ms=500, session_timeout_ms=10_000)
         self.changes: list[dict[str, Any]] = []
         self.lineage: list[dict[str, Any]] = []
 
@@ -138,7 +138,7 @@ class Bus:
 
 
 def make_world(tmp_path: Path, settings: Settings, bootstrap: str, admin_token: str | None = None
-               ) -> Iterator[dict[str, Any]]:  # fmt: skip
+               ) -> Iterator[dict[str, Any]]:
     """Settings on the test's own broker, topics, a migrated registry, the artifact store and a ``Bus``."""
     update: dict[str, Any] = {"kafka_bootstrap": bootstrap}
     if admin_token:
@@ -148,6 +148,6 @@ def make_world(tmp_path: Path, settings: Settings, bootstrap: str, admin_token: 
     registry = Registry.open(local.effective_database_url)
     bus = Bus(bootstrap)
     yield {"settings": local, "registry": registry, "artifacts": ArtifactStore(local.effective_artifact_uri),
-           "bus": bus, "tmp": tmp_path}  # fmt: skip
+           "bus": bus, "tmp": tmp_path}
     bus.close()
     registry.close()

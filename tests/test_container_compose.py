@@ -18,13 +18,13 @@ from tests.containers.checks import k8s_contracts
 ENV = {"STABLESEG_ADMIN_TOKEN": "t0ken", "STABLESEG_INGEST_TOKEN": "in9est",
        "CT_KAFKA_BOOTSTRAP": "127.0.0.1:1111", "CT_REDIS_URL": "redis://h:2/0",
        "CT_DATABASE_URL": "postgresql+psycopg://postgres@127.0.0.1:5432/ct", "CT_INGEST_PORT": "4001",
-       "CT_FEATURES_PORT": "4002", "CT_TRAINER_PORT": "4003", "CT_ASSIGNER_PORT": "4004"}  # fmt: skip
+       "CT_FEATURES_PORT": "4002", "CT_TRAINER_PORT": "4003", "CT_ASSIGNER_PORT": "4004"}
 
 
 def test_override_matches_the_compose_specification() -> None:
     exe = Path(shutil.which("check-jsonschema") or compose.ROOT / ".venv/bin/check-jsonschema")
     result = subprocess.run([str(exe), "--builtin-schema", "vendor.compose-spec", str(compose.OVERRIDE_FILE)],
-                            capture_output=True, text=True)  # fmt: skip
+                            capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
 

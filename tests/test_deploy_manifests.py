@@ -202,7 +202,7 @@ def test_secrets_reach_workloads_only_as_mounted_files(overlay: str) -> None:
             items = volumes[mount["name"]]["secret"]["items"]
             assert {"key": key, "path": key} in items and key in keys, (variable, path)
     needs = {w["metadata"]["name"]: {e["name"] for e in w["spec"]["template"]["spec"]["containers"][0].get("env", [])}
-             for w in _workloads(overlay)}  # fmt: skip
+             for w in _workloads(overlay)}
     assert "STABLESEG_INGEST_TOKEN_FILE" in needs["stableseg-ingest"]
     assert {"STABLESEG_ADMIN_TOKEN_FILE", "STABLESEG_DATABASE_URL_FILE"} <= needs["stableseg-assigner"]
     assert not any(n.endswith("_FILE") for n in needs["stableseg-features"])  # least privilege: no secret there

@@ -50,7 +50,7 @@ def demo_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[s
             "STABLESEG_MIN_CLUSTER_SIZE": "15", "STABLESEG_LOG_LEVEL": "WARNING",
             # 400 retailers and 20 short epochs give a noisier model than the demo's default size: the flow is under
             # test here, not the quality gate (test_trainer_* covers that)
-            "STABLESEG_GATE_MAX_NOISE_RATIO": "0.8"}  # fmt: skip
+            "STABLESEG_GATE_MAX_NOISE_RATIO": "0.8"}
     env |= SECRETS  # the demo streams through the ingest token; the logs must never show a secret
     env["STABLESEG_LOG_LEVEL"] = "INFO"
     for name, value in env.items():

@@ -39,7 +39,7 @@ def _records(frame: pd.DataFrame, start: int = 0, ts0: int = 1_700_000_000_000) 
     out = []
     for i, (shop, product, year, month, qty) in enumerate(frame.itertuples(index=False)):
         value = orjson.dumps({"shop_id": shop, "product_id": product, "year": int(year), "month": int(month),
-                              "sales_qty": float(qty)})  # fmt: skip
+                              "sales_qty": float(qty)})
         out.append(Consumed(start + i, shop.encode(), value, ts0 + start + i))
     return out
 
@@ -273,7 +273,7 @@ def test_an_older_revision_never_overwrites_a_newer_one(redis_url: str, sales: p
 
 ids = st.one_of(st.text(min_size=0, max_size=70), st.integers(-5, 10**70), st.booleans(), st.none(), st.floats())
 numbers = st.one_of(st.integers(-(10**400), 10**400), st.floats(allow_nan=True, allow_infinity=True), st.booleans(),
-                    st.text(max_size=3), st.none())  # fmt: skip
+                    st.text(max_size=3), st.none())
 
 
 @settings(max_examples=400, deadline=None)

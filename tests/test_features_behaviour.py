@@ -330,7 +330,7 @@ def test_v4_counts_a_month_never_seen_as_an_average_month() -> None:
     active[[1, 13, 25]] = False  # never a February
     got = features(make_shop(np.full(36, 40.0), active=active), V4)
     assert got["season_share_2"] == pytest.approx(1 / 12) and features(make_shop(np.full(36, 40.0), active=active),
-                                                                      V3)["season_share_2"] == 0.0  # fmt: skip
+                                                                      V3)["season_share_2"] == 0.0
 
 
 def test_v4_without_a_prior_is_v3() -> None:
@@ -355,4 +355,4 @@ def test_v4_batch_equals_one(shops) -> None:
     assert np.isfinite(batch.to_numpy()).all()
     for shop_id, frame in monthly.groupby("shop_id"):
         np.testing.assert_allclose(V4.compute_one(ShopMonths.from_frame(frame)), batch.loc[shop_id].to_numpy(),
-                                   rtol=1e-9, atol=1e-9)  # fmt: skip
+                                   rtol=1e-9, atol=1e-9)

@@ -130,7 +130,7 @@ def test_a_hole_in_a_partition_stops_its_run_and_seeks_back_to_the_hole() -> Non
     assert consumer.seeks == [(0, 3)] and engine.next_offsets == {0: 3, 1: 7}
     # the re-fetched hole fills the run; what was beyond it before is taken in order, nothing twice
     acked = asyncio.run(engine._batch([_event(0, 2), _event(0, 3), _event(0, 4), _event(0, 5), _event(0, 6),
-                                       _event(0, 7)]))  # fmt: skip
+                                       _event(0, 7)]))
     assert processor.seen[-1] == {0: [3, 4, 5, 6, 7]} and consumer.seeks == [(0, 3)]
 
 
@@ -139,7 +139,7 @@ def test_a_hole_that_the_same_batch_fills_needs_no_seek() -> None:
     engine, consumer = _engine(processor, {0})
     engine.next_offsets = {0: 0}
     asyncio.run(engine._batch([_event(0, 0), _event(0, 5), _event(0, 1), _event(0, 2), _event(0, 3), _event(0, 4),
-                               _event(0, 5)]))  # fmt: skip
+                               _event(0, 5)]))
     assert processor.seen == [{0: [0, 1, 2, 3, 4, 5]}] and consumer.seeks == [] and engine.next_offsets == {0: 6}
 
 

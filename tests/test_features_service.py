@@ -52,7 +52,7 @@ def engine(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def env_settings(settings: Settings, fresh_kafka_bootstrap: str, engine: str) -> Settings:
     s = settings.model_copy(update={"kafka_bootstrap": fresh_kafka_bootstrap, "features_port": free_port(),
-                                    "features_engine": engine})  # fmt: skip
+                                    "features_engine": engine})
     ensure_topics(fresh_kafka_bootstrap, topic_specs(s))
     return s
 
@@ -72,7 +72,7 @@ class Worker:
                "STABLESEG_DATA_DIR": str(settings.data_dir), "STABLESEG_LOG_FORMAT": "json",
                "STABLESEG_FEATURES_BATCH_RECORDS": str(settings.features_batch_records),
                "STABLESEG_FEATURES_ENGINE": settings.features_engine,
-               "STABLESEG_FEATURE_STORE_SETS": orjson.dumps(settings.feature_store_sets).decode()}  # fmt: skip
+               "STABLESEG_FEATURE_STORE_SETS": orjson.dumps(settings.feature_store_sets).decode()}
         cmd = [str(VENV_BIN / "stableseg"), "serve", "features"] if cli else [sys.executable, "-m", "services.features"]
         self.log = log
         self.proc = subprocess.Popen(cmd, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
@@ -138,7 +138,7 @@ def _caught_up(settings: Settings) -> bool:
 
 def _wait(cond: Callable[[], bool], timeout: float, what: str, worker: Worker | None = None) -> None:
     wait_for(cond, timeout, what, interval=0.5, tolerate=(httpx.HTTPError, redis.ConnectionError),
-             on_timeout=worker.logs if worker else None)  # fmt: skip
+             on_timeout=worker.logs if worker else None)
 
 
 def _assert_matches_batch(settings: Settings, sales: pd.DataFrame) -> None:
@@ -165,7 +165,7 @@ def _assert_rebuild_identical(settings: Settings) -> None:
 
 def _topic_values(bootstrap: str, topic: str) -> list[dict]:
     consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                             consumer_timeout_ms=3000, group_id=None)  # fmt: skip
+                             consumer_timeout_ms=3000, group_id=None)
     try:
         return [orjson.loads(m.value) for m in consumer]
     finally:
@@ -197,10 +197,10 @@ def test_the_service_streams_sales_into_the_store(env_settings, sales, workers, 
 
 
 def test_the_store_keeps_only_the_configured_feature_sets(settings, fresh_kafka_bootstrap, sales, workers,
-                                                          tmp_path) -> None:  # fmt: skip
+                                                          tmp_path) -> None:
     """``feature_store_sets``: the worker computes, stores and announces only those sets (not an engine matter)."""
     s = settings.model_copy(update={"kafka_bootstrap": fresh_kafka_bootstrap, "features_port": free_port(),
-                                    "feature_store_sets": ["behaviour-v4"]})  # fmt: skip
+                                    "feature_store_sets": ["behaviour-v4"]})
     ensure_topics(fresh_kafka_bootstrap, topic_specs(s))
     worker = workers(s)
     _load(s, sales, tmp_path)
@@ -304,7 +304,7 @@ def test_a_memory_only_broker_restart_neither_crashes_nor_loses_data(
     broker.start()
     try:
         s = settings.model_copy(update={"kafka_bootstrap": broker.bootstrap, "features_port": free_port(),
-                                        "features_engine": engine})  # fmt: skip
+                                        "features_engine": engine})
         ensure_topics(broker.bootstrap, topic_specs(s))
         worker = workers(s)
         first, second = sales.iloc[: len(sales) // 2], sales.iloc[len(sales) // 2 :]

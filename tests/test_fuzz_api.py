@@ -65,7 +65,7 @@ def fuzz_settings(tmp_path_factory: pytest.TempPathFactory, redis_server: Embedd
     settings = Settings(data_dir=data_dir, database_url=f"sqlite:///{data_dir / 'stableseg.db'}",
                         artifact_uri=str(data_dir / "artifacts"), kafka_bootstrap=broker.bootstrap,
                         redis_url=redis_server.url, admin_token=ADMIN, ingest_token=INGEST, ingest_rate_limit="",
-                        retrain_on_month_close=False)  # fmt: skip
+                        retrain_on_month_close=False)
     ensure_topics(settings.kafka_bootstrap, topic_specs(settings))
     upgrade_database(settings.effective_database_url)
     yield settings
@@ -82,7 +82,7 @@ def _serve_a_model(settings: Settings, tmp: Path) -> None:
     bus = Bus(settings.kafka_bootstrap)
     try:
         info = publish_bundle(registry, ArtifactStore(settings.effective_artifact_uri),
-                              quick_bundle(features, min_cluster_size=15), tmp)  # fmt: skip
+                              quick_bundle(features, min_cluster_size=15), tmp)
         bus.send(published_record(info))
         wait_for(lambda: bus.lineage_of(info.version), what="the assigner applying the model")
     finally:
@@ -132,7 +132,7 @@ def running(request: pytest.FixtureRequest, fuzz_settings: Settings, tmp_path: P
 def _fuzz_operation(operation: schemathesis.APIOperation, call: Callable[[schemathesis.Case], None]) -> None:
     """Hypothesis-run ``call`` on positive and negative cases of ``operation`` (fixed seed, no example database)."""
     strategy = st.one_of(operation.as_strategy(schemathesis.GenerationMode.POSITIVE),
-                         operation.as_strategy(schemathesis.GenerationMode.NEGATIVE))  # fmt: skip
+                         operation.as_strategy(schemathesis.GenerationMode.NEGATIVE))
 
     @hypothesis.seed(SEED)
     @hypothesis.settings(max_examples=EXAMPLES * 2, deadline=None, database=None,
@@ -158,7 +158,7 @@ def _fuzz(base: str, headers: dict[str, str]) -> tuple[list[str], Counter[str], 
 
         def call(case: schemathesis.Case) -> None:
             response = case.call_and_validate(base_url=base, session=session, headers=headers, checks=CHECKS,
-                                              timeout=30)  # fmt: skip
+                                              timeout=30)
             seen[f"{case.operation.label} {response.status_code}"] += 1
 
         try:

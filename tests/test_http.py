@@ -125,7 +125,7 @@ def test_body_limit_is_enforced_while_streaming() -> None:
         "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
         "path": "/bulk", "raw_path": b"/bulk", "root_path": "", "query_string": b"",
         "headers": [(b"host", b"t"), (b"transfer-encoding", b"chunked")], "client": ("c", 1), "server": ("t", 80),
-    }  # fmt: skip
+    }
     asyncio.run(app(scope, receive, send))
     assert sent[0]["status"] == 413
     assert len(pulled) <= ROUTE_LIMIT // 100 + 1

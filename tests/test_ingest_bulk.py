@@ -41,7 +41,7 @@ def write_csv(path: Path, seed: int = 3) -> pd.DataFrame:
         "year": rng.integers(2019, 2024, VALID_ROWS),
         "month": rng.integers(1, 13, VALID_ROWS),
         "sales_qty": rng.integers(0, 1_000, VALID_ROWS) / 4,
-    })  # fmt: skip
+    })
     lines = [f"{r.shop_id},{r.product_id},{r.year},{r.month},{r.sales_qty}" for r in rows.itertuples()]
     for line_no in sorted(BAD_LINES):
         lines.insert(line_no - 2, BAD_LINES[line_no][0])

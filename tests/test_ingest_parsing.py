@@ -83,7 +83,7 @@ def test_batch_events_match_the_library_encoding() -> None:
     ("raw", "key"),
     [({"shop_id": "S9"}, "S9"), ({"shop_id": 12}, "12"), ({"shop_id": True}, ""), ({"shop_id": 1.5}, ""),
      ({"shop_id": "x" * 65}, ""), ({}, ""), ([1, 2], ""), ("S1", "")],
-)  # fmt: skip
+)
 def test_rejected_key(raw: object, key: str) -> None:
     assert rejected_key(raw) == key
 

@@ -38,7 +38,7 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
 def _sasl_ssl(certs: Certs) -> Settings:
     return Settings(kafka_security_protocol="SASL_SSL", kafka_sasl_mechanism="SCRAM-SHA-512",
                     kafka_sasl_username="svc", kafka_sasl_password=SecretStr("pw-123"), kafka_ssl_cafile=certs.ca,
-                    kafka_ssl_certfile=certs.client_cert, kafka_ssl_keyfile=certs.client_key)  # fmt: skip
+                    kafka_ssl_certfile=certs.client_cert, kafka_ssl_keyfile=certs.client_key)
 
 
 def test_plaintext_adds_nothing() -> None:
@@ -51,7 +51,7 @@ def test_aiokafka_options(certs: Certs) -> None:
     context = options.pop("ssl_context")
     assert isinstance(context, ssl.SSLContext) and context.check_hostname and context.verify_mode == ssl.CERT_REQUIRED
     assert options == {"security_protocol": "SASL_SSL", "sasl_mechanism": "SCRAM-SHA-512",
-                       "sasl_plain_username": "svc", "sasl_plain_password": "pw-123"}  # fmt: skip
+                       "sasl_plain_username": "svc", "sasl_plain_password": "pw-123"}
 
     async def construct() -> None:  # both accept the options (constructors validate them, no connection made)
         all_options = kafka_security(_sasl_ssl(certs), "aiokafka")
@@ -66,11 +66,11 @@ def test_kafka_python_options(certs: Certs) -> None:
     assert options == {"security_protocol": "SASL_SSL", "sasl_mechanism": "SCRAM-SHA-512",
                        "sasl_plain_username": "svc", "sasl_plain_password": "pw-123", "ssl_cafile": str(certs.ca),
                        "ssl_certfile": str(certs.client_cert), "ssl_keyfile": str(certs.client_key),
-                       "ssl_check_hostname": True}  # fmt: skip
+                       "ssl_check_hostname": True}
     for client in (KafkaAdminClient, KafkaConsumer, KafkaProducer):
         assert set(options) <= set(client.DEFAULT_CONFIG), client
     sasl_plain = Settings(kafka_security_protocol="SASL_PLAINTEXT", kafka_sasl_username="u",
-                          kafka_sasl_password=SecretStr("p"))  # fmt: skip
+                          kafka_sasl_password=SecretStr("p"))
     assert "ssl_cafile" not in kafka_security(sasl_plain, "kafka-python")
 
 
@@ -79,7 +79,7 @@ def test_faust_credentials_become_the_same_aiokafka_options(certs: Certs, protoc
     settings = _sasl_ssl(certs).model_copy(update={"kafka_security_protocol": protocol})
     if protocol == "SASL_PLAINTEXT":
         settings = settings.model_copy(update={"kafka_ssl_cafile": None, "kafka_ssl_certfile": None,
-                                               "kafka_ssl_keyfile": None})  # fmt: skip
+                                               "kafka_ssl_keyfile": None})
     app = faust.App(f"t-{uuid.uuid4().hex[:6]}", broker="kafka://127.0.0.1:1", **kafka_security(settings, "faust"))
     auth = credentials_to_aiokafka_auth(app.conf.broker_credentials)
     expected = kafka_security(settings, "aiokafka")
@@ -87,7 +87,7 @@ def test_faust_credentials_become_the_same_aiokafka_options(certs: Certs, protoc
     assert isinstance(auth.get("ssl_context"), ssl.SSLContext) == protocol.endswith("SSL")
     if protocol.startswith("SASL"):
         assert (auth["sasl_mechanism"], auth["sasl_plain_username"], auth["sasl_plain_password"]) == (
-            "SCRAM-SHA-512", "svc", "pw-123")  # fmt: skip
+            "SCRAM-SHA-512", "svc", "pw-123")
 
 
 @pytest.fixture
@@ -106,12 +106,12 @@ def tls_bootstrap(tmp_path: Path, certs: Certs) -> Iterator[str]:
 
 def _tls(settings: Settings, bootstrap: str, certs: Certs, **extra: object) -> Settings:
     tls = {"kafka_bootstrap": bootstrap, "kafka_security_protocol": "SSL", "kafka_ssl_cafile": certs.ca,
-           "kafka_ssl_certfile": certs.client_cert, "kafka_ssl_keyfile": certs.client_key}  # fmt: skip
+           "kafka_ssl_certfile": certs.client_cert, "kafka_ssl_keyfile": certs.client_key}
     return Settings(**{**settings.model_dump(exclude={"kafka_bootstrap"}), **tls, **extra})
 
 
 def test_the_listener_refuses_clients_without_tls_or_without_a_client_certificate(tls_bootstrap: str, certs: Certs
-                                                                                  ) -> None:  # fmt: skip
+                                                                                  ) -> None:
     with pytest.raises(Exception):  # noqa: B017 - plaintext to a TLS port: kafka-python gives up on the bootstrap
         missing_topics.retry_with(stop=lambda _: True)(tls_bootstrap, ["x"])
     no_cert = Settings(kafka_bootstrap=tls_bootstrap, kafka_security_protocol="SSL", kafka_ssl_cafile=certs.ca)
@@ -121,13 +121,13 @@ def test_the_listener_refuses_clients_without_tls_or_without_a_client_certificat
 
 @pytest.mark.parametrize("engine", ["aiokafka", "faust"])
 def test_services_stream_through_mutual_tls(settings: Settings, tls_bootstrap: str, certs: Certs, engine: str
-                                            ) -> None:  # fmt: skip
+                                            ) -> None:
     secured = _tls(settings, tls_bootstrap, certs, features_engine=engine)
     ensure_topics(tls_bootstrap, topic_specs(secured), security=kafka_security(secured, "kafka-python"))
     shop = f"tls-{engine}-{uuid.uuid4().hex[:6]}"
     records = [{"shop_id": shop, "product_id": f"P{m}", "year": 2024, "month": m, "sales_qty": m} for m in range(1, 7)]
     with (TestClient(create_ingest(secured, topic_check_interval=0.2)) as ingest,
-          TestClient(create_features(secured, keeper_interval=0.5)) as features):  # fmt: skip
+          TestClient(create_features(secured, keeper_interval=0.5)) as features):
         wait_for(lambda: ingest.get("/readyz").status_code == 200, what="ingest ready over TLS")
         wait_for(lambda: features.get("/readyz").status_code == 200, what="features ready over TLS")
         answer = ingest.post("/v1/sales", json=records)

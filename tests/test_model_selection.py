@@ -10,7 +10,7 @@ DENSITY = Density(min_cluster_size=50, min_samples=5)
 
 def scored(space: str, factor: float, score: float, qualified: bool = True) -> Candidate:
     return Candidate(space=space, factor=factor, density=DENSITY, sample_density=DENSITY, clusters=6,
-                     qualified=qualified, score=score)  # fmt: skip
+                     qualified=qualified, score=score)
 
 
 def test_a_candidate_must_beat_the_derived_density_by_more_than_the_tolerance() -> None:

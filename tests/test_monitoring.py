@@ -23,7 +23,7 @@ DASHBOARD = ROOT / "k8s" / "monitoring" / "grafana-dashboard.json"
 RULES = ROOT / "k8s" / "monitoring" / "prometheus-rules.yaml"
 PANEL_TYPES = {"row", "timeseries", "stat", "bargauge"}
 SUFFIXES = {"counter": ("_total", "_created"), "histogram": ("_bucket", "_sum", "_count", "_created"),
-            "gauge": ("",), "summary": ("_sum", "_count", "_created")}  # fmt: skip
+            "gauge": ("",), "summary": ("_sum", "_count", "_created")}
 
 
 def parse(expr: str) -> Any:

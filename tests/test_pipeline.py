@@ -21,7 +21,7 @@ SMALL_MODEL = {"STABLESEG_EPOCHS": "4", "STABLESEG_MIN_CLUSTER_SIZE": "15", "STA
 
 
 def stableseg(*args: str, env: dict[str, str] | None = None,
-              model: dict[str, str] = SMALL_MODEL) -> subprocess.CompletedProcess[str]:  # fmt: skip
+              model: dict[str, str] = SMALL_MODEL) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "services.cli", *args], capture_output=True, text=True,
                           env={**os.environ, **model, **(env or {})}, timeout=600)
 
@@ -130,9 +130,9 @@ def test_seed_profile_serves_the_latent_space_with_the_seed_density(dataset: Pat
 @pytest.mark.parametrize(("activity", "rule", "segments"), [
     (0.4, {"STABLESEG_MIN_TENURE_YEARS": "0.5", "STABLESEG_MIN_AVG_ACTIVE_MONTHS_PER_YEAR": "3"}, True),
     (0.15, {}, False),
-])  # fmt: skip
+])
 def test_sparse_buyers_yield_segments_or_a_one_line_refusal(tmp_path: Path, activity: float, rule: dict,
-                                                            segments: bool) -> None:  # fmt: skip
+                                                            segments: bool) -> None:
     """Customers active in few months: the relaxed rule segments them (>= 2 clusters, <= 50% noise); under the
     default rule almost nobody is eligible and the pipeline exits 4 naming the cause and the settings."""
     generate(retailers=1500, years=2, seed=4, out_dir=tmp_path / "data", world=World(activity_scale=activity))

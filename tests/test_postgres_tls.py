@@ -57,21 +57,21 @@ def _cluster(root: Path) -> Iterator[tuple[int, Certs]]:
             shutil.chown(path, "postgres")
     certs.server_key.chmod(0o600)
     _as_postgres(str(BIN / "initdb"), "-D", str(root / "data"), "-U", "stableseg", f"--pwfile={root / 'pw'}",
-                 "--auth=scram-sha-256", "-E", "UTF8", "--no-sync")  # fmt: skip
+                 "--auth=scram-sha-256", "-E", "UTF8", "--no-sync")
     port = free_port()
     options = (f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c ssl=on -c ssl_cert_file={certs.server_cert} "
-               f"-c ssl_key_file={certs.server_key} -c fsync=off")  # fmt: skip
+               f"-c ssl_key_file={certs.server_key} -c fsync=off")
     _as_postgres(str(BIN / "pg_ctl"), "-D", str(root / "data"), "-l", str(root / "pg.log"), "-w", "-o", options,
-                 "start")  # fmt: skip
+                 "start")
     yield port, certs
     _as_postgres(str(BIN / "pg_ctl"), "-D", str(root / "data"), "-m", "immediate", "stop")
 
 
 def test_registry_over_tls_with_a_password_from_a_file(server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-                                                       ) -> None:  # fmt: skip
+                                                       ) -> None:
     port, certs = server
     url = (f"postgresql+psycopg://stableseg:{PASSWORD}@127.0.0.1:{port}/postgres"
-           f"?sslmode=verify-full&sslrootcert={certs.ca}")  # fmt: skip
+           f"?sslmode=verify-full&sslrootcert={certs.ca}")
     (tmp_path / "db-url").write_text(url + "\n")
     monkeypatch.setenv("STABLESEG_DATABASE_URL_FILE", str(tmp_path / "db-url"))
     settings = Settings()
@@ -94,13 +94,13 @@ def test_registry_over_tls_with_a_password_from_a_file(server, tmp_path: Path, m
     ("query", "password", "problem"),
     [("sslmode=disable", PASSWORD, None), ("sslmode=require", "wrong", "password authentication failed"),
      ("sslmode=verify-full&sslrootcert={other}", PASSWORD, "certificate verify failed")],
-)  # fmt: skip
+)
 def test_sslmode_and_password_are_enforced(server, tmp_path: Path, query: str, password: str, problem: str | None
-                                           ) -> None:  # fmt: skip
+                                           ) -> None:
     port, _ = server
     other = make_certs(tmp_path / "other").ca  # a CA that did not sign the server certificate
     engine = make_engine(f"postgresql+psycopg://stableseg:{password}@127.0.0.1:{port}/postgres?"
-                         + query.format(other=other))  # fmt: skip
+                         + query.format(other=other))
     try:
         if problem is None:
             with engine.connect() as conn:
@@ -118,7 +118,7 @@ def test_trainer_process_order_keras_first_then_tls(server) -> None:
     url = f"postgresql+psycopg://stableseg:{PASSWORD}@127.0.0.1:{port}/postgres?sslmode=require"
     script = ("from shared.model.autoencoder import import_keras; import_keras(); "
               "from shared.storage import make_engine; import sqlalchemy as sa; "
-              f"c = make_engine({url!r}).connect(); print(c.execute(sa.text({SSL_IN_USE!r})).scalar())")  # fmt: skip
+              f"c = make_engine({url!r}).connect(); print(c.execute(sa.text({SSL_IN_USE!r})).scalar())")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
-                            cwd=Path(__file__).resolve().parents[1])  # fmt: skip
+                            cwd=Path(__file__).resolve().parents[1])
     assert result.returncode == 0 and result.stdout.strip().endswith("True"), result.stderr[-2000:]

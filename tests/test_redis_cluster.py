@@ -97,7 +97,7 @@ def test_redis_cluster_two_workers_and_one_killed_mid_stream(
     sales = generate_frames(40, 3, seed=5).sales
     s = settings.model_copy(update={"kafka_bootstrap": fresh_kafka_bootstrap, "redis_url": cluster_url,
                                     "redis_cluster": True, "features_port": free_port(),
-                                    "features_batch_records": 300})  # fmt: skip
+                                    "features_batch_records": 300})
     ensure_topics(fresh_kafka_bootstrap, topic_specs(s))
     first = Worker(s, tmp_path / "w1.log")
     second = Worker(s.model_copy(update={"features_port": free_port()}), tmp_path / "w2.log")

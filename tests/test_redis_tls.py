@@ -42,7 +42,7 @@ def tls_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, C
          "--tls-key-file", str(certs.server_key), "--tls-ca-cert-file", str(certs.ca), "--tls-auth-clients", "yes",
          "--requirepass", PASSWORD, "--save", "", "--appendonly", "no", "--bind", "127.0.0.1"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    )
     yield port, certs
     process.terminate()
     process.wait(10)
@@ -51,7 +51,7 @@ def tls_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, C
 def _settings(settings: Settings, port: int, certs: Certs, password: str = PASSWORD) -> Settings:
     values = settings.model_dump(exclude={"redis_url"}) | {"redis_url": f"rediss://:{password}@127.0.0.1:{port}/0",
               "redis_ssl_cafile": certs.ca, "redis_ssl_certfile": certs.client_cert,
-              "redis_ssl_keyfile": certs.client_key}  # fmt: skip
+              "redis_ssl_keyfile": certs.client_key}
     return Settings(**values)
 
 
@@ -97,7 +97,7 @@ def test_features_stream_into_tls_redis_and_logs_keep_the_password(
     shop = f"rtls-{uuid.uuid4().hex[:6]}"
     records = [{"shop_id": shop, "product_id": "P1", "year": 2024, "month": m, "sales_qty": 2 * m} for m in (1, 2, 3)]
     with (TestClient(create_ingest(secured, topic_check_interval=0.2)) as ingest,
-          TestClient(create_features(secured, keeper_interval=0.5)) as features):  # fmt: skip
+          TestClient(create_features(secured, keeper_interval=0.5)) as features):
         deadline = time.monotonic() + 60
         while features.get("/readyz").status_code != 200 or ingest.get("/readyz").status_code != 200:
             assert time.monotonic() < deadline, features.get("/readyz").json()

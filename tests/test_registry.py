@@ -34,7 +34,7 @@ TABLES = {"model_versions", "aliases", "segments", "segment_id_state", "assignme
 
 def _register(reg: Registry, **overrides: Any) -> int:
     fields = {"feature_set": "seed-v1", "params": {"latent_dim": 5}, "metrics": {"latent": {"clusters": 4}, "raw": {}},
-              "training_rows": 120, "data_as_of": "2024-01", "seed": 42}  # fmt: skip
+              "training_rows": 120, "data_as_of": "2024-01", "seed": 42}
     return reg.register_candidate(**(fields | overrides))
 
 
@@ -76,7 +76,7 @@ def test_migrations_upgrade_from_empty_match_the_models_and_downgrade(sql_url: s
 def test_concurrent_upgrades_from_several_processes(sql_url: str) -> None:
     script = f"from shared.storage import upgrade_database; print(upgrade_database({sql_url!r}))"
     replicas = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                 text=True) for _ in range(2)]  # fmt: skip
+                                 text=True) for _ in range(2)]
     outputs = [p.communicate(timeout=120) for p in replicas]
     assert [p.returncode for p in replicas] == [0, 0], [err for _, err in outputs]
     assert [out.split()[-1] for out, _ in outputs] == [head_revision()] * 2
@@ -121,7 +121,7 @@ def test_each_resource_is_its_own_class_and_the_facade_forwards_to_it(registry: 
     for name, part in FACADE.items():
         assert getattr(registry, name) == getattr(getattr(registry, part), name), name
     assert set(FACADE) == {n for part in set(FACADE.values()) for n in dir(getattr(registry, part))
-                           if not n.startswith("_") and n != "db"}  # fmt: skip
+                           if not n.startswith("_") and n != "db"}
     with pytest.raises(AttributeError, match="set_artifact"):
         registry.set_artifact  # noqa: B018 - removed: versions take their artifact when published
     # a part works on a Database of its own, without the facade
@@ -129,7 +129,7 @@ def test_each_resource_is_its_own_class_and_the_facade_forwards_to_it(registry: 
         version = Versions(db).register_candidate(
             feature_set="seed-v1", params={}, metrics={"latent": {}, "raw": {}}, training_rows=1,
             data_as_of="2024-01", seed=1,
-        )  # fmt: skip
+        )
         assert Versions(db).mark_published(version, "file:///a/v", SHA).aliases == ("current",)
         assert Segments(db).get_next_segment_number() == 1 and Locks(db).acquire_training_lock("me", 60)
     assert registry.current().version == version and registry.lock_holder("training")[0] == "me"
@@ -157,7 +157,7 @@ def test_publish_sets_current_atomically_with_the_artifact(registry: Registry) -
     current = registry.current()
     assert current is not None and current.version == version == info.version
     assert (current.status, current.artifact_uri, current.sha256, current.aliases) == (
-        "published", "file:///artifacts/v1", SHA, ("current",))  # fmt: skip
+        "published", "file:///artifacts/v1", SHA, ("current",))
     assert current.tags == {"trigger": "month-closed"} and current.metrics["latent"] == {"clusters": 4}
     assert current.created_at.tzinfo is not None
     with pytest.raises(StateError, match="only a candidate"):
@@ -200,7 +200,7 @@ def test_promote_rolls_back_and_forward(registry: Registry) -> None:
         registry.retire(second)  # still current
     registry.retire(first, "superseded")
     assert [(v.version, v.status, v.aliases) for v in registry.list_versions()] == [
-        (first, "retired", ()), (second, "published", ("current",))]  # fmt: skip
+        (first, "retired", ()), (second, "published", ("current",))]
     with pytest.raises(StateError):
         registry.promote(first)
     registry.set_alias("previous", second)
@@ -213,7 +213,7 @@ def test_segments_ids_and_lineage_change_together(registry: Registry) -> None:
     assert registry.get_next_segment_number() == 1
     lineage = {"model_version": version, "previous_version": None, "born": ["seg-0001", "seg-0002"], "continued": []}
     segments = [SegmentInfo("seg-0001", "steady", version, version, size=70, profile={"seasonality": [1] * 12}),
-                SegmentInfo("seg-0002", "summer", version, version, size=30)]  # fmt: skip
+                SegmentInfo("seg-0002", "summer", version, version, size=30)]
     registry.upsert_segments(segments, next_number=3, lineage=lineage)
     assert registry.get_next_segment_number() == 3
     assert registry.get_lineage(version).payload == lineage
@@ -222,7 +222,7 @@ def test_segments_ids_and_lineage_change_together(registry: Registry) -> None:
     second = _publish(registry)
     child = SegmentInfo("seg-0003", "summer-north", second, second, size=12, parent_segment="seg-0002")
     registry.upsert_segments([SegmentInfo("seg-0001", "steady", second, second, size=75), child],
-                             next_number=4, retire=["seg-0002"])  # fmt: skip
+                             next_number=4, retire=["seg-0002"])
     first = registry.get_segment("seg-0001")
     assert (first.first_version, first.last_version, first.size) == (version, second, 75)  # first_version kept
     assert registry.get_segment("seg-0002").status == "retired"
@@ -259,17 +259,17 @@ def test_assignment_history_closes_and_opens_rows(registry: Registry) -> None:
     t1 = T0 + timedelta(days=30)
     second = [{"shop_id": "s1", "to_segment": "seg-0002", "strength": 0.7, "reason": "retrain"},  # topic shape
               AssignmentChange("s2", "seg-0002", "assigned", 0.5, "retrain"),  # same state under v2: a new row
-              AssignmentChange("s4", "seg-0001", "assigned", 1.0, "new-retailer")]  # fmt: skip
+              AssignmentChange("s4", "seg-0001", "assigned", 1.0, "new-retailer")]
     assert registry.record_assignments(second, v2, t1) == 3
     assert registry.record_assignments(second, v2, t1) == 0  # a replay changes nothing
     history = registry.history("s1")
     assert [(h.segment_id, h.model_version, h.valid_from, h.valid_to) for h in history] == [
-        ("seg-0001", v1, T0, t1), ("seg-0002", v2, t1, None)]  # fmt: skip
+        ("seg-0001", v1, T0, t1), ("seg-0002", v2, t1, None)]
     assert [h.valid_to for h in registry.history("s3")] == [None]  # untouched retailers keep their row
     current = registry.current_assignments()
     assert {k: (v.segment_id, v.status) for k, v in current.items()} == {
         "s1": ("seg-0002", "assigned"), "s2": ("seg-0002", "assigned"), "s3": (None, "noise"),
-        "s4": ("seg-0001", "assigned")}  # fmt: skip
+        "s4": ("seg-0001", "assigned")}
     assert registry.current_assignment("s9") is None and registry.history("s9") == []
     with pytest.raises(ValueError, match="at"):
         registry.record_assignments([AssignmentChange("s1", None, "noise")], v2, T0)  # before the current row
@@ -282,7 +282,7 @@ def test_assignment_input_errors_name_the_field(registry: Registry) -> None:
              ([AssignmentChange("s1", "seg-0001", strength=1.5)], "strength"),
              ([AssignmentChange("", "seg-0001")], "shop_id"),
              ([{"shop_id": "s1", "to_segment": None}], "status"),
-             ([AssignmentChange("s1", "seg-0001"), AssignmentChange("s1", "seg-0002")], "more than once")]  # fmt: skip
+             ([AssignmentChange("s1", "seg-0001"), AssignmentChange("s1", "seg-0002")], "more than once")]
     for changes, field in cases:
         with pytest.raises(ValueError, match=field):
             registry.record_assignments(changes, version, T0)

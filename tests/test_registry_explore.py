@@ -13,7 +13,7 @@ pytestmark = pytest.mark.xdist_group("sql")
 
 def _version(reg: Registry) -> int:
     number = reg.register_candidate(feature_set="behaviour-v2", params={}, metrics={"latent": {}}, training_rows=5,
-                                    data_as_of="2025-12", seed=1)  # fmt: skip
+                                    data_as_of="2025-12", seed=1)
     return reg.mark_published(number, f"file:///a/v{number}", "ab" * 32).version
 
 
@@ -21,7 +21,7 @@ def _apply(reg: Registry, version: int, previous: int | None, changes: list[Assi
     """What a relabel leaves: history rows at its time, then (later) the version's lineage row."""
     reg.record_assignments(changes, version, at=utcnow())
     reg.upsert_segments([], lineage={"model_version": version, "previous_version": previous, "continued": [],
-                                     "born": [], "retired": [], "split": [], "merged": []})  # fmt: skip
+                                     "born": [], "retired": [], "split": [], "merged": []})
 
 
 @pytest.fixture
@@ -32,10 +32,10 @@ def history(registry: Registry) -> Registry:
     _apply(registry, v1, None, [AssignmentChange("shop-a", "seg-0001", strength=0.9, reason="new-retailer"),
                                 AssignmentChange("shop-b", "seg-0001", strength=0.8, reason="new-retailer"),
                                 AssignmentChange("shop-c", "seg-0002", strength=0.7, reason="new-retailer"),
-                                AssignmentChange("shop-d", None, "noise", 0.0)])  # fmt: skip
+                                AssignmentChange("shop-d", None, "noise", 0.0)])
     _apply(registry, v2, v1, [AssignmentChange("shop-b", "seg-0002", strength=0.6, reason="retrain"),
                               AssignmentChange("shop-d", "seg-0002", strength=0.95, reason="retrain"),
-                              AssignmentChange("x-e", "seg-0001", strength=0.5, reason="new-retailer")])  # fmt: skip
+                              AssignmentChange("x-e", "seg-0001", strength=0.5, reason="new-retailer")])
     registry.record_assignments([AssignmentChange("shop-a", None, "ineligible", 0.0, "features")], v2, at=utcnow())
     return registry
 
@@ -50,7 +50,7 @@ def test_sizes_and_flows_at_the_moments_versions_were_applied(history: Registry)
                             ("seg-0001", "assigned", "seg-0002", "assigned", 1),
                             ("seg-0002", "assigned", "seg-0002", "assigned", 1),
                             (None, "noise", "seg-0002", "assigned", 1),
-                            (None, "new", "seg-0001", "assigned", 1)], key=str)  # fmt: skip
+                            (None, "new", "seg-0001", "assigned", 1)], key=str)
     assert ("seg-0001", "assigned", None, "ineligible", 1) in history.flows(applied[1].created_at, utcnow())
     for segment in ("seg-0001", "seg-0002"):  # one segment's flows: the same rows, read from its members only
         touching = [f for f in flows if segment in (f[0], f[2])]
@@ -63,7 +63,7 @@ def test_recent_changes_members_and_prefix(history: Registry) -> None:
         ("shop-a", "seg-0001", None), ("x-e", None, "seg-0001"), ("shop-d", None, "seg-0002"),
         ("shop-b", "seg-0001", "seg-0002"), ("shop-c", None, "seg-0002"), ("shop-b", None, "seg-0001"),
         ("shop-a", None, "seg-0001"),
-    ]  # fmt: skip
+    ]
     # d's first row (noise) changed no segment: not a change
     assert {r.shop_id for r in history.recent_changes(segment="seg-0002")} == {"shop-b", "shop-c", "shop-d"}
     assert [r.shop_id for r in history.recent_changes(reason="retrain")] == ["shop-d", "shop-b"]

@@ -26,16 +26,16 @@ def frames() -> dict[str, Any]:
     labels = bundle.latent_clusterer.labels_
     raw = np.where(labels < 2, labels, -1)  # a second, coarser labelling standing in for the raw space
     predictions = pd.DataFrame({"latent_cluster": labels, "latent_cluster_strength": 1.0, "raw_cluster": raw,
-                                "raw_cluster_strength": 1.0}, index=eligible.index).rename_axis("shop_id")  # fmt: skip
+                                "raw_cluster_strength": 1.0}, index=eligible.index).rename_axis("shop_id")
     insights = pd.concat([cluster_insights(eligible, labels, "latent"), cluster_insights(eligible, raw, "raw")],
-                         ignore_index=True)  # fmt: skip
+                         ignore_index=True)
     summary = {"eligible": len(eligible), "features": eligible.shape[1], "feature_set": "behaviour-v2",
                "latent": {"clusters": int(labels.max() + 1), "noise_ratio": float((labels < 0).mean()),
                           "largest_share": 0.3}, "raw": {"clusters": 2, "noise_ratio": float((raw < 0).mean()),
-                                                         "largest_share": 0.4}}  # fmt: skip
+                                                         "largest_share": 0.4}}
     history = {"loss": [1.0, 0.5, 0.3, 0.25], "val_loss": [1.1, 0.6, 0.35, 0.3]}
     return {"summary": summary, "features": features, "predictions": predictions, "insights": insights,
-            "latent": latent, "loss_history": history, "labels": labels}  # fmt: skip
+            "latent": latent, "loss_history": history, "labels": labels}
 
 
 def report(tmp_path: Path, frames: dict[str, Any], **changes: Any) -> str:
@@ -51,7 +51,7 @@ def test_report_is_self_contained_with_every_section(tmp_path: Path, frames: dic
     assert not re.search(r'(src|href)="(https?:)?//', html), "the report must not load anything"
     assert html.count("<svg") == 5  # sizes, raw/latent overlap, seasonality, loss, projection
     for title in ("Data profile", "Raw features vs latent space", "Cluster sizes", "Seasonality per cluster",
-                  "Autoencoder loss", "Latent space in two dimensions", "Per-cluster insights"):  # fmt: skip
+                  "Autoencoder loss", "Latent space in two dimensions", "Per-cluster insights"):
         assert title in html
     labels = frames["labels"]
     insights = html.split('id="insights"')[1]

@@ -68,7 +68,7 @@ def test_ingest_openapi_documents_auth_and_limits(ingest: TestClient) -> None:
 
 
 HOSTS = [("127.0.0.1", True), ("localhost", True), ("::1", True), ("0.0.0.0", False), ("10.1.2.3", False),
-         ("ingest.svc", False)]  # fmt: skip
+         ("ingest.svc", False)]
 
 
 @pytest.mark.parametrize(("host", "loopback"), HOSTS)

@@ -109,7 +109,7 @@ def test_connection_settings_that_cannot_work_are_refused(values: dict, message:
 
 def test_redis_tls_files_travel_in_the_url() -> None:
     settings = Settings(redis_url="rediss://:pw@r:6380/0?ssl_cert_reqs=required", redis_ssl_cafile="/ca.pem",
-                        redis_ssl_certfile="/c.pem", redis_ssl_keyfile="/k.pem")  # fmt: skip
+                        redis_ssl_certfile="/c.pem", redis_ssl_keyfile="/k.pem")
     assert settings.redis_url == (
         "rediss://:pw@r:6380/0?ssl_cert_reqs=required&ssl_ca_certs=%2Fca.pem&ssl_certfile=%2Fc.pem&ssl_keyfile=%2Fk.pem"
     )

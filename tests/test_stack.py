@@ -143,7 +143,7 @@ class _StubbornProcess(ManagedProcess):
 
     def args(self) -> list[str]:
         return ["-c", "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('up', flush=True); "
-                "time.sleep(120)"]  # fmt: skip
+                "time.sleep(120)"]
 
     def ping(self) -> bool:
         return "up" in self.log_tail()

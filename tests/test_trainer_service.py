@@ -86,14 +86,14 @@ def _publish_reference(database_url: str, artifact_uri: str, reference: dict) ->
     with Registry.open(database_url) as registry:
         uri = store_artifact(ArtifactStore(artifact_uri), reference["directory"], FEATURE_SET, reference["sha256"])
         info = register_published(registry, reference["snapshot"], PARAMS, reference["metrics"], {}, uri,
-                                  reference["sha256"])  # fmt: skip
+                                  reference["sha256"])
     return info.version
 
 
 def test_concurrent_requests_and_a_backfill_publish_exactly_one_reproducible_version(
     tmp_path: Path, fresh_kafka_bootstrap: str, redis_url: str, sql_url: str, features: pd.DataFrame,
     executor: FitExecutor, reference: dict,
-) -> None:  # fmt: skip
+) -> None:
     load_feature_store(redis_url, features)
     settings = trainer_settings(tmp_path, fresh_kafka_bootstrap, redis_url, sql_url)
     with RunningTrainer(settings, executor=executor) as trainer:
@@ -149,7 +149,7 @@ def test_concurrent_requests_and_a_backfill_publish_exactly_one_reproducible_ver
     assert info.tags["snapshot"]["feature_set"] == FEATURE_SET and info.tags["snapshot"]["rows"] == snapshot.rows
     assert [e["version"] for e in events] == [1]
     expected = {"version": 1, "feature_set": FEATURE_SET, "artifact_uri": info.artifact_uri, "sha256": info.sha256,
-                "data_as_of": info.data_as_of}  # fmt: skip
+                "data_as_of": info.data_as_of}
     assert {k: v for k, v in events[0].items() if k != "metrics"} == expected
     assert events[0]["metrics"]["latent"]["clusters"] == info.metrics["latent"]["clusters"]
     local = ArtifactStore(settings.effective_artifact_uri).get_dir(info.artifact_uri, tmp_path / "got", info.sha256)
@@ -165,7 +165,7 @@ def test_concurrent_requests_and_a_backfill_publish_exactly_one_reproducible_ver
 def test_gated_model_is_rejected_with_reason_and_current_stays(
     tmp_path: Path, fresh_kafka_bootstrap: str, redis_url: str, features: pd.DataFrame, executor: FitExecutor,
     reference: dict,
-) -> None:  # fmt: skip
+) -> None:
     load_feature_store(redis_url, features)
     database_url = f"sqlite:///{tmp_path / 'gate.db'}"
     settings = trainer_settings(tmp_path, fresh_kafka_bootstrap, redis_url, database_url, gate_min_clusters=50)
@@ -193,7 +193,7 @@ def test_gated_model_is_rejected_with_reason_and_current_stays(
 def test_crash_mid_publication_leaves_no_half_registered_version(
     tmp_path: Path, fresh_kafka_bootstrap: str, redis_url: str, features: pd.DataFrame, executor: FitExecutor,
     reference: dict,
-) -> None:  # fmt: skip
+) -> None:
     """The service path on SQLite; the same steps on both backends without a fit in the recovery test below."""
     load_feature_store(redis_url, features)
     sql_url = f"sqlite:///{tmp_path / 'crash.db'}"
@@ -235,7 +235,7 @@ def test_recovery_removes_what_a_killed_publication_left(tmp_path: Path, sql_url
         uri = store_artifact(store, reference["directory"], FEATURE_SET, reference["sha256"])
         with pytest.raises(RuntimeError, match="killed"):
             register_published(registry, reference["snapshot"], PARAMS, reference["metrics"], {}, uri,
-                               reference["sha256"], before_publish=_raise)  # fmt: skip
+                               reference["sha256"], before_publish=_raise)
         assert registry.current() is None and registry.list_versions()[0].status == "candidate"
         assert recover(registry, store) == {"rejected": [1], "deleted": []}
         assert registry.get(1).status == "rejected" and registry.get(1).reason == ABANDONED
@@ -251,7 +251,7 @@ def _serve(env: dict[str, str], log: Path) -> subprocess.Popen:
     """``stableseg serve trainer`` (the container entrypoint) in its own process group."""
     with log.open("ab") as out:
         return subprocess.Popen([STABLESEG, "serve", "trainer"], env=env, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)  # fmt: skip
+                                start_new_session=True)
 
 
 STABLESEG = str(Path(sys.executable).with_name("stableseg"))
@@ -270,7 +270,7 @@ def test_killed_trainer_process_leaves_nothing_and_the_restart_serves_the_reques
     # A client waits for the new version (started now, it asks once the broker answers); the restarted service
     # must serve both its request and the one the killed service never finished.
     waiting = subprocess.Popen([STABLESEG, "retrain", "--wait", "--json", "--timeout", "300", "--reason", "after"],
-                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     second = None
     try:
         send_request(fresh_kafka_bootstrap, reason="kill-test")
@@ -322,7 +322,7 @@ def test_a_replica_waits_for_the_lock_and_skips_what_another_replica_served(
         assert status["pending"] and not status["training"] and status["last_outcome"] is None  # waiting
         # The other replica finishes: its version's snapshot is newer than our request, then it lets go.
         uri = store_artifact(ArtifactStore(settings.effective_artifact_uri), reference["directory"], FEATURE_SET,
-                             reference["sha256"])  # fmt: skip
+                             reference["sha256"])
         served = replace(reference["snapshot"], taken_at=datetime.now(UTC))
         register_published(other, served, PARAMS, reference["metrics"], {}, uri, reference["sha256"])
         assert other.release_training_lock("other-replica")

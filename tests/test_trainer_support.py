@@ -54,7 +54,7 @@ def trainer_settings(tmp_path: Path, bootstrap: str, redis_url: str, database_ur
         "data_dir": data_dir, "database_url": database_url, "artifact_uri": str(tmp_path / "artifacts"),
         "kafka_bootstrap": bootstrap, "redis_url": redis_url, "feature_set": FEATURE_SET, "log_format": "json",
         "trainer_port": free_port(), "retrain_debounce_seconds": 2.0, **TINY,
-    }  # fmt: skip
+    }
     values.update(overrides)
     return Settings(**values)
 
@@ -63,7 +63,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
     """The same configuration as ``STABLESEG_*`` environment variables (for a subprocess)."""
     keys = ("data_dir", "database_url", "artifact_uri", "kafka_bootstrap", "redis_url", "feature_set", "log_format",
             "trainer_port", "retrain_debounce_seconds", "epochs", "min_cluster_size",
-            "trainer_lock_ttl_seconds")  # fmt: skip
+            "trainer_lock_ttl_seconds")
     return {f"STABLESEG_{k.upper()}": str(getattr(settings, k)) for k in keys}
 
 
@@ -73,7 +73,7 @@ class RunningTrainer:
     def __init__(self, settings: Settings, **options: Any) -> None:
         self.port = settings.trainer_port
         config = uvicorn.Config(create_app(settings, **options), host="127.0.0.1", port=self.port, log_config=None,
-                                access_log=False, lifespan="on")  # fmt: skip
+                                access_log=False, lifespan="on")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="trainer-under-test", daemon=True)
         self.http = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=10.0)

@@ -125,14 +125,14 @@ def test_artifact_names_are_content_addressed_and_valid() -> None:
 
 def _info(status: str = "published") -> ModelVersionInfo:
     report = {"n": 10, "clusters": 2, "noise": 1, "noise_ratio": 0.1, "largest_share": 0.5, "sizes": {"0": 5, "1": 4},
-              "gini": 0.05, "silhouette": 0.3, "dbcv": None, "ari": None, "ami": None}  # fmt: skip
+              "gini": 0.05, "silhouette": 0.3, "dbcv": None, "ari": None, "ami": None}
     metrics = {"n": 10, "latent": report, "raw": report, "seconds": {"total": 1.0},
-               "autoencoder": {"epochs_run": 3, "final_loss": 0.5, "history": {"loss": [1.0, 0.7, 0.5]}}}  # fmt: skip
+               "autoencoder": {"epochs_run": 3, "final_loss": 0.5, "history": {"loss": [1.0, 0.7, 0.5]}}}
     return ModelVersionInfo(
         version=3, created_at=datetime(2025, 1, 1, tzinfo=UTC), feature_set="behaviour-v2", params={},
         metrics=metrics, training_rows=10, data_as_of="2024-12", artifact_uri="/a/model-x", sha256="ab" * 32,
         status=status, reason=None, tags={}, seed=42,
-    )  # fmt: skip
+    )
 
 
 def test_published_event_carries_the_contract_fields() -> None:

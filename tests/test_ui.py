@@ -24,9 +24,9 @@ from services.assigner.ui.render import PLOTLY, STATIC
 
 pytestmark = [pytest.mark.xdist_group("ui"), pytest.mark.slow]
 SHOTS = Path(os.environ.get("STABLESEG_UI_SCREENSHOTS", Path(__file__).resolve().parents[1] / ".stableseg" /
-                            "ui-screenshots"))  # fmt: skip
+                            "ui-screenshots"))
 CHROMIUM_FLAGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 LINES = "g.scatterlayer g.trace"  # one per line trace
 RENDERED = "[...document.querySelectorAll('figure.chart')].every(f => f.dataset.rendered === 'true')"
 
@@ -61,7 +61,7 @@ def test_pages_over_http(world: dict[str, Any]) -> None:
     url, want = world["url"], expected(world)
     active = httpx.get(f"{url}/v1/segments").json()["segments"]
     pages = ["/ui", f"/ui/segments/{want['segment']}", f"/ui/retailers/{want['shop']}", "/ui/lineage",
-             "/ui/lineage?version=1", "/ui/models", "/ui/changes", "/ui/changes?reason=retrain"]  # fmt: skip
+             "/ui/lineage?version=1", "/ui/models", "/ui/changes", "/ui/changes?reason=retrain"]
     html = {}
     for path in pages:
         response = httpx.get(url + path)
@@ -77,7 +77,7 @@ def test_pages_over_http(world: dict[str, Any]) -> None:
     labels = [label.split()[0] for label in sankey["node"]["label"]]
     link = sankey["link"]
     links = Counter({(labels[a], labels[b]): n for a, b, n in zip(link["source"], link["target"], link["value"],
-                                                                  strict=True)})  # fmt: skip
+                                                                  strict=True)})
     assert links == want["flows"]
     assert "new-retailer" not in html["/ui/changes?reason=retrain"].split("<tbody>")[1]
     members_table = html[f"/ui/segments/{want['segment']}"].split('id="members"')[1].split("</table>")[0]
@@ -89,7 +89,7 @@ def test_pages_over_http(world: dict[str, Any]) -> None:
 def test_unknowns_are_404_pages_and_search_redirects(world: dict[str, Any]) -> None:
     url, want = world["url"], expected(world)
     for path in ("/ui/retailers/NOBODY-HERE", "/ui/segments/seg-9999", "/ui/segments/bogus", "/ui/lineage?version=99",
-                 "/ui/lineage?version=abc", "/ui/nope", "/ui/static/nope.js", "/ui/search?q=zzz-nothing"):  # fmt: skip
+                 "/ui/lineage?version=abc", "/ui/nope", "/ui/static/nope.js", "/ui/search?q=zzz-nothing"):
         response = httpx.get(url + path)
         assert response.status_code == 404, path
         assert response.headers["content-type"].startswith("text/html"), path
@@ -97,7 +97,7 @@ def test_unknowns_are_404_pages_and_search_redirects(world: dict[str, Any]) -> N
         assert "Traceback" not in response.text and 'role="search"' in response.text
     assert "NOBODY-HERE" in httpx.get(f"{url}/ui/retailers/NOBODY-HERE").text
     for query, target in ((want["segment"], f"/ui/segments/{want['segment']}"),
-                          (want["shop"], f"/ui/retailers/{want['shop']}"), ("", "/ui")):  # fmt: skip
+                          (want["shop"], f"/ui/retailers/{want['shop']}"), ("", "/ui")):
         response = httpx.get(f"{url}/ui/search", params={"q": query})
         assert response.status_code == 303 and response.headers["location"] == target
     prefix = httpx.get(f"{url}/ui/search", params={"q": want["shop"][:-1]})
@@ -159,7 +159,7 @@ def check_interactions(page: Any, world: dict[str, Any], want: dict[str, Any]) -
     page.fill("#promote input[name=token]", TOKEN)
     page.click("#promote button")
     page.wait_for_function("document.getElementById('promote-result').textContent.includes('v1 serves now')",
-                           timeout=60_000)  # fmt: skip
+                           timeout=60_000)
     assert httpx.get(f"{url}/v1/models/current").json()["version"] == 1
 
 
@@ -195,10 +195,10 @@ def test_pages_in_a_real_browser(world: dict[str, Any]) -> None:
             assert missing is not None and missing.status == 404 and page.text_content("h1").startswith("Not found")
             page.screenshot(path=str(SHOTS / "not-found.png"))
             phone = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True,
-                                        has_touch=True)  # fmt: skip
+                                        has_touch=True)
             small = phone.new_page()
             for path in ("/ui", f"/ui/segments/{want['segment']}", f"/ui/retailers/{want['shop']}", "/ui/lineage",
-                         "/ui/models", "/ui/changes"):  # fmt: skip
+                         "/ui/models", "/ui/changes"):
                 browse(small, url + path, "phone-" + re.sub(r"\W+", "-", path.strip("/")))
                 width = small.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
                 assert width[0] <= width[1], f"{path}: the page is wider than the phone ({width})"

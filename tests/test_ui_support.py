@@ -72,7 +72,7 @@ def _publish(world: dict[str, Any], seed: int, min_cluster_size: int) -> int:
     uri = world["artifacts"].put_dir(directory, f"model-ui-{version}-{sha[:12]}")
     number = registry.register_candidate(feature_set=bundle.feature_set, params=bundle.params.model_dump(),
                                          metrics=_metrics(bundle), training_rows=len(world["features"]),
-                                         data_as_of="2025-12", seed=seed, artifact_uri=uri, sha256=sha)  # fmt: skip
+                                         data_as_of="2025-12", seed=seed, artifact_uri=uri, sha256=sha)
     world["bus"].send(published_record(registry.mark_published(number)))
     wait_for(lambda: world["bus"].lineage_of(number), what=f"lineage of version {number}")
     world["states"][number] = AssignmentStore(world["settings"].redis_url).states()
@@ -84,7 +84,7 @@ def send_newcomer(world: dict[str, Any], template_shop: str) -> str:
     sales = world["sales"]
     newcomer = f"NEW-{uuid.uuid4().hex[:6]}"
     events = load_feature_store(world["settings"].redis_url, sales[sales["shop_id"] == template_shop]
-                                .assign(shop_id=newcomer), revision=7)  # fmt: skip
+                                .assign(shop_id=newcomer), revision=7)
     for event in events:
         world["bus"].send(encode_event(FEATURES_UPDATED, event, key=event["shop_id"], source="test"))
     return newcomer
@@ -101,14 +101,14 @@ def running_world(tmp: Path) -> Iterator[dict[str, Any]]:
     data.mkdir()
     settings = Settings(data_dir=data, database_url=f"sqlite:///{data / 'stableseg.db'}",
                         artifact_uri=str(data / "artifacts"), kafka_bootstrap=broker.bootstrap,
-                        redis_url=redis_server.url, admin_token=SecretStr(TOKEN))  # fmt: skip
+                        redis_url=redis_server.url, admin_token=SecretStr(TOKEN))
     ensure_topics(broker.bootstrap, topic_specs(settings))
     registry, bus = Registry.open(settings.effective_database_url), Bus(broker.bootstrap)
     sales, features = synthetic()
     load_feature_store(settings.redis_url, sales)
     world: dict[str, Any] = {"settings": settings, "registry": registry, "bus": bus, "tmp": tmp, "sales": sales,
                              "features": features, "artifacts": ArtifactStore(settings.effective_artifact_uri),
-                             "states": {}}  # fmt: skip
+                             "states": {}}
     app = create_app(settings, link=KafkaLink(settings, group_id=f"ui-{uuid.uuid4().hex[:8]}"))
     try:
         with serving(app, free_port()) as url:
@@ -118,7 +118,7 @@ def running_world(tmp: Path) -> Iterator[dict[str, Any]]:
             _publish(world, 1, 40)  # a coarser retrain: one cluster fewer, so the lineage has more than continuations
             refused = registry.register_candidate(feature_set="behaviour-v2", params={}, metrics={
                 "latent": {"clusters": 1, "noise_ratio": 0.61, "largest_share": 0.39}}, training_rows=len(features),
-                data_as_of="2025-12", seed=9)  # fmt: skip
+                data_as_of="2025-12", seed=9)
             registry.mark_rejected(refused, "noise_ratio 61.0% > 25.0%")
             time.sleep(0.2)
             yield world

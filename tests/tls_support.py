@@ -34,13 +34,13 @@ def make_certs(directory: Path) -> Certs:
     """A CA, a server certificate for 127.0.0.1/localhost and a client certificate, all signed by the CA."""
     directory.mkdir(parents=True, exist_ok=True)
     _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
-             "-subj", "/CN=stableseg-test-ca", cwd=directory)  # fmt: skip
+             "-subj", "/CN=stableseg-test-ca", cwd=directory)
     (directory / "san.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
     for name in ("server", "client"):
         _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
-                 "-subj", f"/CN={name}", cwd=directory)  # fmt: skip
+                 "-subj", f"/CN={name}", cwd=directory)
         _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-                 "-out", f"{name}.pem", "-days", "2", "-extfile", "san.ext", cwd=directory)  # fmt: skip
+                 "-out", f"{name}.pem", "-days", "2", "-extfile", "san.ext", cwd=directory)
     d = directory
     return Certs(d / "ca.pem", d / "server.pem", d / "server.key", d / "client.pem", d / "client.key")
 
@@ -55,7 +55,7 @@ class AdvertisingBroker(EmbeddedBroker):
     def args(self) -> list[str]:
         return ["broker", "--listener-url", f"tcp://127.0.0.1:{self.port}",
                 "--advertised-listener-url", f"tcp://127.0.0.1:{self.advertised}",
-                "--storage-engine", "memory://tansu/"]  # fmt: skip
+                "--storage-engine", "memory://tansu/"]
 
     def ping(self) -> bool:
         """The port accepts connections (a metadata round trip would lead to the TLS address)."""

@@ -38,7 +38,7 @@ class Serving:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Serving:
         return cls(int(data["version"]), str(data["feature_set"]),
-                   {int(c): str(s) for c, s in data["clusters"].items()}, dict(data["names"]))  # fmt: skip
+                   {int(c): str(s) for c, s in data["clusters"].items()}, dict(data["names"]))
 
     @classmethod
     def from_segments(cls, version: int, feature_set: str, segments: Mapping[str, SegmentInfo]) -> Serving:
@@ -88,7 +88,7 @@ def previous_frame(states: pd.DataFrame | None) -> pd.DataFrame:
     index = shop_index(frame.index)
     return pd.DataFrame({"segment": pd.Series(segment, index=index, dtype=object),
                          "status": pd.Series(status, index=index, dtype=object),
-                         "strength": np.clip(strength, 0.0, 1.0)}, index=index)  # fmt: skip
+                         "strength": np.clip(strength, 0.0, 1.0)}, index=index)
 
 
 def shop_index(index: pd.Index) -> pd.Index:

@@ -61,7 +61,7 @@ def next_states(outcome: RelabelOutcome, previous: pd.DataFrame | None, at: date
         "segment": frame["segment"], "name": frame["name"], "status": frame["status"],
         "strength": frame["strength"].round(6), "model_version": outcome.version, "since": since,
         "reason": reason,
-    }, index=frame.index)  # fmt: skip
+    }, index=frame.index)
 
 
 def history_rows(frame: pd.DataFrame, default_reason: str) -> list[list[Any]]:
@@ -70,7 +70,7 @@ def history_rows(frame: pd.DataFrame, default_reason: str) -> list[list[Any]]:
     reasons = moved["reason"].where(moved["reason"].notna(), default_reason)
     return [[str(shop), seg, status, round(float(strength), 6), reason]
             for shop, seg, status, strength, reason in zip(moved.index, moved["segment"], moved["status"],
-                                                           moved["strength"], reasons, strict=True)]  # fmt: skip
+                                                           moved["strength"], reasons, strict=True)]
 
 
 def serving_record(outcome: RelabelOutcome, model: dict[str, Any]) -> dict[str, Any]:
@@ -80,13 +80,13 @@ def serving_record(outcome: RelabelOutcome, model: dict[str, Any]) -> dict[str, 
 def persist_sql(registry: Registry, pending: PendingRelabel) -> None:
     """Segments + retirements + id counter + lineage (one transaction), then the history rows (another)."""
     registry.upsert_segments(pending.segment_infos(), next_number=pending.next_number, retire=pending.retired,
-                             lineage=pending.lineage)  # fmt: skip
+                             lineage=pending.lineage)
     record_history(registry, pending.history, pending.version, pending.time)
 
 
 def record_history(registry: Registry, rows: list[list[Any]], version: int, at: datetime) -> int:
     changes = [AssignmentChange(shop, seg, HISTORY_STATUS[status], strength, reason)
-               for shop, seg, status, strength, reason in rows]  # fmt: skip
+               for shop, seg, status, strength, reason in rows]
     return registry.record_assignments(changes, version, at=at) if changes else 0
 
 
@@ -113,9 +113,9 @@ def rebuild_from_sql(registry: Registry, store: AssignmentStore) -> int | None:
         "model_version": version,
         "since": pd.Series([r.valid_from.isoformat() for r in rows], index=index, dtype=object),
         "reason": pd.Series([r.reason for r in rows], index=index, dtype=object),
-    }, index=index)  # fmt: skip
+    }, index=index)
     gen = store.stage(states, {**serving.to_json(), "sha256": info.sha256, "artifact_uri": info.artifact_uri},
-                      {"rebuild": True})  # fmt: skip
+                      {"rebuild": True})
     store.switch(gen)
     log.warning("assigner.redis_rebuilt", version=version, retailers=len(states))
     return version

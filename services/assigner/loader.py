@@ -38,7 +38,7 @@ class BundleLoader:
             raise ModelRefused(f"version {info.version} has no artifact_uri/sha256 in the registry")
         if announced_sha256 is not None and announced_sha256 != info.sha256:
             raise ModelRefused(f"sha256: the announcement says {announced_sha256} but the registry recorded "
-                               f"{info.sha256} for version {info.version}")  # fmt: skip
+                               f"{info.sha256} for version {info.version}")
         local = self.cache_dir / f"v{info.version}-{info.sha256[:16]}"
         if local.is_dir():
             try:

@@ -38,4 +38,4 @@ class AssignerMetrics:
                                   registry=registry),
             events_skipped=Counter("stableseg_assigner_events_skipped_total", "Unreadable or foreign events skipped",
                                    ["topic"], registry=registry),
-        )  # fmt: skip
+        )

@@ -70,7 +70,7 @@ class OnlineAssigner:
         parts = []
         if len(rows):
             parts.append(assign_online(previous.loc[previous.index.intersection(rows.index)], rows, self.bundle,
-                                       self.serving, self.params))  # fmt: skip
+                                       self.serving, self.params))
         gone = pd.Index(ineligible)
         if not self.params.online_moves:  # a retailer's segment is only taken away by a retrain (see assign_online)
             gone = gone.difference(previous.index[previous["segment"].notna().to_numpy()])
@@ -111,4 +111,4 @@ def _states(decided: pd.DataFrame, previous: pd.DataFrame, version: int, at: Any
         "segment": decided["segment"], "name": decided["name"], "status": decided["status"],
         "strength": decided["strength"].astype(float).round(6), "model_version": version, "since": since,
         "reason": reason,
-    }, index=decided.index)  # fmt: skip
+    }, index=decided.index)

@@ -46,13 +46,13 @@ class PendingRelabel:
 
     @classmethod
     def from_outcome(cls, outcome: RelabelOutcome, model: dict[str, Any], at: datetime, trigger: str
-                     ) -> PendingRelabel:  # fmt: skip
+                     ) -> PendingRelabel:
         return cls(
             version=outcome.version, previous_version=outcome.previous_version, trigger=trigger, at=at.isoformat(),
             model=model, segments=[_segment_json(s) for s in outcome.segments], retired=list(outcome.retired),
             next_number=outcome.state.next_number, lineage=outcome.lineage,
             history=history_rows(outcome.assignments, "retrain"), changes=outcome.changes, counts=outcome.counts,
-        )  # fmt: skip
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "promote": self.promote}
@@ -73,9 +73,9 @@ class PendingRelabel:
         """The changes and the lineage; ids derive from the relabel, so a replay repeats them."""
         now, base = utcnow(), f"{self.version}:{self.at}"
         records = [encode_event(SEGMENTS_CHANGES, c, key=c["shop_id"], source=source, time=now,
-                                event_id=f"{base}:{c['shop_id']}") for c in self.changes]  # fmt: skip
+                                event_id=f"{base}:{c['shop_id']}") for c in self.changes]
         records.append(encode_event(SEGMENTS_LINEAGE, self.lineage, key=str(self.version), source=source, time=now,
-                                    event_id=f"{base}:lineage"))  # fmt: skip
+                                    event_id=f"{base}:lineage"))
         return records
 
 

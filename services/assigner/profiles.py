@@ -51,7 +51,7 @@ def _seed_v1(frame: pd.DataFrame) -> tuple[np.ndarray, dict[str, float]]:
     products = frame[[f"avg_unique_products_month_{m}" for m in MONTHS]].to_numpy(dtype=float)
     active = sales > 0
     per_shop_products = np.divide(products.sum(axis=1), active.sum(axis=1), out=np.zeros(len(frame)),
-                                  where=active.any(axis=1))  # fmt: skip
+                                  where=active.any(axis=1))
     traits = {
         "growth": float(np.median(frame["median_yoy_sales_growth"])),
         "volatility": float(max(np.median(frame["cv_monthly_sales_qty"]), 0.0)),

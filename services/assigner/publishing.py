@@ -19,7 +19,7 @@ def change_records(changes: Sequence[dict[str, Any]]) -> list[KafkaRecord]:
 
 
 async def publish(link: KafkaLink, metrics: AssignerMetrics, records: list[KafkaRecord],
-                  changes: Sequence[dict[str, Any]]) -> None:  # fmt: skip
+                  changes: Sequence[dict[str, Any]]) -> None:
     """Send ``records`` (acknowledged by the broker, or an exception), then count ``changes`` by reason."""
     await link.send(records)
     for change in changes:

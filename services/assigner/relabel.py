@@ -54,7 +54,7 @@ class RelabelOutcome:
 
 
 def relabel(book: Book, features: pd.DataFrame, bundle: ModelBundle, version: int,
-            params: MatchParams | None = None) -> RelabelOutcome:  # fmt: skip
+            params: MatchParams | None = None) -> RelabelOutcome:
     """Apply model ``version`` (``bundle``) to the eligible retailers' ``features`` (index shop_id, the bundle's
     columns among the columns), continuing the segments of ``book``."""
     params = params or MatchParams()
@@ -66,14 +66,14 @@ def relabel(book: Book, features: pd.DataFrame, bundle: ModelBundle, version: in
     previous = previous_frame(book.assignments)
     result = match_clusters(previous["segment"], label_series, book.state, params)
     decided = assign_segments(previous, label_series, pd.Series(strengths, index=features.index), result, params,
-                              reason="retrain").set_index("shop_id")  # fmt: skip
+                              reason="retrain").set_index("shop_id")
     decided["label"] = labels
     gone = _ineligible(previous, features.index, reason="retrain")
 
     active = sorted(set(result.cluster_to_segment.values()), key=segment_sort_key)
     profiles = _profiles(features, bundle, decided, result, version)
     names = resolve_names(result, {s: info.name for s, info in book.segments.items()},
-                          {s: naming_input(p) for s, p in profiles.items()})  # fmt: skip
+                          {s: naming_input(p) for s, p in profiles.items()})
     assignments = pd.concat([decided, gone]) if len(gone) else decided
     assignments.index = shop_index(assignments.index)
     assignments["name"] = assignments["segment"].map(names).astype(object).where(assignments["segment"].notna(), None)
@@ -86,23 +86,23 @@ def relabel(book: Book, features: pd.DataFrame, bundle: ModelBundle, version: in
                     else version, last_version=version, status="active", size=int(sizes.get(s, 0)),
                     profile=profiles[s], parent_segment=parents.get(s))
         for s in active
-    ]  # fmt: skip
+    ]
     retired = sorted(set(book.segments) - set(active), key=segment_sort_key)
     lineage = result.to_lineage(version, book.version)
     lineage["retired"] = sorted(set(lineage["retired"]) | set(retired), key=segment_sort_key)
     lineage["trust"] = {s: {"trust": profiles[s]["trust"], "trust_level": trust_level(profiles[s]["trust"])}
-                        for s in active}  # fmt: skip
+                        for s in active}
     serving = Serving(version, bundle.feature_set, dict(result.cluster_to_segment), {s: names[s] for s in active})
     changes = change_events(assignments, version)
     counts = {"retailers": len(assignments), "eligible": len(decided), "changed": len(changes),
               "held": int(decided["held"].sum()), "noise": int((assignments["status"] == "noise").sum()),
-              "ineligible": int((assignments["status"] == "ineligible").sum()), "segments": len(active)}  # fmt: skip
+              "ineligible": int((assignments["status"] == "ineligible").sum()), "segments": len(active)}
     return RelabelOutcome(version, book.version, assignments[[*STATE_COLUMNS, "label"]], changes, lineage, segments,
-                          retired, serving, result.state, counts)  # fmt: skip
+                          retired, serving, result.state, counts)
 
 
 def assign_online(book_rows: pd.DataFrame | None, features: pd.DataFrame, bundle: ModelBundle, serving: Serving,
-                  params: MatchParams | None = None) -> pd.DataFrame:  # fmt: skip
+                  params: MatchParams | None = None) -> pd.DataFrame:
     """The serving model's decision for a few eligible retailers (``features.updated``), with the same rules as a
     relabel: index shop_id, ``STATE_COLUMNS``; reason "features" or "new-retailer" for changes. Without
     ``params.online_moves`` a retailer pulled into another segment is held there until the next retrain decides
@@ -116,13 +116,13 @@ def assign_online(book_rows: pd.DataFrame | None, features: pd.DataFrame, bundle
         cluster_to_segment=dict(serving.cluster_to_segment),
         continued=[{"segment": s, "cluster": c, "jaccard": 1.0} for c, s in serving.cluster_to_segment.items()],
         born=[], retired=[], split=[], merged=[], state=SegmentIdState(),
-    )  # fmt: skip
+    )
     known = set(serving.cluster_to_segment)
     labels = np.where(np.isin(labels, list(known)) | (labels < 0), labels, -1)  # a cluster without segment: noise
     params = params or MatchParams()
     decided = assign_segments(previous, pd.Series(labels, index=features.index),
                               pd.Series(strengths, index=features.index), result, params, reason="features",
-                              hold_switches=not params.online_moves)  # fmt: skip
+                              hold_switches=not params.online_moves)
     decided.index = shop_index(decided.pop("shop_id"))
     # A held retailer keeps its previous strength online: only a retrain spends the hysteresis' one-off grace, so
     # a retailer caught mid-month by noise or a weak pull elsewhere stays put until the month settles or the next
@@ -154,7 +154,7 @@ def change_events(assignments: pd.DataFrame, version: int) -> list[dict[str, Any
         for shop, prev, seg, strength, reason, status in zip(
             rows.index, rows["from_segment"], rows["segment"], rows["strength"], rows["reason"], rows["status"],
             strict=True)
-    ]  # fmt: skip
+    ]
 
 
 def _ineligible(previous: pd.DataFrame, eligible: pd.Index, reason: str) -> pd.DataFrame:
@@ -166,7 +166,7 @@ def _ineligible(previous: pd.DataFrame, eligible: pd.Index, reason: str) -> pd.D
         "from_segment": gone["segment"].astype(object),
         "reason": pd.Series(np.where(had, reason, None), index=gone.index, dtype=object),
         "held": False, "label": -1,
-    }, index=gone.index)  # fmt: skip
+    }, index=gone.index)
 
 
 def _aligned(status: pd.Series, frame: pd.DataFrame) -> np.ndarray:
@@ -185,7 +185,7 @@ def _check_features(features: pd.DataFrame, bundle: ModelBundle) -> pd.DataFrame
 
 
 def _profiles(features: pd.DataFrame, bundle: ModelBundle, decided: pd.DataFrame, result: MatchResult,
-              version: int) -> dict[str, dict[str, Any]]:  # fmt: skip
+              version: int) -> dict[str, dict[str, Any]]:
     """Profile per segment from its members after the decision (the cluster's members when it kept none)."""
     out: dict[str, dict[str, Any]] = {}
     segment_of = decided["segment"].to_numpy(dtype=object)
@@ -197,5 +197,5 @@ def _profiles(features: pd.DataFrame, bundle: ModelBundle, decided: pd.DataFrame
         profile = segment_profile(features.loc[members], bundle.feature_set, bundle.columns)
         trust = bundle.trust.get(int(cluster))
         out[segment] = {**profile, "source": {"model_version": version, "cluster": int(cluster)},
-                        "trust": None if trust is None else round(float(trust), 4)}  # fmt: skip
+                        "trust": None if trust is None else round(float(trust), 4)}
     return out

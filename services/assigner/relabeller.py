@@ -54,7 +54,7 @@ class Relabeller:
     params: MatchParams
 
     async def apply(self, info: ModelVersionInfo, announced_sha: str | None, trigger: str,
-                    serving: int | None = None) -> Applied:  # fmt: skip
+                    serving: int | None = None) -> Applied:
         """Relabel every eligible retailer with ``info``; ModelRefused (counted, logged) changes nothing.
         ``serving`` is the version serving now (for the log)."""
         started = time.perf_counter()
@@ -64,13 +64,13 @@ class Relabeller:
         except ModelRefused as exc:
             self.metrics.refusals.inc()
             log.error("assigner.model_refused", version=info.version, trigger=trigger, error=str(exc),
-                      serving=serving)  # fmt: skip
+                      serving=serving)
             raise
         book = await asyncio.to_thread(load_book, self.registry(), self.store)
         outcome = await asyncio.to_thread(relabel, book, features, bundle, info.version, self.params)
         at = utcnow()
         model = {"version": info.version, "sha256": info.sha256, "artifact_uri": info.artifact_uri,
-                 "feature_set": info.feature_set}  # fmt: skip
+                 "feature_set": info.feature_set}
         pending = PendingRelabel.from_outcome(outcome, model, at, trigger)
         states = next_states(outcome, book.assignments, at)
         gen = await asyncio.to_thread(self.store.stage, states, serving_record(outcome, model), pending.to_json())
@@ -79,7 +79,7 @@ class Relabeller:
         seconds = time.perf_counter() - started
         self.metrics.relabel_seconds.observe(seconds)
         log.info("assigner.relabelled", version=info.version, previous=book.version, trigger=trigger,
-                 seconds=round(seconds, 2), **outcome.counts, lineage=outcome.lineage)  # fmt: skip
+                 seconds=round(seconds, 2), **outcome.counts, lineage=outcome.lineage)
         return Applied(pending, bundle, outcome.serving)
 
     def _snapshot(self, feature_set: str) -> pd.DataFrame:

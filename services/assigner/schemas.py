@@ -17,7 +17,7 @@ class RetailerSegment(BaseModel):
     segment_name: str | None
     strength: float = Field(description="membership strength in [0, 1] under the serving model (0 for noise)")
     status: Status = Field(description="assigned | noise (no segment fits) | ineligible (too little history) | "
-                           "unknown (eligible but not assigned yet)")  # fmt: skip
+                           "unknown (eligible but not assigned yet)")
     model_version: int | None
     since: datetime | None = Field(description="when the retailer's segment (or status) last changed")
 
@@ -47,9 +47,9 @@ class SegmentOut(BaseModel):
     last_version: int
     parent_segment: str | None = Field(description="the segment it split from, if any")
     profile: dict[str, Any] = Field(description="seasonality (12 monthly shares), traits, features "
-                                    "({column: {mean, median, std}}), source {model_version, cluster}")  # fmt: skip
+                                    "({column: {mean, median, std}}), source {model_version, cluster}")
     trust: float | None = Field(None, description="bootstrap stability of the segment's cluster at training: mean "
-                                "Jaccard of its best match over resamples (0-1)")  # fmt: skip
+                                "Jaccard of its best match over resamples (0-1)")
     trust_level: TrustLevel | None = Field(None, description="stable >= 0.75, weak 0.5-0.75, unstable < 0.5")
 
 

@@ -48,9 +48,9 @@ class AssignerService:
         self.params = MatchParams.from_settings(settings)
         self.store = AssignmentStore(settings.redis_url, cluster=settings.redis_cluster)
         self.features = FeatureStore(settings.redis_url, cluster=settings.redis_cluster,
-                                     groups=settings.feature_store_slot_groups)  # fmt: skip
+                                     groups=settings.feature_store_slot_groups)
         self.loader = BundleLoader(ArtifactStore(settings.effective_artifact_uri),
-                                   settings.data_dir / "assigner-models")  # fmt: skip
+                                   settings.data_dir / "assigner-models")
         self.link = link or KafkaLink(settings)
         self.registry: Registry | None = None
         self.lock = asyncio.Lock()
@@ -60,7 +60,7 @@ class AssignerService:
         self.initialised = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.relabeller = Relabeller(self._registry, self.store, self.features, self.loader, self.link, metrics,
-                                     self.params)  # fmt: skip
+                                     self.params)
 
     # --- life cycle ----------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -81,7 +81,7 @@ class AssignerService:
     async def _run(self) -> None:
         retrying = AsyncRetrying(retry=retry_if_exception_type(Exception), wait=wait_exponential(0.2, max=5),
                                  before_sleep=lambda s: log.warning("assigner.init_retry", attempt=s.attempt_number,
-                                                                    error=repr(s.outcome.exception())))  # fmt: skip
+                                                                    error=repr(s.outcome.exception())))
         await self.link.start()
         async for attempt in retrying:
             with attempt:
@@ -214,7 +214,7 @@ class AssignerService:
                 return {"version": version, "previous_version": version, "changes": 0, "lineage": None}
             pending = await self._apply(info, None, "promote")
             return {"version": version, "previous_version": pending.previous_version, "counts": pending.counts,
-                    "changes": len(pending.changes), "lineage": pending.lineage}  # fmt: skip
+                    "changes": len(pending.changes), "lineage": pending.lineage}
 
     async def _apply(self, info: ModelVersionInfo, announced_sha: str | None, trigger: str) -> PendingRelabel:
         serving = None if self.serving is None else self.serving.version

@@ -168,7 +168,7 @@ class AssignmentStore:
         p = prefix(gen)
         shops = [str(s) for s in states.index]
         columns = [states[f].to_numpy(dtype=object) if f in states.columns else np.full(len(states), None)
-                   for f in FIELDS]  # fmt: skip
+                   for f in FIELDS]
         for start in range(0, len(shops), _CHUNK):
             pipe = self.redis.pipeline(transaction=False)
             stop = min(start + _CHUNK, len(shops))

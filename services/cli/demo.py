@@ -46,7 +46,7 @@ def demo(
 
     options = DemoOptions(retailers=retailers, years=years, seed=seed, drift_fraction=drift_fraction,
                           drift_month=drift_month, data_dir=data_dir, keep_running=keep_running,
-                          step_timeout=step_timeout)  # fmt: skip
+                          step_timeout=step_timeout)
     try:
         options.validate()
     except ValueError as exc:

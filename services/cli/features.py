@@ -91,7 +91,7 @@ def rebuild(
     settings = get_settings()
     configure_logging(settings.log_format, "WARNING")
     progress = Progress(TextColumn("[bold]rebuild"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        console=err, transient=as_json)  # fmt: skip
+                        console=err, transient=as_json)
     with progress:
         task = progress.add_task("rebuild", total=None)
 
@@ -103,4 +103,4 @@ def rebuild(
         typer.echo(json.dumps(asdict(summary)))
     else:
         err.print(f"rebuilt epoch {summary.epoch}: {summary.records} records, {summary.shops} retailers, "
-                  f"{summary.rejected} rejected, latest month {summary.latest_month}")  # fmt: skip
+                  f"{summary.rejected} rejected, latest month {summary.latest_month}")

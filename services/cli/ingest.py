@@ -57,14 +57,14 @@ def ingest(
     progress = Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), RowsPerSecond(),
         TimeElapsedColumn(), console=console, transient=as_json,
-    )  # fmt: skip
+    )
     try:
         with progress:
             task = progress.add_task(f"ingest {csv.name}", total=total)
             summary = load_csv(
                 csv, bootstrap, chunksize=chunksize, rejects_out=rejects_out,
                 on_progress=lambda rows: progress.advance(task, rows), security=kafka_security(settings, "aiokafka"),
-            )  # fmt: skip
+            )
     except SalesCSVError as exc:
         console.print(f"[red]error:[/red] {csv}: {exc}")
         raise typer.Exit(EXIT_BAD_FILE) from None

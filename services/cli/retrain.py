@@ -37,7 +37,7 @@ def _default_requester() -> str:
 def _watch_published(bootstrap: str, security: dict[str, Any]) -> KafkaConsumer:
     """A group-less consumer positioned at the current end of ``models.published`` (set BEFORE requesting)."""
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-                             client_id="stableseg-retrain", **security)  # fmt: skip
+                             client_id="stableseg-retrain", **security)
     ids = consumer.partitions_for_topic(MODELS_PUBLISHED) or {0}
     partitions = [TopicPartition(MODELS_PUBLISHED, p) for p in sorted(ids)]
     consumer.assign(partitions)
@@ -81,7 +81,7 @@ def _space(report: dict[str, Any] | None) -> str:
     if not report:
         return "-"
     return (f"{report['clusters']} clusters, noise {report['noise_ratio']:.1%}, "
-            f"largest cluster {report['largest_share']:.1%}")  # fmt: skip
+            f"largest cluster {report['largest_share']:.1%}")
 
 
 def retrain(
@@ -100,7 +100,7 @@ def retrain(
     try:
         security = kafka_security(settings, "kafka-python")
         ensure_topics.retry_with(stop=stop_after_delay(broker_wait))(bootstrap, topic_specs(settings),
-                                                                     security=security)  # fmt: skip
+                                                                     security=security)
         watcher = _watch_published(bootstrap, security) if wait else None
         registry = _RegistryWatch(settings) if wait else None
         producer = make_sync_producer(bootstrap, **security)
@@ -122,7 +122,7 @@ def retrain(
         typer.echo(json.dumps(event, sort_keys=True))
         return
     console.print(f"[green]published version {event['version']}[/green] (feature set {event['feature_set']}, "
-                  f"data as of {event['data_as_of']}, {event['metrics'].get('n')} retailers)")  # fmt: skip
+                  f"data as of {event['data_as_of']}, {event['metrics'].get('n')} retailers)")
     console.print(f"  latent space: {_space(event['metrics'].get('latent'))}")
     console.print(f"  raw features: {_space(event['metrics'].get('raw'))}")
 
@@ -141,7 +141,7 @@ def _wait_for_version(watcher: KafkaConsumer, registry: _RegistryWatch, timeout:
                 rejected = registry.rejected()
                 if rejected is not None:
                     console.print(f"[red]error:[/red] version {rejected.version} was trained but rejected: "
-                                  f"{rejected.reason}; the current model stays")  # fmt: skip
+                                  f"{rejected.reason}; the current model stays")
                     raise typer.Exit(EXIT_REJECTED)
     console.print(
         f"[red]error:[/red] no new model version was published within {timeout:g} s (is the trainer running? "

@@ -62,7 +62,7 @@ def _from_stores(shop_id: str, history: bool) -> tuple[int, dict[str, Any]]:
         return 200, {"shop_id": shop_id, "history": [
             {"segment_id": r.segment_id, "status": r.status, "strength": r.strength, "model_version": r.model_version,
              "reason": r.reason, "valid_from": r.valid_from.isoformat(),
-             "valid_to": r.valid_to.isoformat() if r.valid_to else None} for r in rows]}  # fmt: skip
+             "valid_to": r.valid_to.isoformat() if r.valid_to else None} for r in rows]}
     store = AssignmentStore(settings.redis_url, cluster=settings.redis_cluster)
     try:
         if store.serving() is None:
@@ -74,7 +74,7 @@ def _from_stores(shop_id: str, history: bool) -> tuple[int, dict[str, Any]]:
         return 404, {"detail": f"retailer {shop_id!r} has no assignment"}
     return 200, {"shop_id": shop_id, "segment_id": state["segment"], "segment_name": state["name"],
                  "strength": state["strength"], "status": state["status"], "model_version": state["model_version"],
-                 "since": state["since"], **_segment_trust(state["segment"])}  # fmt: skip
+                 "since": state["since"], **_segment_trust(state["segment"])}
 
 
 def _print(body: dict[str, Any], history: bool) -> None:
@@ -89,7 +89,7 @@ def _print(body: dict[str, Any], history: bool) -> None:
     for row in body["history"]:
         strength = "" if row.get("strength") is None else f"{row['strength']:.3f}"
         table.add_row(str(row["valid_from"]), str(row.get("valid_to") or "now"), str(row.get("segment_id") or "-"),
-                      row["status"], strength, str(row.get("model_version")), str(row.get("reason") or ""))  # fmt: skip
+                      row["status"], strength, str(row.get("model_version")), str(row.get("reason") or ""))
     console.print(table)
 
 

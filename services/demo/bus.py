@@ -40,7 +40,7 @@ def _partitions(consumer: KafkaConsumer, topic: str) -> list[TopicPartition]:
 
 def _consumer(bootstrap: str) -> KafkaConsumer:
     return KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-                         auto_offset_reset="earliest", client_id=REQUESTER, fetch_max_wait_ms=100)  # fmt: skip
+                         auto_offset_reset="earliest", client_id=REQUESTER, fetch_max_wait_ms=100)
 
 
 def _fetch_watermarks(consumer: KafkaConsumer, partitions: list[TopicPartition], timeout: float) -> None:

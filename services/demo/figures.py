@@ -62,7 +62,7 @@ def _where(answer: Mapping[str, Any] | None) -> str:
 
 
 def stability(truth: pd.DataFrame, before: Answers, after: Answers, changes_after: Iterable[Mapping[str, Any]],
-              all_changes: Iterable[Mapping[str, Any]] = ()) -> Stability:  # fmt: skip
+              all_changes: Iterable[Mapping[str, Any]] = ()) -> Stability:
     """Compare the labels after the first model (``before``) with the final ones (``after``); ``changes_after``
     are the ``segments.changes`` events published after the first model settled, ``all_changes`` every one (in
     publication order per retailer) for the flap count."""
@@ -82,7 +82,7 @@ def stability(truth: pd.DataFrame, before: Answers, after: Answers, changes_afte
         eligible_end=sum(a.get("status") in (*LABELLED, "unknown") for a in after.values()),
         assigned_end=sum(a.get("status") == "assigned" for a in after.values()),
         flapped=len(flapping_retailers(all_changes)),
-    )  # fmt: skip
+    )
 
 
 def change_counts(events: Iterable[Mapping[str, Any]]) -> Counter[tuple[Any, str]]:

@@ -56,7 +56,7 @@ class AssignerClient:
                     response = await client.get(f"/v1/retailers/{shop}/segment")
                 if response.status_code != 200:
                     raise ApiError(f"GET /v1/retailers/{shop}/segment answered {response.status_code}: "
-                                    f"{response.text[:300]}", "assigner")  # fmt: skip
+                                    f"{response.text[:300]}", "assigner")
                 return shop, response.json()
 
             try:

@@ -21,7 +21,7 @@ def _pct(value: Any) -> str:
 
 def models_table(report: DemoReport) -> Table:
     table = Table("version", "data as of", "retailers", "space", "clusters", "noise", "largest share",
-                  title="model versions (raw features vs autoencoder latent space)")  # fmt: skip
+                  title="model versions (raw features vs autoencoder latent space)")
     for event in report.published:
         metrics = event.get("metrics") or {}
         for space in ("latent", "raw", "served"):
@@ -29,17 +29,17 @@ def models_table(report: DemoReport) -> Table:
             label = f"served ({figures.get('space')})" if space == "served" else space
             table.add_row(str(event["version"]), str(event.get("data_as_of")), f"{metrics.get('n') or 0:,}", label,
                           str(figures.get("clusters", "-")), _pct(figures.get("noise_ratio")),
-                          _pct(figures.get("largest_share")))  # fmt: skip
+                          _pct(figures.get("largest_share")))
     return table
 
 
 def segments_table(report: DemoReport) -> Table:
     answer = report.segments
     table = Table("segment", "name", "size", "status", "first version", "last version",
-                  title=f"segments (serving model version {answer.get('model_version')})")  # fmt: skip
+                  title=f"segments (serving model version {answer.get('model_version')})")
     for segment in answer.get("segments", []):
         table.add_row(segment["segment_id"], segment["name"], f"{segment['size']:,}", segment["status"],
-                      str(segment["first_version"]), str(segment["last_version"]))  # fmt: skip
+                      str(segment["first_version"]), str(segment["last_version"]))
     return table
 
 
@@ -62,7 +62,7 @@ def lineage_table(report: DemoReport) -> Table:
 def changes_table(report: DemoReport) -> Table:
     table = Table("model version", "reason", "events",
                   title=f"{SEGMENTS_CHANGES}: {len(report.changes):,} events ({report.changes_first:,} until the "
-                        f"first model settled, {len(report.changes) - report.changes_first:,} after)")  # fmt: skip
+                        f"first model settled, {len(report.changes) - report.changes_first:,} after)")
     counts: Counter = change_counts(e.data for e in report.changes)
     for (version, reason), count in sorted(counts.items(), key=lambda item: (str(item[0][0]), item[0][1])):
         table.add_row(str(version), reason, f"{count:,}")
@@ -75,18 +75,18 @@ def stability_table(report: DemoReport) -> Table:
     if s is None:
         return table
     table.add_row("retailers whose archetype did not change, in a segment under the first model",
-                  f"{s.unchanged_assigned:,}")  # fmt: skip
+                  f"{s.unchanged_assigned:,}")
     table.add_row("  ... kept their segment id after the retrain", f"{s.kept:,} ({_pct(s.kept_share)})")
     table.add_row("  ... moved to another segment / to noise", f"{s.moved:,} / {s.to_noise:,}")
     table.add_row("unchanged retailers with a change event after the first model",
-                  f"{s.unchanged_with_events:,} of {s.unchanged:,} ({_pct(s.unchanged_event_share)})")  # fmt: skip
+                  f"{s.unchanged_with_events:,} of {s.unchanged:,} ({_pct(s.unchanged_event_share)})")
     table.add_row("drifted retailers (archetype changed) with a change event",
-                  f"{s.drifted_with_events:,} of {s.drifted:,} ({_pct(s.drifted_event_share)})")  # fmt: skip
+                  f"{s.drifted_with_events:,} of {s.drifted:,} ({_pct(s.drifted_event_share)})")
     table.add_row("drifted retailers whose segment differs at the end", f"{s.drifted_moved:,} of {s.drifted:,}")
     table.add_row("coverage: eligible retailers in a segment at the end",
-                  f"{s.assigned_end:,} of {s.eligible_end:,} ({_pct(s.coverage)})")  # fmt: skip
+                  f"{s.assigned_end:,} of {s.eligible_end:,} ({_pct(s.coverage)})")
     table.add_row("flap rate: left a segment and came back without a retrain",
-                  f"{s.flapped:,} of {s.eligible_end:,} ({_pct(s.flap_rate)})")  # fmt: skip
+                  f"{s.flapped:,} of {s.eligible_end:,} ({_pct(s.flap_rate)})")
     return table
 
 
@@ -118,7 +118,7 @@ def query_commands(report: DemoReport) -> list[str]:
 
 def render(report: DemoReport, console: Console) -> None:
     for table in (models_table(report), segments_table(report), lineage_table(report), changes_table(report),
-                  stability_table(report)):  # fmt: skip
+                  stability_table(report)):
         console.print(table)
     console.print("[dim]Both trainings were requested explicitly on training.requests; the demo's services run "
                   "with STABLESEG_RETRAIN_ON_MONTH_CLOSE=false so no other version appears; model settings are the "
@@ -132,7 +132,7 @@ def render(report: DemoReport, console: Console) -> None:
     if report.kept_running:
         where = f"STABLESEG_DATA_DIR={shlex.quote(str(report.settings.data_dir))}"
         console.print(f"\nEverything keeps running: `{where} stableseg status` shows it, `{where} stableseg down` "
-                      "stops it.", markup=False, highlight=False)  # fmt: skip
+                      "stops it.", markup=False, highlight=False)
     else:
         console.print("\nThe services and the stack were stopped; run `stableseg demo --keep-running` to try the "
-                      "commands above.")  # fmt: skip
+                      "commands above.")

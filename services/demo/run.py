@@ -64,7 +64,7 @@ def _fresh_data_dir(settings: Settings) -> Path:
     if data_dir.exists():
         if any(data_dir.iterdir()) and not (data_dir / MARKER).exists():
             raise DemoError(f"data_dir: {data_dir} exists and was not made by the demo; pass --data-dir with a "
-                            "new or demo folder")  # fmt: skip
+                            "new or demo folder")
         stop_all(settings)
         shutil.rmtree(data_dir)
     data_dir.mkdir(parents=True)
@@ -109,13 +109,13 @@ def _flow(report: DemoReport, ui: DemoUi, data_dir: Path) -> None:
 
         report.generation = generate(options.retailers, options.years, options.seed, data_dir / "data",
                                      drift_fraction=options.drift_fraction, drift_month=drift_month,
-                                     end_year=options.end_year, progress=progress)  # fmt: skip
+                                     end_year=options.end_year, progress=progress)
     before, after = split_at(read_months(report.generation.sales_path), drift_month)
     features = FeaturesProbe(settings)
     assigner = AssignerClient(settings.assigner_port)
     token = settings.ingest_token.get_secret_value() if settings.ingest_token else None
     ingest = IngestClient(f"http://127.0.0.1:{settings.ingest_port}",
-                          min(options.batch_records, settings.ingest_max_records), token=token)  # fmt: skip
+                          min(options.batch_records, settings.ingest_max_records), token=token)
     try:
         for phase, months in enumerate((before, after), start=1):
             _stream(report, ui, ingest, months, f"streaming {months[0].period}..{months[-1].period}")
@@ -130,7 +130,7 @@ def _flow(report: DemoReport, ui: DemoUi, data_dir: Path) -> None:
             version = report.published[-1]["version"]
             with ui.step(f"waiting for the assigner to relabel everyone with version {version}") as update:
                 poll_until(AssignerProbe(settings, assigner, version), "assigner relabel", timeout, settings,
-                           "assigner", update)  # fmt: skip
+                           "assigner", update)
                 watch = LabelWatch(assigner, settings.redis_url, features.eligible(settings.feature_set))
                 try:
                     poll_until(watch, "labels of every eligible retailer", timeout, settings, "assigner", update)

@@ -63,7 +63,7 @@ class IngestClient:
     double counts)."""
 
     def __init__(self, base_url: str, batch_records: int, retry_for: float = 60.0, in_flight: int = 2,
-                 token: str | None = None) -> None:  # fmt: skip
+                 token: str | None = None) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.client = httpx.Client(base_url=base_url, timeout=httpx.Timeout(60.0, connect=5.0), headers=headers)
         self.batch_records = batch_records
@@ -86,7 +86,7 @@ class IngestClient:
             return response.json()
 
         retrying = Retrying(retry=retry_if_exception_type(_Retry), stop=stop_after_delay(self.retry_for),
-                            wait=wait_exponential(0.2, max=5), reraise=True)  # fmt: skip
+                            wait=wait_exponential(0.2, max=5), reraise=True)
         try:
             return retrying(attempt)
         except _Retry as exc:

@@ -32,7 +32,7 @@ class DemoUi:
         """A progress bar; the callback takes (amount done since the last call, text shown after the bar)."""
         started = time.perf_counter()
         columns = (TextColumn(f"[bold]{title}"), BarColumn(), MofNCompleteColumn(), TextColumn(unit),
-                   TextColumn("{task.fields[note]}"), TimeElapsedColumn())  # fmt: skip
+                   TextColumn("{task.fields[note]}"), TimeElapsedColumn())
         with Progress(*columns, console=self.console, transient=True) as progress:
             task = progress.add_task(title, total=total, note="")
             yield lambda amount, note: progress.update(task, advance=amount, note=note)

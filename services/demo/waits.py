@@ -36,7 +36,7 @@ def dead_service(settings: Settings) -> str | None:
 
 
 def poll_until(check: Check, what: str, timeout: float, settings: Settings, service: str | None = None,
-               on_detail: Callable[[str], None] | None = None, interval: float = 0.5) -> str:  # fmt: skip
+               on_detail: Callable[[str], None] | None = None, interval: float = 0.5) -> str:
     """Call ``check`` until it reports done (returns its detail). API errors and transient broker, Redis or
     network errors count as "not yet"; any other error ends the wait at once, so does a dead service. On timeout:
     DemoError naming ``service``."""
@@ -60,7 +60,7 @@ def poll_until(check: Check, what: str, timeout: float, settings: Settings, serv
         return detail
 
     retrying = Retrying(stop=stop_after_delay(timeout), wait=wait_fixed(interval),
-                        retry=retry_if_exception_type(_NotYet))  # fmt: skip
+                        retry=retry_if_exception_type(_NotYet))
     try:
         return retrying(attempt)
     except RetryError as exc:
@@ -76,7 +76,7 @@ class FeaturesProbe:
         self.bootstrap = settings.kafka_bootstrap
         self.client = settings_client(settings, socket_timeout=10)
         self.store = FeatureStore(client=self.client, cluster=settings.redis_cluster,
-                                  groups=settings.feature_store_slot_groups)  # fmt: skip
+                                  groups=settings.feature_store_slot_groups)
 
     def close(self) -> None:
         self.client.close()
@@ -109,7 +109,7 @@ class TrainingWatch:
 
     def _versions(self) -> list[int]:
         return [e.data["version"] for e in read_topic(self.bootstrap, MODELS_PUBLISHED)
-                if isinstance(e.data.get("version"), int)]  # fmt: skip
+                if isinstance(e.data.get("version"), int)]
 
     def __call__(self) -> tuple[bool, str]:
         for event in read_topic(self.bootstrap, MODELS_PUBLISHED):
@@ -157,7 +157,7 @@ class LabelWatch:
             str(shop): {"shop_id": str(shop), "segment_id": row["segment"], "segment_name": row["name"],
                         "status": row["status"], "strength": row["strength"], "model_version": row["model_version"]}
             for shop, row in states.iterrows()
-        }  # fmt: skip
+        }
         missing = [shop for shop in self.shops if self.answers.get(shop, {}).get("status") not in LABELLED]
         if missing:
             return False, f"{len(missing):,} eligible retailers not labelled yet (e.g. {missing[0]})"

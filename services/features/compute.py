@@ -24,7 +24,7 @@ class Update:
 
     def as_event(self) -> dict[str, object]:
         return {"shop_id": self.shop_id, "feature_set": self.feature_set, "as_of": self.as_of,
-                "eligible": self.eligible}  # fmt: skip
+                "eligible": self.eligible}
 
 
 def feature_entries(
@@ -35,5 +35,5 @@ def feature_entries(
     frames = {fs.name: features_from_monthly(batch.panel, fs, rule) for fs in feature_sets}
     updates = [Update(shop, name, as_of, bool(eligible)) for name, frame in frames.items()
                for shop, as_of, eligible in zip(shops, frame["as_of"].tolist(), frame["eligible"].tolist(),
-                                                strict=True)]  # fmt: skip
+                                                strict=True)]
     return encode_entries(frames, shops, batch.revisions, batch.timestamps), updates

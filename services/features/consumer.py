@@ -45,14 +45,14 @@ class SalesConsumer:
     def __init__(self, bootstrap: str, topic: str, group_id: str, processor: Processor, *, max_records: int = 5000,
                  poll_ms: int = 500, session_timeout_ms: int = 10_000, heartbeat_ms: int = 3000,
                  rebalance_timeout_ms: int = 20_000, metrics: Any = None, security: dict[str, Any] | None = None,
-                 ) -> None:  # fmt: skip
+                 ) -> None:
         self.bootstrap, self.topic, self.group_id = bootstrap, topic, group_id
         self.security = security or {}  # kafka_security(settings, "aiokafka")
         self.processor = processor
         self.max_records = max_records
         self.poll_ms = poll_ms
         self.timeouts = {"session_timeout_ms": session_timeout_ms, "heartbeat_interval_ms": heartbeat_ms,
-                         "rebalance_timeout_ms": rebalance_timeout_ms}  # fmt: skip
+                         "rebalance_timeout_ms": rebalance_timeout_ms}
         self.metrics = metrics
         self.consumer: AIOKafkaConsumer | None = None
         self.next_offsets: dict[int, int] = {}
@@ -80,7 +80,7 @@ class SalesConsumer:
             enable_auto_commit=False, auto_offset_reset="earliest", max_poll_records=self.max_records,
             max_partition_fetch_bytes=4 * 1024 * 1024, fetch_max_bytes=32 * 1024 * 1024,
             max_poll_interval_ms=600_000, **self.timeouts, **self.security,
-        )  # fmt: skip
+        )
 
     async def position(self, assigned: set[TopicPartition]) -> None:
         """Seek newly assigned partitions to the offsets Redis holds (see the module docstring)."""
@@ -104,7 +104,7 @@ class SalesConsumer:
             consumer.seek(tp, target)
             self.next_offsets[tp.partition] = target
         log.info("features.partitions_assigned", partitions=sorted(self.assigned),
-                 positions={tp.partition: self.next_offsets[tp.partition] for tp in mine})  # fmt: skip
+                 positions={tp.partition: self.next_offsets[tp.partition] for tp in mine})
 
     async def run(self) -> None:
         """Consume until stopped; recreate the consumer after fatal errors (never crash-loop)."""
@@ -183,7 +183,7 @@ class SalesConsumer:
         must still be noticed."""
         try:
             return await asyncio.wait_for(consumer.getmany(timeout_ms=self.poll_ms, max_records=self.max_records),
-                                          self.poll_ms / 1000 + 2)  # fmt: skip
+                                          self.poll_ms / 1000 + 2)
         except TimeoutError:
             return {}
 

@@ -85,7 +85,7 @@ class FaustSalesConsumer:
     def __init__(self, bootstrap: str, topic: str, group_id: str, processor: Processor, *, max_records: int = 5000,
                  within: float = 0.5, session_timeout_ms: int = 10_000, heartbeat_ms: int = 3000,
                  rebalance_timeout_ms: int = 20_000, commit_interval: float = 2.0, datadir: Path | None = None,
-                 metrics: Any = None, security: dict[str, Any] | None = None) -> None:  # fmt: skip
+                 metrics: Any = None, security: dict[str, Any] | None = None) -> None:
         self.bootstrap, self.topic, self.group_id = bootstrap, topic, group_id
         self.security = security or {}  # kafka_security(settings, "faust")
         self.processor = processor
@@ -130,7 +130,7 @@ class FaustSalesConsumer:
             broker_commit_interval=self.commit_interval, broker_max_poll_records=self.max_records,
             stream_buffer_maxsize=max(4096, 2 * self.max_records), consumer_max_fetch_size=4 * 1024 * 1024,
             **self.security,
-        )  # fmt: skip
+        )
         topic = app.topic(self.topic, key_serializer="raw", value_serializer="raw")
 
         async def consume(stream: Any) -> None:
@@ -240,7 +240,7 @@ class FaustSalesConsumer:
                 self.verify[partition] = (offset, fp)
             await self._seek(partition, floor if offset is None else max(offset, floor))
         log.info("features.partitions_positioned", positions={p: self.next_offsets[p] for p in sorted(partitions)},
-                 engine="faust")  # fmt: skip
+                 engine="faust")
 
     async def _maybe_position(self) -> None:
         if self.unpositioned and self.app is not None and not self.app.rebalancing:
@@ -296,7 +296,7 @@ class FaustSalesConsumer:
             message = event.message
             partition, offset = message.partition, message.offset
             if (message.topic != self.topic or partition not in self.assigned or partition in self.unpositioned
-                    or partition in skip):  # fmt: skip
+                    or partition in skip):
                 continue  # revoked, fetched from faust's position before ours, or from a log gone: dropped, not acked
             wanted = want.get(partition, offset)
             if offset != wanted:

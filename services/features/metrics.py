@@ -15,14 +15,14 @@ class FeaturesMetrics:
             "stableseg_features_records_total",
             "sales.monthly records: applied (offset advanced), rejected (sent to sales.rejected), duplicate",
             ["outcome"], registry=registry,
-        )  # fmt: skip
+        )
         self.recomputed = Counter(
             "stableseg_features_recomputed_shops_total", "shop feature recomputations", registry=registry
         )
         self.batch_seconds = Histogram(
             "stableseg_features_batch_seconds", "time to apply one consumed batch", registry=registry,
             buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
-        )  # fmt: skip
+        )
         self.lag = Gauge("stableseg_features_consumer_lag", "records behind the high watermark", registry=registry)
         self.redis_up = Gauge("stableseg_features_redis_up", "1 when the last Redis call succeeded", registry=registry)
         self.redis_up.set(1)

@@ -69,7 +69,7 @@ class MonthGate:
             complete = previous == 0 or retailers >= self.policy.min_share * previous
             if not complete and now - self.first_seen[month] < self.policy.grace_seconds:
                 return ready, (f"{month} has {retailers} retailers, under {self.policy.min_share:g} x the "
-                               f"{previous} of {previous_month(month)}")  # fmt: skip
+                               f"{previous} of {previous_month(month)}")
             ready.append({"month": month, "retailers": retailers})
             self.first_seen.pop(month, None)
         return ready, None

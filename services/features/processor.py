@@ -84,7 +84,7 @@ class Processor:
 
     def __init__(self, client: Any, publish: Publish, feature_sets: list[FeatureSet], rule: EligibilityRule,
                  topic: str, recompute_chunk: int = 2000, metrics: Any = None,
-                 layout: Layout | None = None, month_close: MonthClosePolicy | None = None) -> None:  # fmt: skip
+                 layout: Layout | None = None, month_close: MonthClosePolicy | None = None) -> None:
         self.redis = client
         self.layout = layout or Layout.from_settings()
         self.state = StoreWriter(client, self.layout)
@@ -108,7 +108,7 @@ class Processor:
     async def call(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run a blocking Redis step in a thread, retrying connection errors until it succeeds (or we stop)."""
         retrying = AsyncRetrying(retry=retry_if_exception_type(REDIS_ERRORS), wait=wait_exponential(0.1, max=2),
-                                 before_sleep=self._redis_down, reraise=True)  # fmt: skip
+                                 before_sleep=self._redis_down, reraise=True)
         async for attempt in retrying:
             with attempt:
                 if self.stopping and attempt.retry_state.attempt_number > 1:
@@ -160,7 +160,7 @@ class Processor:
             run = consecutive_run(records)
             if run < len(records):  # APPLY checks only where a chunk starts: never hand it a hole
                 log.warning("features.offset_hole", partition=partition, after=records[run - 1].offset,
-                            next=records[run].offset)  # fmt: skip
+                            next=records[run].offset)
                 holes[partition] = records[run - 1].offset + 1
                 records = records[:run]
             rows = parsed.setdefault(partition, [])
@@ -222,7 +222,7 @@ class Processor:
             batch = await self.call(self.state.months, self.epoch, chunk)
             entries, updates = await asyncio.to_thread(feature_entries, batch, self.feature_sets, self.rule)
             await self.publish([encode_event(FEATURES_UPDATED, u.as_event(), key=u.shop_id, source=SOURCE)
-                                for u in updates])  # fmt: skip
+                                for u in updates])
             if await self.call(self.state.write, self.epoch, entries) < 0:
                 await self.load_epoch()
                 return done

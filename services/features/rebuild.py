@@ -41,7 +41,7 @@ class RebuildSummary:
 
 
 async def rebuild_async(settings: Settings, publish: bool = False, progress: Progress | None = None,
-                        max_records: int = 5000) -> RebuildSummary:  # fmt: skip
+                        max_records: int = 5000) -> RebuildSummary:
     client = settings_client(settings, socket_timeout=60)
     layout = Layout.from_settings(settings)
     store = FeatureStore(client=client, cluster=settings.redis_cluster, groups=layout.groups)
@@ -58,7 +58,7 @@ async def rebuild_async(settings: Settings, publish: bool = False, progress: Pro
     processor = Processor(client, send, feature_sets, rule, SALES_MONTHLY, layout=layout, month_close=quiet)
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None, enable_auto_commit=False,
                                 client_id="stableseg-rebuild", max_poll_records=max_records,
-                                max_partition_fetch_bytes=4 * 1024 * 1024, **security)  # fmt: skip
+                                max_partition_fetch_bytes=4 * 1024 * 1024, **security)
     if publisher is not None:
         await publisher.start()
     await consumer.start()

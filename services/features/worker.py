@@ -56,7 +56,7 @@ class FeaturesWorker:
         feature_sets = stored_feature_sets(settings.feature_store_sets, settings.feature_set)
         self.processor = Processor(self.redis, self.publish, feature_sets, rule, SALES_MONTHLY, metrics=metrics,
                                    layout=Layout.from_settings(settings),
-                                   month_close=MonthClosePolicy.from_settings(settings))  # fmt: skip
+                                   month_close=MonthClosePolicy.from_settings(settings))
         self.consumer: SalesConsumer | FaustSalesConsumer
         if settings.features_engine == "faust":  # one group, one engine: faust's assignor differs from aiokafka's
             from services.features.faust_engine import FaustSalesConsumer  # faust only imported when chosen
@@ -64,16 +64,16 @@ class FeaturesWorker:
             self.consumer = FaustSalesConsumer(settings.kafka_bootstrap, SALES_MONTHLY, GROUP_ID, self.processor,
                                                max_records=settings.features_batch_records,
                                                datadir=settings.data_dir / "faust", metrics=metrics,
-                                               security=kafka_security(settings, "faust"))  # fmt: skip
+                                               security=kafka_security(settings, "faust"))
         else:
             self.consumer = SalesConsumer(settings.kafka_bootstrap, SALES_MONTHLY, GROUP_ID, self.processor,
                                           max_records=settings.features_batch_records, metrics=metrics,
-                                          security=self.security)  # fmt: skip
+                                          security=self.security)
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         self._tasks = [asyncio.create_task(self._keep_topics(), name="features-topics"),
-                       asyncio.create_task(self._consume(), name="features-consumer")]  # fmt: skip
+                       asyncio.create_task(self._consume(), name="features-consumer")]
 
     async def stop(self) -> None:
         self.consumer.stop()
@@ -92,7 +92,7 @@ class FeaturesWorker:
             return
         retrying = AsyncRetrying(retry=retry_if_exception_type(Exception), wait=wait_exponential(0.2, max=5),
                                  before_sleep=lambda s: log.warning("features.publish_retry", attempt=s.attempt_number,
-                                 error=repr(s.outcome.exception()) if s.outcome else None))  # fmt: skip
+                                 error=repr(s.outcome.exception()) if s.outcome else None))
         async for attempt in retrying:
             with attempt:
                 if self.processor.stopping and attempt.retry_state.attempt_number > 1:
@@ -112,15 +112,15 @@ class FeaturesWorker:
         while True:
             try:
                 missing = await asyncio.to_thread(missing_topics.retry_with(stop=once), self.settings.kafka_bootstrap,
-                                                  self.specs, self.admin_security)  # fmt: skip
+                                                  self.specs, self.admin_security)
                 if missing:
                     self.topics_ok = False
                     log.warning("features.topics_missing", topics=missing)
                     await asyncio.to_thread(ensure_topics.retry_with(stop=once), self.settings.kafka_bootstrap,
-                                            self.specs, security=self.admin_security)  # fmt: skip
+                                            self.specs, security=self.admin_security)
                     missing = await asyncio.to_thread(missing_topics.retry_with(stop=once),
                                                       self.settings.kafka_bootstrap, self.specs,
-                                                      self.admin_security)  # fmt: skip
+                                                      self.admin_security)
                 if missing == [] and not self.topics_ok and self._had_topics:
                     log.warning("features.topics_back", action="restarting the consumer")
                     self.consumer.restart()

@@ -42,7 +42,7 @@ class BrokerLink(SharedBrokerLink):
         retrying = AsyncRetrying(
             stop=stop_after_attempt(3), wait=wait_exponential(0.2, max=1), reraise=True,
             retry=retry_if_not_exception_type(asyncio.CancelledError),
-        )  # fmt: skip
+        )
         try:
             async with asyncio.timeout(self.ack_timeout):
                 async for attempt in retrying:

@@ -53,7 +53,7 @@ class LoadSummary:
         return {
             "rows_read": self.rows_read, "produced": self.produced, "rejected": self.rejected,
             "seconds": round(self.seconds, 3), "rows_per_second": round(self.rows_per_second, 1),
-        }  # fmt: skip
+        }
 
 
 def count_data_lines(path: Path) -> int:

@@ -83,10 +83,10 @@ class BatchSender:
 
 
 def make_bulk_producer(bootstrap: str, request_timeout_ms: int = 30_000, security: dict[str, Any] | None = None
-                       ) -> AIOKafkaProducer:  # fmt: skip
+                       ) -> AIOKafkaProducer:
     """An aiokafka producer for bulk loads (acks=all; ``security``: ``kafka_security(settings, "aiokafka")``);
     start it inside the running event loop."""
     return AIOKafkaProducer(
         bootstrap_servers=bootstrap, client_id="stableseg-bulk", acks="all", linger_ms=20,
         max_batch_size=MAX_BATCH_BYTES, request_timeout_ms=request_timeout_ms, **(security or {}),
-    )  # fmt: skip
+    )

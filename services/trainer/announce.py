@@ -54,12 +54,12 @@ def published_record(info: ModelVersionInfo) -> KafkaRecord:
 
 
 def last_announced_version(bootstrap: str, timeout_s: float = 5.0, security: dict[str, Any] | None = None
-                           ) -> int | None:  # fmt: skip
+                           ) -> int | None:
     """The highest ``version`` among the last record of each ``models.published`` partition (None when empty)."""
     consumer = KafkaConsumer(
         bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None, client_id="stableseg-trainer-announce",
         consumer_timeout_ms=int(timeout_s * 1000), request_timeout_ms=int(timeout_s * 1000) + 1000, **(security or {}),
-    )  # fmt: skip
+    )
     try:
         ids = consumer.partitions_for_topic(MODELS_PUBLISHED) or set()
         partitions = [TopicPartition(MODELS_PUBLISHED, p) for p in sorted(ids)]
@@ -90,7 +90,7 @@ def last_announced_version(bootstrap: str, timeout_s: float = 5.0, security: dic
 
 
 async def reconcile(registry: Registry, bootstrap: str, send: Callable[[KafkaRecord], Awaitable[None]],
-                    security: dict[str, Any] | None = None) -> bool:  # fmt: skip
+                    security: dict[str, Any] | None = None) -> bool:
     """Announce the current version if the last ``models.published`` record is older (a crash or a broker outage
     after publishing, or a memory-only broker that lost the topic). True when nothing is left to announce."""
     try:

@@ -21,7 +21,7 @@ from shared.storage import make_engine
 def create_app(settings: Settings, **service_options: Any) -> FastAPI:
     """The trainer app; ``service_options`` go to :class:`TrainerService` (tests inject executor, hook, ...)."""
     redis_client = async_redis_client(settings.redis_url, cluster=settings.redis_cluster, socket_timeout=2,
-                                      socket_connect_timeout=2)  # fmt: skip
+                                      socket_connect_timeout=2)
     engine = make_engine(settings.effective_database_url)
     holder: dict[str, TrainerService] = {}
 
@@ -49,7 +49,7 @@ def create_app(settings: Settings, **service_options: Any) -> FastAPI:
         return bool(await redis_client.ping())
 
     readiness = {"kafka": lambda: "service" in holder and holder["service"].link.ready, "redis": redis_ok,
-                 "database": database}  # fmt: skip
+                 "database": database}
     app = create_service_app("trainer", settings, readiness, lifespan=lifespan)
     app.state.trainer_metrics = TrainerMetrics.register(app.state.metrics_registry)
 

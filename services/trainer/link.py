@@ -35,7 +35,7 @@ class KafkaLink(BrokerLink):
             await self.consumer.commit({TopicPartition(t, p): o + 1 for (t, p), o in offsets.items()})
         except Exception as exc:  # e.g. the partition moved to another replica: it will see the records again
             log.warning("trainer.commit_failed", offsets={f"{t}/{p}": o for (t, p), o in offsets.items()},
-                        error=repr(exc))  # fmt: skip
+                        error=repr(exc))
 
     async def send_one(self, record: KafkaRecord, within_s: float = 30.0) -> None:
         """Send one record and wait for acks=all (see :meth:`BrokerLink.send`)."""

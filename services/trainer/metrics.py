@@ -56,7 +56,7 @@ class TrainerMetrics:
             in_progress=Gauge(
                 "stableseg_trainer_training_in_progress", "1 while this replica is training", registry=registry
             ),
-        )  # fmt: skip
+        )
         for outcome in OUTCOMES:
             metrics.trainings.labels(outcome)
         return metrics

@@ -71,7 +71,7 @@ def _version_fields(snapshot: Snapshot, params: ModelParams, metrics: dict[str, 
 def register_published(
     registry: Registry, snapshot: Snapshot, params: ModelParams, metrics: dict[str, Any], tags: dict[str, Any],
     artifact_uri: str, sha256: str, before_publish: Any = None,
-) -> ModelVersionInfo:  # fmt: skip
+) -> ModelVersionInfo:
     """Register the candidate with its artifact, then publish it and point ``current`` at it."""
     version = registry.register_candidate(
         **_version_fields(snapshot, params, metrics, tags), artifact_uri=artifact_uri, sha256=sha256
@@ -84,7 +84,7 @@ def register_published(
 def register_rejected(
     registry: Registry, snapshot: Snapshot, params: ModelParams, metrics: dict[str, Any], tags: dict[str, Any],
     reason: str,
-) -> ModelVersionInfo:  # fmt: skip
+) -> ModelVersionInfo:
     """Record a model that failed the quality gates (no artifact; ``current`` stays where it is)."""
     version = registry.register_candidate(**_version_fields(snapshot, params, metrics, tags))
     registry.mark_rejected(version, reason)

@@ -45,7 +45,7 @@ class TrainerService:
         self, settings: Settings, metrics: TrainerMetrics, *, source: SnapshotSource | None = None,
         executor: FitExecutor | None = None, hook: Hook | None = None, owner: str | None = None,
         request_settle: float = REQUEST_SETTLE_SECONDS, lock_ttl: float | None = None, lock_poll: float = 1.0,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.settings = settings
         self.metrics = metrics
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -98,7 +98,7 @@ class TrainerService:
             settle=None if self.source is not None else feature_store_settlement(
                 settings.redis_url, settings.redis_cluster, settings.feature_store_slot_groups),
             settle_deadline_seconds=settings.train_settle_deadline_seconds,
-        )  # fmt: skip
+        )
         await self.link.connected.wait()
         if not await reconcile(self.registry, self.link.bootstrap, self.link.send_one, self.link.admin_security):
             self._retry_announcement()
@@ -224,7 +224,7 @@ class TrainerService:
             while True:
                 await asyncio.sleep(every)
                 if self.registry and await reconcile(self.registry, self.link.bootstrap, self.link.send_one,
-                                                     self.link.admin_security):  # fmt: skip
+                                                     self.link.admin_security):
                     return
 
         if self._announcer is None or self._announcer.done():
@@ -242,7 +242,7 @@ class TrainerService:
                 "status": last.status, "version": last.version, "reason": last.reason, "rows": last.rows,
                 "data_as_of": last.data_as_of, "seconds": last.seconds,
             },
-        }  # fmt: skip
+        }
 
 
 def _forever(what: str) -> AsyncRetrying:
@@ -252,7 +252,7 @@ def _forever(what: str) -> AsyncRetrying:
             f"{what}.waiting", attempt=state.attempt_number,
             error=repr(state.outcome.exception()) if state.outcome else None,
         ),
-    )  # fmt: skip
+    )
 
 
 def _text(value: Any) -> str | None:

@@ -72,7 +72,7 @@ def _timing(seconds: dict[str, float], stage: str) -> Iterator[None]:
 
 
 async def _snapshot(ctx: TrainingContext, tags: dict[str, Any], seconds: dict[str, float]
-                    ) -> tuple[Snapshot, dict[str, Any]]:  # fmt: skip
+                    ) -> tuple[Snapshot, dict[str, Any]]:
     """Wait for a settled store (or say why the wait ended), then snapshot it; the tags gain what happened."""
     if ctx.settle is not None:
         with _timing(seconds, "settle"):
@@ -83,7 +83,7 @@ async def _snapshot(ctx: TrainingContext, tags: dict[str, Any], seconds: dict[st
     with _timing(seconds, "snapshot"):
         snapshot = await asyncio.to_thread(take_snapshot, ctx.source, ctx.feature_set)
     log.info("training.snapshot", feature_set=ctx.feature_set, rows=snapshot.rows, data_as_of=snapshot.data_as_of,
-             seconds=seconds["snapshot"])  # fmt: skip
+             seconds=seconds["snapshot"])
     return snapshot, {**tags, "snapshot": snapshot.source}
 
 
@@ -93,10 +93,10 @@ async def _fit(ctx: TrainingContext, snapshot: Snapshot, staging: Path, seconds:
     with _timing(seconds, "fit"):
         try:
             return await ctx.executor.fit(snapshot.features, ctx.feature_set, ctx.params, str(staging / "bundle"),
-                                          meta)  # fmt: skip
+                                          meta)
         except InsufficientDataError as exc:
             return {"metrics": {"n": snapshot.rows, "refusal": {"cause": exc.cause, "remedy": exc.remedy}},
-                    "sha256": None, "refused": f"cannot segment: {exc}"}  # fmt: skip
+                    "sha256": None, "refused": f"cannot segment: {exc}"}
 
 
 async def train(ctx: TrainingContext, tags: dict[str, Any]) -> Outcome:
@@ -128,7 +128,7 @@ async def train(ctx: TrainingContext, tags: dict[str, Any]) -> Outcome:
             info = await asyncio.to_thread(
                 register_published, ctx.registry, snapshot, ctx.params, metrics, tags, uri, sha256,
                 lambda version: hook("registered"),
-            )  # fmt: skip
+            )
         except BaseException:
             await asyncio.to_thread(recover, ctx.registry, ctx.store)  # best effort; the next start retries it
             raise
@@ -143,7 +143,7 @@ async def train(ctx: TrainingContext, tags: dict[str, Any]) -> Outcome:
 def _outcome(
     status: str, info: ModelVersionInfo, rows: int, metrics: dict[str, Any], seconds: dict[str, float],
     started: float, reason: str | None = None,
-) -> Outcome:  # fmt: skip
+) -> Outcome:
     seconds = {**seconds}
     seconds["total"] = round(time.perf_counter() - started, 3)
     return Outcome(status, info.version, reason, rows, info.data_as_of, metrics, seconds)

@@ -117,7 +117,7 @@ def encode_event(
 def training_request(reason: str, requested_by: str, source: str) -> KafkaRecord:
     """The ``training.requests`` event (``stableseg retrain``, the admin API, the demo): why, and who asks."""
     return encode_event(topics.TRAINING_REQUESTS, {"reason": reason, "requested_by": requested_by}, key="",
-                        source=source)  # fmt: skip
+                        source=source)
 
 
 def _has_ce_headers(headers: list[tuple[str, bytes]]) -> bool:

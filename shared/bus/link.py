@@ -36,7 +36,7 @@ class BrokerLink:
     """
 
     def __init__(self, settings: Settings, client: str, *, consume: Sequence[str] = (), group_id: str | None = None,
-                 check_interval: float = 10.0, publisher: AsyncPublisher | None = None) -> None:  # fmt: skip
+                 check_interval: float = 10.0, publisher: AsyncPublisher | None = None) -> None:
         self.bootstrap = settings.kafka_bootstrap
         self.security = kafka_security(settings, "aiokafka")
         self.admin_security = kafka_security(settings, "kafka-python")
@@ -82,7 +82,7 @@ class BrokerLink:
             return
         await asyncio.wait_for(self.connected.wait(), within_s)
         retrying = AsyncRetrying(stop=stop_after_delay(within_s), wait=wait_exponential(0.2, max=3), reraise=True,
-                                 retry=retry_if_exception_type(Exception))  # fmt: skip
+                                 retry=retry_if_exception_type(Exception))
         async for attempt in retrying:
             with attempt:
                 await self.publisher.send_batch(records)
@@ -94,7 +94,7 @@ class BrokerLink:
                 "broker.waiting", client=self.client, bootstrap=self.bootstrap, attempt=state.attempt_number,
                 error=repr(state.outcome.exception()) if state.outcome else None,
             ),
-        )  # fmt: skip
+        )
         steps = [self._ensure_topics, self.publisher.start] + ([self._start_consumer] if self.topics else [])
         for step in steps:
             async for attempt in retry_forever:
@@ -102,7 +102,7 @@ class BrokerLink:
                     await step()
         self.connected.set()
         log.info("broker.connected", client=self.client, bootstrap=self.bootstrap, consumes=self.topics,
-                 idempotent=self.publisher.is_idempotent)  # fmt: skip
+                 idempotent=self.publisher.is_idempotent)
         while True:
             await asyncio.sleep(self.check_interval)
             try:
@@ -116,7 +116,7 @@ class BrokerLink:
             *self.topics, bootstrap_servers=self.bootstrap, group_id=self.group_id,
             client_id=f"stableseg-{self.client}", enable_auto_commit=False, auto_offset_reset="earliest",
             session_timeout_ms=10_000, heartbeat_interval_ms=3_000, rebalance_timeout_ms=20_000, **self.security,
-        )  # fmt: skip
+        )
         try:
             await consumer.start()
         except BaseException:
@@ -128,10 +128,10 @@ class BrokerLink:
     async def _ensure_topics(self) -> None:
         once = stop_after_attempt(1)
         missing = await asyncio.to_thread(missing_topics.retry_with(stop=once), self.bootstrap, self.specs,
-                                          self.admin_security)  # fmt: skip
+                                          self.admin_security)
         if missing:
             self.missing = missing
             log.warning("broker.topics_missing", client=self.client, topics=missing)
             await asyncio.to_thread(ensure_topics.retry_with(stop=once), self.bootstrap, self.specs,
-                                    security=self.admin_security)  # fmt: skip
+                                    security=self.admin_security)
         self.missing = []

@@ -35,7 +35,7 @@ def kafka_ssl_context(settings: Settings) -> ssl.SSLContext:
 def _sasl(settings: Settings) -> dict[str, Any]:
     password = settings.kafka_sasl_password.get_secret_value() if settings.kafka_sasl_password else None
     return {"sasl_mechanism": settings.kafka_sasl_mechanism, "sasl_plain_username": settings.kafka_sasl_username,
-            "sasl_plain_password": password}  # fmt: skip
+            "sasl_plain_password": password}
 
 
 def kafka_security(settings: Settings, client: KafkaClient) -> dict[str, Any]:
@@ -52,7 +52,7 @@ def kafka_security(settings: Settings, client: KafkaClient) -> dict[str, Any]:
         options["ssl_context"] = kafka_ssl_context(settings)
     elif tls:
         files = {"ssl_cafile": settings.kafka_ssl_cafile, "ssl_certfile": settings.kafka_ssl_certfile,
-                 "ssl_keyfile": settings.kafka_ssl_keyfile}  # fmt: skip
+                 "ssl_keyfile": settings.kafka_ssl_keyfile}
         options |= {k: str(v) for k, v in files.items() if v} | {"ssl_check_hostname": True}
     return options
 
@@ -65,4 +65,4 @@ def _faust_credentials(settings: Settings, tls: bool, sasl: bool) -> Any:
         return faust.SSLCredentials(context)
     login = _sasl(settings)
     return faust.SASLCredentials(username=login["sasl_plain_username"], password=login["sasl_plain_password"],
-                                 ssl_context=context, mechanism=login["sasl_mechanism"])  # fmt: skip
+                                 ssl_context=context, mechanism=login["sasl_mechanism"])

@@ -56,7 +56,7 @@ def _admin(bootstrap: str, security: dict[str, Any] | None) -> KafkaAdminClient:
     return KafkaAdminClient(
         bootstrap_servers=bootstrap, client_id="stableseg-admin", request_timeout_ms=5000,
         bootstrap_timeout_ms=5000, **(security or {}),
-    )  # fmt: skip
+    )
 
 
 def _validate(specs: dict[str, int]) -> None:
@@ -66,9 +66,9 @@ def _validate(specs: dict[str, int]) -> None:
 
 
 @retry(retry=retry_if_exception_type(_TRANSIENT), stop=stop_after_delay(30), wait=wait_exponential(0.1, max=2),
-       reraise=True)  # fmt: skip
+       reraise=True)
 def missing_topics(bootstrap: str, specs: dict[str, int] | list[str], security: dict[str, Any] | None = None
-                   ) -> list[str]:  # fmt: skip
+                   ) -> list[str]:
     """Names from ``specs`` that do not exist on the broker (empty list = ready). ``security``: the
     ``kafka_security(settings, "kafka-python")`` options (here and below)."""
     admin = _admin(bootstrap, security)
@@ -80,9 +80,9 @@ def missing_topics(bootstrap: str, specs: dict[str, int] | list[str], security: 
 
 
 @retry(retry=retry_if_exception_type(_TRANSIENT), stop=stop_after_delay(30), wait=wait_exponential(0.1, max=2),
-       reraise=True)  # fmt: skip
+       reraise=True)
 def ensure_topics(bootstrap: str, specs: dict[str, int], replication_factor: int = 1,
-                  security: dict[str, Any] | None = None) -> list[str]:  # fmt: skip
+                  security: dict[str, Any] | None = None) -> list[str]:
     """Create the topics of ``specs`` that are missing; return the names created by this call.
 
     Idempotent and safe when several services race (TopicAlreadyExists is fine). Retried while the broker starts.
@@ -123,9 +123,9 @@ def _warn_partition_mismatch(admin: KafkaAdminClient, specs: dict[str, int]) -> 
 
 
 @retry(retry=retry_if_exception_type(_TRANSIENT), stop=stop_after_delay(30), wait=wait_exponential(0.1, max=2),
-       reraise=True)  # fmt: skip
+       reraise=True)
 def partition_mismatches(bootstrap: str, specs: dict[str, int], security: dict[str, Any] | None = None
-                         ) -> dict[str, tuple[int, int]]:  # fmt: skip
+                         ) -> dict[str, tuple[int, int]]:
     """Existing topics whose partition count differs from ``specs``: name -> (actual, configured).
 
     Typically a topic auto-created by the broker before ``ensure_topics`` ran (tansu creates 4 partitions)."""

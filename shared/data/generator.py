@@ -66,7 +66,7 @@ class _Setup:
             last = min(first + BLOCK_SHOPS, self.plan.shops)
             rng = np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(1, index)))
             rows = block_rows(rng, self.plan.take(slice(first, last)), self.months, catalogue_size(
-                self.world.breadth_scale))  # fmt: skip
+                self.world.breadth_scale))
             frame = _sales_frame(rows, np.arange(first + 1, last + 1), self.start_year)
             if self.world.months is not None and self.world.months < self.months:
                 cut = self.months - self.world.months  # keep the last world.months months

@@ -155,7 +155,7 @@ class Layout:
 
 
 def encode_entries(frames: dict[str, Any], shops: list[str], revisions: Any,
-                   stamps: Any) -> list[tuple[str, int, list]]:  # fmt: skip
+                   stamps: Any) -> list[tuple[str, int, list]]:
     """WRITE entries ``(shop, revision, [field, value, ...])`` from one features frame per set (``eligible``,
     ``as_of``, the set's columns; rows in ``shops`` order), each shop's revision and update time (ms)."""
     from shared.features import get_feature_set
@@ -246,4 +246,4 @@ __all__ = [
     "switch_epoch",
     "vector_chunks",
     "vector_fields",
-]  # fmt: skip
+]

@@ -87,5 +87,5 @@ def _frame(fs: Any, shops: list[str], rows: list, latest: int | None, epoch: int
     frame.attrs.update(
         as_of=None if latest is None else period(latest), rows=len(frame), feature_set=fs.name,
         feature_set_version=fs.version, epoch=epoch,
-    )  # fmt: skip
+    )
     return frame

@@ -34,7 +34,7 @@ class FeatureStore:
     ``cluster`` and ``groups`` default to the settings."""
 
     def __init__(self, redis_url: str | None = None, *, client: Any = None, cluster: bool | None = None,
-                 groups: int | None = None) -> None:  # fmt: skip
+                 groups: int | None = None) -> None:
         settings = _settings() if cluster is None or groups is None else None
         cluster = settings.redis_cluster if cluster is None else cluster
         if client is None:
@@ -67,7 +67,7 @@ class FeatureStore:
             "shop_id": str(shop_id), "feature_set": fs.name, "feature_set_version": head // 2,
             "revision": int(raw[3]), "eligible": bool(head % 2), "as_of": period(int(raw[1])),
             "updated_at": iso_from_ms(int(raw[2])),
-        }  # fmt: skip
+        }
         out.update({col: float(v) for col, v in zip(fs.columns, values, strict=True)})
         return out
 
@@ -89,7 +89,7 @@ class FeatureStore:
             blobs.append(b"".join(reply[1:]))
         values = np.frombuffer(b"".join(blobs), dtype="<f8").reshape(len(found), len(fs.columns))
         return pd.DataFrame(values.copy(), columns=list(fs.columns),
-                            index=pd.Index(found, name="shop_id", dtype=object)), missing  # fmt: skip
+                            index=pd.Index(found, name="shop_id", dtype=object)), missing
 
     def latest_month(self) -> str | None:
         """"YYYY-MM" of the latest month seen in the data, or None for an empty store."""

@@ -57,7 +57,7 @@ class StoreWriter:
             per_group[layout.group(shop) if shop else 0].append([row[0], row[2], shop, row[4], row[5], row[6]])
         head = [partition_key, floor, rows[0][0], rows[-1][0], rows[0][1], rows[-1][1]]
         calls = [([layout.fence(g)], [epoch, layout.group_prefix(epoch, g), *head, orjson.dumps(group_rows)])
-                 for g, group_rows in enumerate(per_group)]  # fmt: skip
+                 for g, group_rows in enumerate(per_group)]
         return _combine(self._apply.run_many(calls))
 
     def write(self, epoch: int, entries: list[tuple[str, int, list]]) -> int:
@@ -66,7 +66,7 @@ class StoreWriter:
         for shop, revision, pairs in entries:
             per_group.setdefault(self.layout.group(shop), []).extend((shop, revision, len(pairs) // 2, *pairs))
         calls = [([self.layout.fence(g)], [epoch, self.layout.group_prefix(epoch, g), *args])
-                 for g, args in per_group.items()]  # fmt: skip
+                 for g, args in per_group.items()]
         replies = [int(r) for r in self._write.run_many(calls)]
         return -1 if any(r < 0 for r in replies) else sum(replies)
 
@@ -105,7 +105,7 @@ class StoreWriter:
             uniq.extend(counts)
         k = np.array(ks, np.int64)
         panel = Panel.from_sorted(pd.Index(shops, dtype=object), np.array(code, np.int64), YEAR0 + k // 12,
-                                  k % 12 + 1, np.array(qty, np.float64), np.array(uniq, np.float64))  # fmt: skip
+                                  k % 12 + 1, np.array(qty, np.float64), np.array(uniq, np.float64))
         return ShopMonthsBatch(panel, revisions, stamps)
 
     def dirty(self, epoch: int, count: int) -> list[str]:
@@ -142,7 +142,7 @@ class StoreWriter:
     def forget_offset(self, epoch: int, partition_key: str, expected: str) -> bool:
         """Drop a partition's stored offset in every group that still holds ``expected`` (log re-created)."""
         calls = [([self.layout.fence(g)], [epoch, self.layout.group_prefix(epoch, g), partition_key, expected])
-                 for g in range(self.layout.groups)]  # fmt: skip
+                 for g in range(self.layout.groups)]
         return any(reply == 1 for reply in self._forget.run_many(calls))
 
     def month_retailers(self, epoch: int, months: list[int]) -> list[int]:
@@ -175,4 +175,4 @@ def _combine(replies: list[Any]) -> ApplyResult:
         parsed.append((status, int(reply[1]), int(reply[2]), int(reply[3]), int(reply[4]), reply[5:]))
     status = min((p[0] for p in parsed), key=_STATUS_ORDER.index)
     return ApplyResult(status, sum(p[1] for p in parsed), sum(p[2] for p in parsed), min(p[3] for p in parsed),
-                       max(p[4] for p in parsed), [s.decode() for p in parsed for s in p[5]])  # fmt: skip
+                       max(p[4] for p in parsed), [s.decode() for p in parsed for s in p[5]])

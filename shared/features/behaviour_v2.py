@@ -63,7 +63,7 @@ def _relative_log(x: np.ndarray, mean: np.ndarray) -> np.ndarray:
 
 
 def shrink_season(month_avg: np.ndarray, season_prior: float | None, volatility: np.ndarray | float,
-                  month_w: np.ndarray, month_w2: np.ndarray) -> np.ndarray:  # fmt: skip
+                  month_w: np.ndarray, month_w2: np.ndarray) -> np.ndarray:
     """Each calendar month's average relative volume shrunk towards the flat year (1) by its reliability
     ``f = tau^2 / (tau^2 + sigma^2 / n_eff)`` (empirical-Bayes shrinkage of a noisy mean: ``tau`` =
     ``season_prior``, the typical size of a month effect; ``sigma`` the shop's volatility, the noise of one month;
@@ -82,7 +82,7 @@ def shrink_season(month_avg: np.ndarray, season_prior: float | None, volatility:
 
 
 def behaviour_batch(panel: Panel, w: np.ndarray, span_weight: np.ndarray,
-                    season_prior: float | None = None) -> np.ndarray:  # fmt: skip
+                    season_prior: float | None = None) -> np.ndarray:
     """The behaviour columns of every shop of a non-empty panel, each row weighted by ``w`` (> 0).
 
     Every mean is a ``w``-weighted mean, the month effects and the trend a ``w``-weighted least-squares fit, the
@@ -123,7 +123,7 @@ def behaviour_batch(panel: Panel, w: np.ndarray, span_weight: np.ndarray,
     with np.errstate(invalid="ignore", divide="ignore"):
         month_avg = np.where(month_n > 0, np.bincount(key, w * rel, 12 * n) / month_w, 0.0).reshape(n, 12)
     shrunk = shrink_season(month_avg, season_prior, vol, month_w.reshape(n, 12),
-                           np.bincount(key, w * w, 12 * n).reshape(n, 12))  # fmt: skip
+                           np.bincount(key, w * w, 12 * n).reshape(n, 12))
     share, ent = _shares(np.where(mean_q[:, None] > 0, shrunk, 0.0))  # a shop that never sold has no season
     return np.column_stack(
         [

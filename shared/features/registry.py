@@ -25,7 +25,7 @@ def stored_feature_sets(names: Sequence[str], required: str) -> list[FeatureSet]
         raise ValueError(f"feature_store_sets: unknown feature set(s) {unknown}; known: {sorted(FEATURE_SETS)}")
     if required not in chosen:
         raise ValueError(f"feature_store_sets: must include feature_set {required!r} (the set models train on); "
-                         f"got {chosen}")  # fmt: skip
+                         f"got {chosen}")
     return [FEATURE_SETS[name] for name in chosen]
 
 

@@ -24,7 +24,7 @@ DESCRIPTIONS: dict[str, str] = {
     "monthly_sales_entropy": "entropy of the year-months' volume shares / ln(distinct calendar months)",
     "median_yoy_sales_growth": "median pct_change of yearly volume between consecutive active years",
     "median_yoy_spread_growth": "median pct_change of the yearly mean of distinct products",
-}  # fmt: skip
+}
 
 
 def _rounded_mean(sums: np.ndarray, counts: np.ndarray) -> np.ndarray:

@@ -119,7 +119,7 @@ def _train_autoencoder(scaled: np.ndarray, params: ModelParams, report: Progress
     if seed is not None:
         kwargs["seed"] = seed
     log.info("autoencoder.fit", rows=len(scaled), features=scaled.shape[1], epochs=kwargs["epochs"],
-             batch_size=kwargs["batch_size"], seed=kwargs["seed"])  # fmt: skip
+             batch_size=kwargs["batch_size"], seed=kwargs["seed"])
     return Autoencoder(**kwargs).fit(scaled, epoch_callback=lambda done, total, _: report("autoencoder", done, total))
 
 
@@ -127,7 +127,7 @@ Selected = tuple[Candidate, dict[str, Candidate], list[Candidate], str | None]
 
 
 def _select(scaled: np.ndarray, latent: np.ndarray, rows: _Rows, params: ModelParams,
-            second_latent: np.ndarray) -> Selected:  # fmt: skip
+            second_latent: np.ndarray) -> Selected:
     """Score every candidate on the sample rows; (served, best per space, all, reason when none qualified)."""
     spaces = [LATENT, RAW] if params.raw_baseline else [LATENT]
     points = {LATENT: latent[rows.sample], RAW: scaled[rows.sample]}
@@ -143,7 +143,7 @@ def _select(scaled: np.ndarray, latent: np.ndarray, rows: _Rows, params: ModelPa
 
 def _fit_density(points: np.ndarray, candidate: Candidate, params: ModelParams) -> DensityClusterer:
     return DensityClusterer(**candidate.density.as_dict(), cluster_selection_method=params.cluster_selection_method,
-                            cluster_selection_epsilon=params.cluster_selection_epsilon).fit(points)  # fmt: skip
+                            cluster_selection_epsilon=params.cluster_selection_epsilon).fit(points)
 
 
 @dataclass(frozen=True)
@@ -186,7 +186,7 @@ def _choose(spaces: _Spaces, rows: _Rows, params: ModelParams, stages: _Stages) 
 
 
 def _fit_clusterers(spaces: _Spaces, choice: _Choice, rows: _Rows, params: ModelParams,
-                    stages: _Stages) -> tuple[DensityClusterer, DensityClusterer | None]:  # fmt: skip
+                    stages: _Stages) -> tuple[DensityClusterer, DensityClusterer | None]:
     """Each space's clusterer on all its rows, with the density chosen for it."""
     with stages("latent_clustering"):
         latent = _fit_density(spaces.latent, choice.fitted[LATENT], params)
@@ -198,7 +198,7 @@ def _fit_clusterers(spaces: _Spaces, choice: _Choice, rows: _Rows, params: Model
 
 def _stage_seconds(stages: _Stages) -> dict[str, float]:
     seconds = {**stages.seconds, "clustering": stages.seconds["latent_clustering"] + stages.seconds.get(
-        "raw_clustering", 0.0)}  # fmt: skip
+        "raw_clustering", 0.0)}
     seconds["total"] = round(sum(stages.seconds.values()), 3)
     return seconds
 
@@ -229,7 +229,7 @@ def fit_bundle(
         reports = {LATENT: clustering_report(latent_clusterer.labels_, spaces.latent, truth_values,
                                              dbcv=latent_clusterer.relative_validity_),
                    RAW: None if raw_clusterer is None else _raw_report(raw_clusterer, spaces.scaled, truth_values,
-                                                                       rows.raw)}  # fmt: skip
+                                                                       rows.raw)}
         trust = cluster_trust(_labels_at_sample(served.space, latent_clusterer, raw_clusterer, rows), served.resamples)
     ae = spaces.autoencoder
     metrics: dict[str, Any] = {
@@ -240,14 +240,14 @@ def fit_bundle(
         "trust": {str(k): round(v, 6) for k, v in trust.items()},
         "autoencoder": {**_history_summary(ae.history_), "batch_size": ae.batch_size, "epochs": ae.epochs},
         "seconds": _stage_seconds(stages),
-    }  # fmt: skip
+    }
     bundle = ModelBundle(
         feature_set=feature_set, columns=[str(c) for c in data.columns], scaler=spaces.scaler, encoder=spaces.encoder,
         latent_clusterer=latent_clusterer, raw_clusterer=raw_clusterer, params=params, keras_model=ae.model_,
         history=ae.history_, served_space=served.space, trust=trust,
-    )  # fmt: skip
+    )
     log.info("model.fitted", feature_set=feature_set, served=served.space, clusters=metrics["served"]["clusters"],
-             noise=round(metrics["served"]["noise_ratio"], 4), seconds=metrics["seconds"]["total"])  # fmt: skip
+             noise=round(metrics["served"]["noise_ratio"], 4), seconds=metrics["seconds"]["total"])
     return bundle, metrics
 
 

@@ -21,7 +21,7 @@ class Gates:
         if self.min_clusters < 1:
             raise ValueError(f"gate_min_clusters: must be >= 1, got {self.min_clusters}")
         for name, value in (("gate_max_noise_ratio", self.max_noise_ratio),
-                            ("gate_max_largest_share", self.max_largest_share)):  # fmt: skip
+                            ("gate_max_largest_share", self.max_largest_share)):
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name}: must be within [0, 1], got {value}")
 

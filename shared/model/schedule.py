@@ -48,10 +48,10 @@ def training_schedule(n_rows: int, params: ModelParams) -> TrainingSchedule:
     """The schedule for ``n_rows`` rows (explicit ``epochs`` / ``batch_size`` are kept)."""
     train_rows = max(1, int(n_rows * (1.0 - params.validation_split)))
     batch = params.batch_size or _clip(train_rows / params.train_batch_rows, params.train_batch_min,
-                                       params.train_batch_max)  # fmt: skip
+                                       params.train_batch_max)
     steps_per_epoch = math.ceil(train_rows / batch)
     epochs = params.epochs or _clip(math.ceil(params.train_target_steps / steps_per_epoch), params.train_epochs_min,
-                                    params.train_epochs_max)  # fmt: skip
+                                    params.train_epochs_max)
     return TrainingSchedule(batch_size=int(batch), epochs=int(epochs))
 
 

@@ -70,7 +70,7 @@ class Candidate:
             "dbcv": None if self.dbcv is None else round(self.dbcv, 6),
             "seed_agreement": None if self.seed_agreement is None else round(self.seed_agreement, 6),
             "qualified": self.qualified, "score": round(self.score, 6),
-        }  # fmt: skip
+        }
 
 
 def best_jaccards(reference: np.ndarray, labels: np.ndarray) -> dict[int, float]:
@@ -109,7 +109,7 @@ def _weighted(trust: dict[int, float], labels: np.ndarray) -> float:
 def _fit_labels(points: np.ndarray, dens: Density, params: ModelParams) -> DensityClusterer:
     return DensityClusterer(min_cluster_size=dens.min_cluster_size, min_samples=dens.min_samples,
                             cluster_selection_method=params.cluster_selection_method,
-                            cluster_selection_epsilon=params.cluster_selection_epsilon).fit(points)  # fmt: skip
+                            cluster_selection_epsilon=params.cluster_selection_epsilon).fit(points)
 
 
 def _resample_rows(n: int, params: ModelParams) -> list[np.ndarray]:
@@ -119,7 +119,7 @@ def _resample_rows(n: int, params: ModelParams) -> list[np.ndarray]:
 
 
 def score_candidate(candidate: Candidate, points: np.ndarray, second: np.ndarray | None,
-                    params: ModelParams) -> Candidate:  # fmt: skip
+                    params: ModelParams) -> Candidate:
     """Fit ``candidate`` on the sample ``points`` and fill in its scores (see the module docstring)."""
     fitted = _fit_labels(points, candidate.sample_density, params)
     labels = fitted.labels_
@@ -131,7 +131,7 @@ def score_candidate(candidate: Candidate, points: np.ndarray, second: np.ndarray
     candidate.stability = _weighted(cluster_trust(labels, candidate.resamples), labels)
     if second is not None:
         candidate.seed_agreement = float(adjusted_rand_score(labels, _fit_labels(second, candidate.sample_density,
-                                                                                 params).labels_))  # fmt: skip
+                                                                                 params).labels_))
     agrees = candidate.seed_agreement is None or candidate.seed_agreement >= params.selection_seed_agreement_min
     candidate.qualified = candidate.clusters >= 2 and agrees
     candidate.score = (1.0 - candidate.noise_ratio) * candidate.stability if candidate.qualified else 0.0

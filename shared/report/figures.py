@@ -14,7 +14,7 @@ import pandas as pd
 
 NOISE_COLOR = "#b8bcc4"
 COLORS = ["#4269d0", "#efb118", "#ff725c", "#6cc5b0", "#3ca951", "#ff8ab7", "#a463f2", "#97bbf5", "#9c6b4e",
-          "#9498a0", "#1f77b4", "#d62728", "#2ca02c", "#8c564b", "#e377c2", "#17becf", "#bcbd22"]  # fmt: skip
+          "#9498a0", "#1f77b4", "#d62728", "#2ca02c", "#8c564b", "#e377c2", "#17becf", "#bcbd22"]
 MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 MAX_POINTS = 6000
 
@@ -76,7 +76,7 @@ def seasonality(curves: Mapping[int, Sequence[float]]) -> str:
     ax = fig.add_subplot()
     for cluster, curve in curves.items():
         ax.plot(MONTHS, curve, marker="o", markersize=3, color=color(cluster), linestyle=":" if cluster < 0 else "-",
-                label="noise" if cluster < 0 else f"cluster {cluster}")  # fmt: skip
+                label="noise" if cluster < 0 else f"cluster {cluster}")
     ax.set_ylabel("share of yearly volume")
     ax.yaxis.set_major_formatter("{x:.1%}")
     ax.legend(fontsize=7, ncols=4)
@@ -112,7 +112,7 @@ def projection(latent: np.ndarray, labels: np.ndarray, seed: int = 0) -> tuple[s
     for cluster in sorted(set(labels[rows].tolist())):
         mask = labels[rows] == cluster
         ax.scatter(xy[mask, 0], xy[mask, 1], s=4, alpha=0.6 if cluster >= 0 else 0.35, color=color(cluster),
-                   label="noise" if cluster < 0 else f"cluster {cluster}", rasterized=True, linewidths=0)  # fmt: skip
+                   label="noise" if cluster < 0 else f"cluster {cluster}", rasterized=True, linewidths=0)
     ax.set_xlabel("component 1")
     ax.set_ylabel("component 2")
     ax.legend(fontsize=7, markerscale=3, ncols=4)

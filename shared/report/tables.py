@@ -31,7 +31,7 @@ def profile(features: pd.DataFrame, summary: Mapping[str, Any]) -> dict[str, Any
     distribution over the eligible retailers."""
     eligible = features[features["eligible"].astype(bool)] if "eligible" in features.columns else features
     facts = [("retailers", len(features)), ("eligible", len(eligible)),
-             ("eligible share", len(eligible) / len(features) if len(features) else 0.0)]  # fmt: skip
+             ("eligible share", len(eligible) / len(features) if len(features) else 0.0)]
     if "as_of" in features.columns and len(features):
         months = f"{features['as_of'].min()} … {features['as_of'].max()}"
         facts.append(("data as of (latest month per retailer)", months))
@@ -72,7 +72,7 @@ def insights(insights_frame: pd.DataFrame, space: str, top: int = 12) -> dict[st
         gaps = {c[: -len("_mean")]: (row[c] - overall[c]) / spread[c] for c in means if spread[c] > 0}
         marked = sorted(gaps, key=lambda f: -abs(gaps[f]))[:3]
         rows.append({"cluster": int(row["cluster"]), "size": int(row["size"]), "share": row["size"] / total,
-                     "marks": [(f, gaps[f]) for f in marked], "means": [float(row[c]) for c in means]})  # fmt: skip
+                     "marks": [(f, gaps[f]) for f in marked], "means": [float(row[c]) for c in means]})
     return {"space": space, "columns": [c[: -len("_mean")] for c in means], "rows": rows}
 
 

@@ -14,7 +14,7 @@ from shared.report import figures, tables
 
 REPORT_HTML = "report.html"
 _ENV = Environment(loader=FileSystemLoader(Path(__file__).parent), autoescape=select_autoescape(["html"]),
-                   undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)  # fmt: skip
+                   undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 
 
 def season_curves(features: pd.DataFrame, labels: np.ndarray) -> dict[int, list[float]] | None:
@@ -52,13 +52,13 @@ def warnings(summary: Mapping[str, Any], variance: float | None) -> list[str]:
         out.append("No ground truth was given (--truth): agreement with real archetypes (ARI) is not measured.")
     if variance is not None and variance < 0.6:
         out.append(f"The 2-D projection keeps only {variance:.0%} of the latent variance: clusters that overlap in "
-                   "it may be apart in the full latent space.")  # fmt: skip
+                   "it may be apart in the full latent space.")
     return out
 
 
 def write_report(out_dir: str | Path, *, summary: Mapping[str, Any], features: pd.DataFrame,
                  predictions: pd.DataFrame, insights: pd.DataFrame, latent: np.ndarray | None = None,
-                 loss_history: Mapping[str, Sequence[float]] | None = None) -> Path:  # fmt: skip
+                 loss_history: Mapping[str, Sequence[float]] | None = None) -> Path:
     """Write ``out_dir/report.html`` and return its path.
 
     ``summary``: the pipeline's summary (``feature_set``, ``eligible``, ``features``, ``raw``/``latent`` and, when
@@ -72,7 +72,7 @@ def write_report(out_dir: str | Path, *, summary: Mapping[str, Any], features: p
     space = "served" if "served_cluster" in predictions.columns else "latent"
     labels = predictions[f"{space}_cluster"].to_numpy(dtype=np.int64)
     spaces = {s: predictions[f"{s}_cluster"].to_numpy(dtype=np.int64) for s in ("raw", "latent", "served")
-              if f"{s}_cluster" in predictions.columns}  # fmt: skip
+              if f"{s}_cluster" in predictions.columns}
     curves = season_curves(features.loc[predictions.index], labels)
     projection, variance = figures.projection(np.asarray(latent), labels) if latent is not None else (None, None)
     insight_space = space if space in set(insights["space"]) else "latent"
@@ -80,11 +80,11 @@ def write_report(out_dir: str | Path, *, summary: Mapping[str, Any], features: p
            "seasonality": None if curves is None else figures.seasonality(curves),
            "loss": figures.loss_curve(loss_history) if loss_history and loss_history.get("loss") else None,
            "overlap": None if "raw" not in spaces else figures.contingency(spaces["latent"], spaces["raw"], "latent",
-                                                                            "raw")}  # fmt: skip
+                                                                            "raw")}
     html = _ENV.get_template("report.html").render(
         summary=summary, space=space, profile=tables.profile(features, summary), comparison=tables.comparison(summary),
         insights=tables.insights(insights, insight_space), svg=svg, variance=variance,
-        warnings=warnings(summary, variance))  # fmt: skip
+        warnings=warnings(summary, variance))
     path = Path(out_dir) / REPORT_HTML
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(html, encoding="utf-8")

@@ -42,7 +42,7 @@ REASONS = ("retrain", "features")
 
 def assign_segments(previous_assignment: pd.DataFrame | None, new_labels: pd.Series, new_strengths: pd.Series,
                     result: MatchResult, params: MatchParams | None = None, *, reason: str = "retrain",
-                    hold_switches: bool = False) -> pd.DataFrame:  # fmt: skip
+                    hold_switches: bool = False) -> pd.DataFrame:
     """One row per retailer of ``new_labels``: ``shop_id, segment`` (None when noise), ``status`` ("assigned" |
     "noise"), ``strength`` (membership in the new model, 0 for noise), ``changed``, ``from_segment`` (previous
     segment or None), ``reason`` (``reason`` for a changed known retailer, "new-retailer" for a retailer absent

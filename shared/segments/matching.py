@@ -129,7 +129,7 @@ def _pairs(acceptable: np.ndarray, jaccard: np.ndarray) -> list[tuple[int, int]]
 
 
 def _splits(segments: list[str], share: np.ndarray, seg_of: list[str], min_share: float
-            ) -> tuple[list[dict[str, Any]], set[str]]:  # fmt: skip
+            ) -> tuple[list[dict[str, Any]], set[str]]:
     """Segments whose members went to two or more clusters (each >= ``min_share``), and the ids born that way."""
     split, children = [], set()
     for r, segment in enumerate(segments):

@@ -67,7 +67,7 @@ class EmbeddedRedis(ManagedProcess):
             "--appendfsync", self.appendfsync,
             "--save", "",
             "--daemonize", "no",
-        ]  # fmt: skip
+        ]
 
     def client(self, db: int = 0, retries: int = 3) -> redis.Redis:
         """A client for this server (``retries`` = redis-py's retries on connection errors)."""

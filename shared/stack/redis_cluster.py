@@ -28,17 +28,17 @@ class ClusterNode(EmbeddedRedis):
 
     def args(self) -> list[str]:
         return [*super().args(), "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-                "--cluster-node-timeout", "5000"]  # fmt: skip
+                "--cluster-node-timeout", "5000"]
 
 
 class EmbeddedRedisCluster:
     """``start()`` / ``stop()``; ``url`` names the first node (any node works for a cluster client)."""
 
     def __init__(self, data_dir: Path | str, masters: int = 3, *, appendfsync: str = "everysec",
-                 die_with_parent: bool = False) -> None:  # fmt: skip
+                 die_with_parent: bool = False) -> None:
         base = Path(data_dir)
         self.nodes = [ClusterNode(cluster_port(), base / f"node-{i}", appendfsync=appendfsync,
-                                  die_with_parent=die_with_parent) for i in range(masters)]  # fmt: skip
+                                  die_with_parent=die_with_parent) for i in range(masters)]
 
     @property
     def url(self) -> str:
@@ -51,7 +51,7 @@ class EmbeddedRedisCluster:
             cli = redis_server_binary().parent / "redis-cli"
             addresses = [f"127.0.0.1:{node.port}" for node in self.nodes]
             done = subprocess.run([str(cli), "--cluster", "create", *addresses, "--cluster-replicas", "0",
-                                   "--cluster-yes"], capture_output=True, text=True, timeout=60)  # fmt: skip
+                                   "--cluster-yes"], capture_output=True, text=True, timeout=60)
             if done.returncode != 0:
                 raise StackError(f"redis cluster: create failed: {done.stdout[-500:]} {done.stderr[-500:]}")
         deadline = time.monotonic() + timeout

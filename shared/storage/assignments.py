@@ -51,7 +51,7 @@ def _change(item: AssignmentChange | Mapping[str, Any]) -> AssignmentChange:
 _COLUMNS = (
     Assignment.shop_id, Assignment.segment_id, Assignment.status, Assignment.strength,
     Assignment.model_version, Assignment.reason, Assignment.valid_from, Assignment.valid_to,
-)  # fmt: skip
+)
 
 
 class AssignmentHistory(Part):
@@ -100,7 +100,7 @@ class AssignmentHistory(Part):
             if row is not None:
                 if (row.segment_id, row.status, row.model_version, row.strength) == (
                     change.segment_id, change.status, version, change.strength,
-                ):  # fmt: skip
+                ):
                     continue
                 if row.valid_from > at:
                     raise ValueError(
@@ -109,7 +109,7 @@ class AssignmentHistory(Part):
                     )
                 close.append(row.id)
             rows.append({"shop_id": change.shop_id, "segment_id": change.segment_id, "status": change.status,
-                         "strength": change.strength, "reason": change.reason})  # fmt: skip
+                         "strength": change.strength, "reason": change.reason})
         if close:
             table = Assignment.__table__
             connection.execute(table.update().where(one_of(session, table.c.id, close)).values(valid_to=at))

@@ -72,7 +72,7 @@ class Explorer(Part):
             return [(s1, st1 or "new", s2, st2, int(n)) for s1, st1, s2, st2, n in session.execute(query)]
 
     def segment_flows(self, segment_id: str, before: datetime, after: datetime
-                      ) -> list[tuple[str | None, str, str | None, str, int]]:  # fmt: skip
+                      ) -> list[tuple[str | None, str, str | None, str, int]]:
         """The rows of :meth:`flows` that touch ``segment_id`` (into it, or out of it to anywhere else), reading
         only its members' history rather than every retailer's."""
         old, new = aliased(Assignment), aliased(Assignment)
@@ -82,13 +82,13 @@ class Explorer(Part):
             .outerjoin(old, sa.and_(old.shop_id == new.shop_id, _valid_at(old, before)))
             .where(_valid_at(new, after), new.segment_id == segment_id)
             .group_by(old.segment_id, old.status, new.segment_id, new.status)
-        )  # fmt: skip
+        )
         out = (
             sa.select(*columns).select_from(old)
             .join(new, sa.and_(new.shop_id == old.shop_id, _valid_at(new, after)))
             .where(_valid_at(old, before), old.segment_id == segment_id, new.segment_id.is_distinct_from(segment_id))
             .group_by(old.segment_id, old.status, new.segment_id, new.status)
-        )  # fmt: skip
+        )
         with self.db.read() as session:
             rows = [*session.execute(into), *session.execute(out)]
         return [(s1, st1 or "new", s2, st2, int(n)) for s1, st1, s2, st2, n in rows]
@@ -106,7 +106,7 @@ class Explorer(Part):
             return [(s, f, t) for s, f, t in session.execute(query)]
 
     def recent_changes(self, limit: int = 200, *, segment: str | None = None, reason: str | None = None,
-                       after_id: int = 0) -> list[ChangeRow]:  # fmt: skip
+                       after_id: int = 0) -> list[ChangeRow]:
         """The latest history rows that changed a retailer's segment, newest first (optionally only those
         touching ``segment``, with ``reason``, or newer than the row ``after_id``)."""
         a, p = Assignment, aliased(Assignment)
@@ -114,7 +114,7 @@ class Explorer(Part):
             sa.select(p.segment_id).where(p.shop_id == a.shop_id, p.id < a.id).order_by(p.id.desc()).limit(1)
         ).scalar_subquery()
         rows = sa.select(a.id, a.shop_id, previous.label("from_segment"), a.segment_id, a.status, a.strength,
-                         a.model_version, a.reason, a.valid_from).where(a.id > after_id).subquery()  # fmt: skip
+                         a.model_version, a.reason, a.valid_from).where(a.id > after_id).subquery()
         query = sa.select(rows).where(rows.c.from_segment.is_distinct_from(rows.c.segment_id))
         if segment:
             query = query.where(sa.or_(rows.c.segment_id == segment, rows.c.from_segment == segment))

@@ -35,7 +35,7 @@ FACADE: dict[str, str] = {
                      "shops_starting_with"),
     }.items()
     for name in names
-}  # fmt: skip
+}
 
 
 class Registry(Database):

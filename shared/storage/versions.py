@@ -74,7 +74,7 @@ class Versions(Part):
             feature_set=feature_set, params=params, metrics=metrics, training_rows=training_rows,
             data_as_of=data_as_of, seed=seed, artifact_uri=artifact_uri, sha256=sha256, tags=tags or {},
             created_at=created_at,
-        )  # fmt: skip
+        )
         values = spec.model_dump(exclude={"created_at"})
         created_at = spec.created_at or utcnow()
         for attempt in Retrying(

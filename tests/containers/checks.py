@@ -60,7 +60,7 @@ def check_container(spec: ContainerSpec, contract: K8sContract) -> int:
     uid = podman.execute(spec.name, ["id", "-u"])
     if uid.returncode != 0 or int(uid.stdout) == 0 or int(uid.stdout) != contract.uid:
         raise CheckFailed(f"{spec.service}: runs as uid {uid.stdout.strip() or uid.stderr.strip()}, the k8s "
-                          f"manifest says runAsUser {contract.uid} (non-root)")  # fmt: skip
+                          f"manifest says runAsUser {contract.uid} (non-root)")
     if contract.read_only:
         if not podman.inspect(spec.name)["HostConfig"].get("ReadonlyRootfs"):
             raise CheckFailed(f"{spec.service}: k8s demands readOnlyRootFilesystem; compose does not set read_only")

@@ -102,7 +102,7 @@ def _healthcheck_args(check: dict[str, Any]) -> list[str]:
         kind, *rest = test if isinstance(test, list) else ["CMD-SHELL", test]
         args += ["--health-cmd", rest[0] if kind == "CMD-SHELL" else json.dumps(rest)]
     flags = {"interval": "--health-interval", "timeout": "--health-timeout", "retries": "--health-retries",
-             "start_period": "--health-start-period"}  # fmt: skip
+             "start_period": "--health-start-period"}
     return args + [arg for key, flag in flags.items() if key in check for arg in (flag, str(check[key]))]
 
 
@@ -156,7 +156,7 @@ def container_spec(name: str, service: dict[str, Any], prefix: str, named_volume
     command = [] if command is None else command if isinstance(command, list) else ["sh", "-c", command]
     return ContainerSpec(service=name, name=f"{prefix}-{name}", image=service["image"],
                          args=[*args, service["image"], *map(str, command)], depends_on=_depends_on(service),
-                         environment=environment, read_only=bool(service.get("read_only")))  # fmt: skip
+                         environment=environment, read_only=bool(service.get("read_only")))
 
 
 def container_specs(model: dict[str, Any], prefix: str) -> tuple[list[ContainerSpec], list[str]]:

@@ -44,7 +44,7 @@ def wait_for(check: Callable[[], tuple[bool, str]], what: str, timeout: float, s
 
 def _retrain(settings: Settings, token: str) -> None:
     response = httpx.post(f"http://127.0.0.1:{settings.assigner_port}/v1/retrain", json={"reason": "container test"},
-                          headers={"Authorization": f"Bearer {token}"}, timeout=30.0)  # fmt: skip
+                          headers={"Authorization": f"Bearer {token}"}, timeout=30.0)
     if response.status_code != 202:
         raise CheckFailed(f"POST /v1/retrain answered {response.status_code}: {response.text[:300]}")
 

@@ -70,4 +70,4 @@ class HostInfra:
     def environment(self) -> dict[str, str]:
         """The ``${CT_*}`` endpoints the compose override reads."""
         return {"CT_KAFKA_BOOTSTRAP": self.broker.bootstrap, "CT_REDIS_URL": self.redis.url,
-                "CT_DATABASE_URL": self.database_url}  # fmt: skip
+                "CT_DATABASE_URL": self.database_url}

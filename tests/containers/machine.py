@@ -39,7 +39,7 @@ def run(argv: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
         raise MachineError(f"{' '.join(argv[:6])} ... did not finish within {exc.timeout} s") from None
     if result.returncode != 0:
         raise MachineError(f"{' '.join(argv[:6])} ... exited {result.returncode}:\n{result.stdout[-3000:]}"
-                           f"\n{result.stderr[-3000:]}")  # fmt: skip
+                           f"\n{result.stderr[-3000:]}")
     return result
 
 
@@ -80,10 +80,10 @@ def ensure_containers_conf() -> bool:
         if conf.get("containers", {}).get("default_ulimits") == []:
             return False
         raise MachineError(f"{CONTAINERS_CONF}: add `default_ulimits = []` to its [containers] table (this host "
-                           "cannot raise rlimits, so every container start would fail with setrlimit)")  # fmt: skip
+                           "cannot raise rlimits, so every container start would fail with setrlimit)")
     CONTAINERS_CONF.parent.mkdir(parents=True, exist_ok=True)
     CONTAINERS_CONF.write_text("# written by stableseg's container test: this host cannot raise rlimits\n"
-                               "[containers]\ndefault_ulimits = []\n")  # fmt: skip
+                               "[containers]\ndefault_ulimits = []\n")
     return True
 
 
@@ -109,7 +109,7 @@ def ensure_base_image() -> bool:
     with tempfile.TemporaryDirectory(prefix="stableseg-rootfs-", dir="/var/tmp") as tmp:
         rootfs = Path(tmp) / "rootfs"
         run(["debootstrap", "--variant=minbase", f"--include={BASE_PACKAGES}", "bookworm", str(rootfs),
-             debian_mirror()])  # fmt: skip
+             debian_mirror()])
         for cache in ("var/cache/apt/archives", "var/lib/apt/lists"):
             for item in (rootfs / cache).glob("*"):
                 if item.is_file():
@@ -136,7 +136,7 @@ def ensure_wheelhouse() -> bool:
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
     project = pyproject["project"]
     wanted = [*project["dependencies"], *project["optional-dependencies"]["train"],
-              *pyproject["build-system"]["requires"]]  # fmt: skip
+              *pyproject["build-system"]["requires"]]
     WHEELHOUSE.mkdir(exist_ok=True)
     run([sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(WHEELHOUSE), *wanted])
     WHEELHOUSE_STAMP.write_text(digest + "\n")
@@ -163,7 +163,7 @@ def source_digest() -> str:
 
 def _built_from(image: str) -> str:
     result = subprocess.run([*PODMAN, "image", "inspect", "--format", f'{{{{index .Labels "{SOURCE_LABEL}"}}}}',
-                             image], capture_output=True, text=True, timeout=60)  # fmt: skip
+                             image], capture_output=True, text=True, timeout=60)
     return result.stdout.strip() if result.returncode == 0 else ""
 
 
@@ -175,7 +175,7 @@ def build_images(service_image: str, trainer_image: str) -> bool:
         return False
     engine = " ".join(PODMAN)
     build_args = (f"--network host --build-arg BASE_IMAGE={BASE_IMAGE} --build-arg OFFLINE=1 "
-                  f"--label {SOURCE_LABEL}={digest}")  # fmt: skip
+                  f"--label {SOURCE_LABEL}={digest}")
     run(["make", "--no-print-directory", "-C", str(ROOT), "images", f"CONTAINER_ENGINE={engine}",
          f"IMAGE_BUILD_ARGS={build_args}", f"SERVICE_IMAGE={service_image}", f"TRAINER_IMAGE={trainer_image}"])
     return True

@@ -58,7 +58,7 @@ def _environment(infra: HostInfra, token: str) -> dict[str, str]:
 
 
 def _wait_dependencies(spec: ContainerSpec, specs: dict[str, ContainerSpec], infra: HostInfra,
-                       done: dict[str, float]) -> None:  # fmt: skip
+                       done: dict[str, float]) -> None:
     for name, condition in spec.depends_on.items():
         if name not in specs:  # provided by the host: service_healthy means it answers
             if not infra.healthy(name):
@@ -94,7 +94,7 @@ def _host_settings(env: dict[str, str]) -> Settings:
     """How the host reaches the containers' system (same network)."""
     return Settings(kafka_bootstrap=env["CT_KAFKA_BOOTSTRAP"], redis_url=env["CT_REDIS_URL"],
                     database_url=env["CT_DATABASE_URL"],
-                    **{f"{s}_port": int(env[f"CT_{s.upper()}_PORT"]) for s in SERVICES})  # fmt: skip
+                    **{f"{s}_port": int(env[f"CT_{s.upper()}_PORT"]) for s in SERVICES})
 
 
 def main() -> int:

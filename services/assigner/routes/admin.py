@@ -18,7 +18,7 @@ from shared.storage import NotFoundError
 REQUESTED_BY = "assigner-api"
 VERSION_MAX = 2**63 - 1  # registry versions are 64-bit integers
 AUTH = {**AUTH_RESPONSES, 503: {"description": "admin routes disabled (no STABLESEG_ADMIN_TOKEN), or the broker / "
-                                               "the assigner is not ready"}}  # fmt: skip
+                                               "the assigner is not ready"}}
 VersionPath = Annotated[int, Path(ge=1, le=VERSION_MAX, description="a registry model version")]
 
 
@@ -27,7 +27,7 @@ def admin_router(settings: Settings) -> APIRouter:
 
     @router.post("/retrain", status_code=202, response_model=RetrainAccepted,
                  responses={**AUTH, 400: {"description": "the body is not valid JSON"}},
-                 summary="Ask the trainer for a new model (training.requests)")  # fmt: skip
+                 summary="Ask the trainer for a new model (training.requests)")
     async def retrain(service: Service, body: RetrainRequest | None = Body(None)) -> RetrainAccepted:
         reason = body.reason if body is not None else "api"
         record = training_request(reason, REQUESTED_BY, source=SOURCE)
@@ -40,7 +40,7 @@ def admin_router(settings: Settings) -> APIRouter:
     @router.post("/models/{version}/promote", response_model=PromoteResult,
                  responses={**AUTH, 404: {"description": "unknown version"},
                             409: {"description": "the version cannot be served (not published, checksum)"}},
-                 summary="Serve an earlier or later version: relabel and publish the changes")  # fmt: skip
+                 summary="Serve an earlier or later version: relabel and publish the changes")
     async def promote(version: VersionPath, service: Service) -> PromoteResult:
         if not service.initialised.is_set():
             raise HTTPException(503, "the assigner is starting")

@@ -17,7 +17,7 @@ def model_out(info: ModelVersionInfo, serving: int | None) -> ModelOut:
     return ModelOut(version=info.version, status=info.status, feature_set=info.feature_set,
                     created_at=info.created_at, data_as_of=info.data_as_of, training_rows=info.training_rows,
                     seed=info.seed, sha256=info.sha256, artifact_uri=info.artifact_uri, aliases=list(info.aliases),
-                    metrics=info.metrics, reason=info.reason, serving=info.version == serving)  # fmt: skip
+                    metrics=info.metrics, reason=info.reason, serving=info.version == serving)
 
 
 @router.get("", response_model=ModelList, summary="Every registered model version, oldest first")
@@ -29,7 +29,7 @@ async def list_models(registry: RegistryDep, reader: Reader) -> ModelList:
 
 
 @router.get("/current", response_model=ModelOut, responses={503: {"description": "no model applied yet"}},
-            summary="The version serving segments now")  # fmt: skip
+            summary="The version serving segments now")
 async def current_model(registry: RegistryDep, serving: ServingRecord) -> ModelOut:
     version = int(serving["version"])
     return model_out(await asyncio.to_thread(registry.get, version), version)

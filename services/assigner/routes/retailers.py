@@ -30,11 +30,11 @@ async def _without_assignment(service: Service, reader: Reader, shop_id: str) ->
         raise _unknown(shop_id)
     status = "unknown" if features["eligible"] else "ineligible"
     return RetailerSegment(shop_id=shop_id, segment_id=None, segment_name=None, strength=0.0, status=status,
-                           model_version=int(serving["version"]), since=None)  # fmt: skip
+                           model_version=int(serving["version"]), since=None)
 
 
 @router.get("/{shop_id}/segment", response_model=RetailerSegment, responses=ERRORS,
-            summary="The retailer's current segment")  # fmt: skip
+            summary="The retailer's current segment")
 async def retailer_segment(request: Request, shop_id: str = ShopId) -> Response:
     """The hot path: one Redis round trip, no dependency solving, the body serialised directly (the schema is
     ``RetailerSegment``)."""
@@ -45,14 +45,14 @@ async def retailer_segment(request: Request, shop_id: str = ShopId) -> Response:
     else:
         body = {"shop_id": shop_id, "segment_id": state["segment"], "segment_name": state["name"],
                 "strength": state["strength"], "status": state["status"], "model_version": state["model_version"],
-                "since": state["since"]}  # fmt: skip
+                "since": state["since"]}
     return Response(orjson.dumps(body), media_type="application/json")
 
 
 @router.get("/{shop_id}/history", response_model=RetailerHistory, responses=ERRORS,
-            summary="The retailer's segment over time")  # fmt: skip
+            summary="The retailer's segment over time")
 async def retailer_history(service: Service, reader: Reader, registry: RegistryDep,
-                           shop_id: str = ShopId) -> RetailerHistory:  # fmt: skip
+                           shop_id: str = ShopId) -> RetailerHistory:
     rows = await asyncio.to_thread(registry.history, shop_id)
     if not rows:
         await _without_assignment(service, reader, shop_id)  # 503 / 404 as for the segment
@@ -63,4 +63,4 @@ async def retailer_history(service: Service, reader: Reader, registry: RegistryD
                      strength=r.strength, model_version=r.model_version, reason=r.reason, valid_from=r.valid_from,
                      valid_to=r.valid_to)
         for r in rows
-    ])  # fmt: skip
+    ])

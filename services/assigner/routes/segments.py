@@ -21,19 +21,19 @@ def segment_out(info: SegmentInfo) -> SegmentOut:
     return SegmentOut(segment_id=info.segment_id, name=info.name, status=info.status, size=info.size,
                       first_version=info.first_version, last_version=info.last_version,
                       parent_segment=info.parent_segment, profile=info.profile, trust=trust,
-                      trust_level=trust_level(trust))  # fmt: skip
+                      trust_level=trust_level(trust))
 
 
 @router.get("", response_model=SegmentList, responses={503: {"description": "no model applied yet"}},
-            summary="Segments (the serving model's by default)")  # fmt: skip
+            summary="Segments (the serving model's by default)")
 async def list_segments(registry: RegistryDep, serving: ServingRecord,
-                        status: Literal["active", "retired", "all"] = Query("active")) -> SegmentList:  # fmt: skip
+                        status: Literal["active", "retired", "all"] = Query("active")) -> SegmentList:
     rows = await asyncio.to_thread(registry.list_segments, None if status == "all" else status)
     return SegmentList(model_version=int(serving["version"]), segments=[segment_out(s) for s in rows])
 
 
 @router.get("/{segment_id}", response_model=SegmentOut, responses={404: {"description": "unknown segment"}},
-            summary="One segment, active or retired")  # fmt: skip
+            summary="One segment, active or retired")
 async def get_segment(segment_id: str, registry: RegistryDep) -> SegmentOut:
     try:
         parse_segment_id(segment_id)

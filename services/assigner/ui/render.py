@@ -45,7 +45,7 @@ def _when(value: datetime | str | None) -> str:
 
 def _environment() -> Environment:
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]),
-                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)  # fmt: skip
+                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters.update(pct=_pct, num=_num, when=_when)
     env.globals.update(static_url=static_url, plotly=PLOTLY)
     return env

@@ -41,7 +41,7 @@ async def serving_of(request: Request, required: bool = True) -> dict[str, Any] 
 
 
 async def draw(request: Request, template: str, build: Callable[..., dict[str, Any]], *args: Any,
-               page: str = "", needs_model: bool = False) -> Response:  # fmt: skip
+               page: str = "", needs_model: bool = False) -> Response:
     """Build the context in a worker thread and render it; the two page errors become 404 / 503 pages."""
     query = request.query_params.get("q", "")
     try:
@@ -100,7 +100,7 @@ def _add_feed_search_and_files(router: APIRouter) -> None:
 
     @router.get("/changes.json")
     async def changes_feed(request: Request, segment: str = "", reason: str = "", after: int = Query(0, ge=0)
-                           ) -> JSONResponse:  # fmt: skip
+                           ) -> JSONResponse:
         try:
             body = await asyncio.to_thread(models.changes, sources(request), segment, reason, after)
         except PageUnavailable as exc:

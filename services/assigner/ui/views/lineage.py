@@ -66,7 +66,7 @@ def sankey_figure(flows: list[Flow], entry: LineageInfo, names: dict[str, str]) 
         kind = link_kind(source, target, entry.payload)
         color = rgba(node_color(target if kind in ("new", "born") else source), 0.2 if kind == "continued" else 0.5)
         links.append({"source": node(prev, source), "target": node(f"v{entry.model_version}", target), "value": n,
-                      "color": color, "kind": kind})  # fmt: skip
+                      "color": color, "kind": kind})
     title = f"Retailers from {prev} to v{entry.model_version}"
     return charts.sankey(nodes, links, title)
 
@@ -85,7 +85,7 @@ def lineage_page(src: Sources, version: int | None) -> dict[str, Any]:
     table = [{"from": a, "to": b, "retailers": n, "kind": link_kind(a, b, entry.payload)} for a, b, n in flows or []]
     table.sort(key=lambda r: -r["retailers"])
     return {"versions": [e.model_version for e in applied], "entry": entry, "payload": entry.payload,
-            "flows": table, "flows_known": flows is not None, "names": names, "charts": figures}  # fmt: skip
+            "flows": table, "flows_known": flows is not None, "names": names, "charts": figures}
 
 
 def segment_lineage(src: Sources, segment_id: str) -> dict[str, Any]:
@@ -110,7 +110,7 @@ def segment_lineage(src: Sources, segment_id: str) -> dict[str, Any]:
         came = sorted(((a, n) for a, b, n in touching if b == segment_id), key=lambda x: -x[1])
         went = sorted(((b, n) for a, b, n in touching if a == segment_id and b != segment_id), key=lambda x: -x[1])
         steps.append({"version": entry.model_version, "previous": entry.previous_version, "came": came,
-                      "went": went, "events": events_of(entry.payload, segment_id)})  # fmt: skip
+                      "went": went, "events": events_of(entry.payload, segment_id)})
         sankey = sankey_figure(touching, entry, names)
     return {"steps": steps, "sankey": sankey}
 

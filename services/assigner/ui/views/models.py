@@ -26,7 +26,7 @@ def model_row(info: ModelVersionInfo, serving: int | None) -> dict[str, Any]:
             "reason": info.reason, "created_at": info.created_at, "data_as_of": info.data_as_of,
             "rows": info.training_rows, "feature_set": info.feature_set, "aliases": list(info.aliases),
             "serving": info.version == serving, "latent": _space(metrics, "latent"), "raw": _space(metrics, "raw"),
-            "served": metrics.get("served") if isinstance(metrics.get("served"), dict) else None}  # fmt: skip
+            "served": metrics.get("served") if isinstance(metrics.get("served"), dict) else None}
 
 
 def models(src: Sources, serving: dict[str, Any] | None, admin_enabled: bool) -> dict[str, Any]:
@@ -36,20 +36,20 @@ def models(src: Sources, serving: dict[str, Any] | None, admin_enabled: bool) ->
     figures = {}
     if rows:
         figures = {"noise": charts.model_metrics(rows, "noise_ratio", "Noise share: latent vs raw", percent=True),
-                   "clusters": charts.model_metrics(rows, "clusters", "Clusters: latent vs raw")}  # fmt: skip
+                   "clusters": charts.model_metrics(rows, "clusters", "Clusters: latent vs raw")}
     return {"models": rows[::-1], "serving_version": version, "admin_enabled": admin_enabled, "charts": figures}
 
 
 def change_json(row: ChangeRow) -> dict[str, Any]:
     return {"id": row.id, "shop_id": row.shop_id, "from_segment": row.from_segment, "to_segment": row.to_segment,
             "status": row.status, "strength": row.strength, "model_version": row.model_version, "reason": row.reason,
-            "at": row.at.isoformat()}  # fmt: skip
+            "at": row.at.isoformat()}
 
 
 def changes(src: Sources, segment: str | None, reason: str | None, after_id: int = 0) -> dict[str, Any]:
     """The latest changes of segment (newest first), filtered by segment (from or to) and reason."""
     rows = src.registry.recent_changes(CHANGES_LIMIT, segment=segment or None, reason=reason or None,
-                                       after_id=after_id)  # fmt: skip
+                                       after_id=after_id)
     return {"changes": [change_json(r) for r in rows], "segment": segment or "", "reason": reason or "",
             "segments": [s.segment_id for s in src.registry.list_segments()], "reasons": REASONS,
-            "last_id": max((r.id for r in rows), default=after_id), "limit": CHANGES_LIMIT}  # fmt: skip
+            "last_id": max((r.id for r in rows), default=after_id), "limit": CHANGES_LIMIT}

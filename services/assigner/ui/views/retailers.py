@@ -36,7 +36,7 @@ def intervals(history: list[AssignmentInfo], now: datetime) -> list[dict[str, An
         end = row.valid_to or now
         out.append({"label": row.segment_id or row.status, "segment": row.segment_id,
                     "start": row.valid_from.isoformat(), "end": end.isoformat(),
-                    "ms": max(int((end - row.valid_from).total_seconds() * 1000), 1)})  # fmt: skip
+                    "ms": max(int((end - row.valid_from).total_seconds() * 1000), 1)})
     return out
 
 
@@ -46,7 +46,7 @@ def events(history: list[AssignmentInfo]) -> list[dict[str, Any]]:
     for i, row in enumerate(history):
         out.append({"from": history[i - 1].segment_id if i else None, "to": row.segment_id, "status": row.status,
                     "strength": row.strength, "version": row.model_version, "reason": row.reason,
-                    "at": row.valid_from})  # fmt: skip
+                    "at": row.valid_from})
     return out[::-1]
 
 
@@ -62,7 +62,7 @@ def retailer(src: Sources, shop_id: str, serving: dict[str, Any]) -> dict[str, A
         raise PageNotFound(f"retailer {shop_id!r} is unknown: no sales were seen and no segment was ever assigned")
     if state is None:
         state = {"segment": None, "name": None, "status": "unknown" if row and row["eligible"] else "ineligible",
-                 "strength": 0.0, "model_version": serving["version"], "since": None, "reason": None}  # fmt: skip
+                 "strength": 0.0, "model_version": serving["version"], "since": None, "reason": None}
     info = src.registry.get_segment(state["segment"]) if state["segment"] else None
     curves = []
     own = own_seasonality(row, feature_set)
@@ -74,7 +74,7 @@ def retailer(src: Sources, shop_id: str, serving: dict[str, Any]) -> dict[str, A
     if curves:
         figures["seasonality"] = charts.seasonality(curves, "Seasonality: the retailer against its segment")
     return {"shop_id": shop_id, "state": state, "segment": info, "features": row, "events": events(history),
-            "charts": figures}  # fmt: skip
+            "charts": figures}
 
 
 def search(src: Sources, query: str) -> str | dict[str, Any]:
@@ -89,7 +89,7 @@ def search(src: Sources, query: str) -> str | dict[str, Any]:
     except ValueError:
         pass
     known = (src.store.get(q) is not None or src.registry.current_assignment(q) is not None
-             or src.features.get(q) is not None) if len(q) <= MAX_SHOP_ID else False  # fmt: skip
+             or src.features.get(q) is not None) if len(q) <= MAX_SHOP_ID else False
     if known:
         return f"/ui/retailers/{quote(q, safe='')}"
     needle = q.lower()

@@ -19,7 +19,7 @@ def segment_row(info: SegmentInfo, total: int) -> dict[str, Any]:
     return {"id": info.segment_id, "name": info.name, "size": info.size, "status": info.status,
             "share": info.size / total if total else 0.0, "trust": trust, "trust_level": level,
             "traits": {t: traits.get(t) for t in TRAITS}, "first_version": info.first_version,
-            "last_version": info.last_version, "parent": info.parent_segment}  # fmt: skip
+            "last_version": info.last_version, "parent": info.parent_segment}
 
 
 def overview(src: Sources, serving: dict[str, Any]) -> dict[str, Any]:
@@ -33,7 +33,7 @@ def overview(src: Sources, serving: dict[str, Any]) -> dict[str, Any]:
         "serving": serving, "segments": [segment_row(s, total) for s in active], "assigned": total,
         "charts": {"sizes": charts.sizes_by_version(src.sizes(), versions, names),
                    "seasonality": charts.seasonality(curves, "12-month seasonality of every active segment")},
-    }  # fmt: skip
+    }
 
 
 def feature_rows(info: SegmentInfo, stats: dict[str, tuple[float, float]]) -> list[dict[str, Any]]:
@@ -60,17 +60,17 @@ def segment(src: Sources, segment_id: str) -> dict[str, Any]:
     rows = feature_rows(info, stats)
     sizes = src.sizes()
     history = [(e.model_version, sizes[e.model_version][segment_id]) for e in src.applied()
-               if sizes.get(e.model_version, {}).get(segment_id)]  # fmt: skip
+               if sizes.get(e.model_version, {}).get(segment_id)]
     curves = [(f"{segment_id} {info.name}", segment_id, info.profile.get("seasonality") or [0.0] * 12)]
     if pop_curve:
         curves.append(("all active segments", "", pop_curve))
     lineage = segment_lineage(src, segment_id)
     figures = {"profile": charts.feature_contrast(rows, segment_id), "sizes": charts.size_history(history, segment_id),
-               "seasonality": charts.seasonality(curves)}  # fmt: skip
+               "seasonality": charts.seasonality(curves)}
     if lineage["sankey"] is not None:
         figures["lineage"] = lineage["sankey"]
     return {"segment": segment_row(info, sum(s.size for s in active)), "features": rows, "lineage": lineage,
-            "members": members(src, segment_id), "charts": figures}  # fmt: skip
+            "members": members(src, segment_id), "charts": figures}
 
 
 def members(src: Sources, segment_id: str, limit: int = 25) -> list[dict[str, Any]]:
@@ -81,5 +81,5 @@ def members(src: Sources, segment_id: str, limit: int = 25) -> list[dict[str, An
     for shop, strength, since in rows:
         state = live.loc[shop] if shop in live.index else None
         out.append({"shop_id": shop, "since": since, "status": None if state is None else state["status"],
-                    "strength": strength if state is None else float(state["strength"])})  # fmt: skip
+                    "strength": strength if state is None else float(state["strength"])})
     return out
