@@ -274,9 +274,11 @@ LONG_MONTHS = st.lists(st.tuples(st.integers(1990, 2025), st.integers(1, 12)), m
 
 
 @settings(max_examples=150, deadline=None)
+@pytest.mark.parametrize("fs", [V3, V4], ids=["v3", "v4"])
 @given(shops=st.lists(st.tuples(LONG_MONTHS, st.integers(0, 2**32 - 1)), min_size=1, max_size=4))
-def test_v3_batch_equals_one_on_long_histories(shops) -> None:
-    """Batch and per-shop v3 agree to 1e-9 for any shops, also when decades of history make old weights tiny."""
+def test_recency_sets_batch_equals_one_on_long_histories(fs: FeatureSet, shops) -> None:
+    """Batch and per-shop v3 and v4 agree to 1e-9 for any shops (zeros, gaps), also when decades of history make
+    old weights tiny."""
     rows = []
     for i, (months, seed) in enumerate(shops):
         rng = np.random.default_rng(seed)
@@ -284,10 +286,10 @@ def test_v3_batch_equals_one_on_long_histories(shops) -> None:
         uniq = rng.integers(0, 30, len(months))
         rows += [(f"s{i}", y, m, q, u) for (y, m), q, u in zip(months, qty, uniq, strict=True)]
     monthly = pd.DataFrame(rows, columns=["shop_id", "year", "month", "monthly_sales_qty", "monthly_unique_products"])
-    batch = V3.compute_batch(monthly)
+    batch = fs.compute_batch(monthly)
     assert np.isfinite(batch.to_numpy()).all()
     for shop_id, frame in monthly.groupby("shop_id"):
-        one = V3.compute_one(ShopMonths.from_frame(frame))
+        one = fs.compute_one(ShopMonths.from_frame(frame))
         np.testing.assert_allclose(one, batch.loc[shop_id].to_numpy(), rtol=1e-9, atol=1e-9)
 
 
@@ -339,20 +341,3 @@ def test_v4_without_a_prior_is_v3() -> None:
     plain = BehaviourV4()
     plain.season_prior = None
     np.testing.assert_array_equal(plain.compute_one(shop), V3.compute_one(shop))
-
-
-@given(shops=st.lists(st.tuples(LONG_MONTHS, st.integers(0, 2**32 - 1)), min_size=1, max_size=4))
-def test_v4_batch_equals_one(shops) -> None:
-    """Batch and per-shop v4 agree to 1e-9 for any shops (zeros, gaps, decades)."""
-    rows = []
-    for i, (months, seed) in enumerate(shops):
-        rng = np.random.default_rng(seed)
-        qty = np.where(rng.random(len(months)) < 0.15, 0.0, rng.lognormal(3, 1.5, len(months)).round())
-        uniq = rng.integers(0, 30, len(months))
-        rows += [(f"s{i}", y, m, q, u) for (y, m), q, u in zip(months, qty, uniq, strict=True)]
-    monthly = pd.DataFrame(rows, columns=["shop_id", "year", "month", "monthly_sales_qty", "monthly_unique_products"])
-    batch = V4.compute_batch(monthly)
-    assert np.isfinite(batch.to_numpy()).all()
-    for shop_id, frame in monthly.groupby("shop_id"):
-        np.testing.assert_allclose(V4.compute_one(ShopMonths.from_frame(frame)), batch.loc[shop_id].to_numpy(),
-                                   rtol=1e-9, atol=1e-9)
