@@ -21,6 +21,7 @@ from services.features.processor import Processor
 from shared.bus import KafkaRecord
 from shared.data.generator import generate_frames
 from shared.feature_store import FeatureStore
+from shared.feature_store.layout import Layout
 from shared.features import FEATURE_SETS, EligibilityRule, build_features
 from shared.schemas import validate_record
 
@@ -179,6 +180,30 @@ def test_poison_records_are_rejected_and_the_partition_moves_on(redis_url: str, 
     assert rejected[0]["errors"][0]["field"] == "value"
     assert rejected[1]["errors"] == [{"field": "month", "message": "Input should be less than or equal to 12"}]
     assert rejected[1]["record"]["month"] == 13
+
+
+def test_a_rejected_record_read_again_is_rejected_once_per_worker(redis_url: str, sales: pd.DataFrame) -> None:
+    """A seek back (hole, gap) re-reads applied records: their rejections are not published again; a new worker,
+    knowing nothing of what was applied, publishes them again (at-least-once)."""
+    h = Harness(redis_url)
+    records = [*_records(sales.iloc[:10]), Consumed(10, b"s", b"{not json", 1), *_records(sales.iloc[10:20], 11)]
+    h.feed(records)
+    h.feed(records[5:])  # the consumer sought back to offset 5
+    assert len(h.topic("sales.rejected")) == 1
+    again = Harness(redis_url)
+    again.feed(records[5:])
+    assert len(again.topic("sales.rejected")) == 1
+
+
+def test_a_dropped_partition_takes_its_rejections_with_it() -> None:
+    good = Consumed(0, b"s", orjson.dumps({"shop_id": "s", "product_id": "p", "year": 2020, "month": 1,
+                                           "sales_qty": 1}), 1)
+    processor = Processor(None, None, SETS, RULE, "sales.monthly", layout=Layout(1))
+    prepared = processor.prepare({0: [good, Consumed(1, b"s", b"{", 2)], 1: [Consumed(7, b"s", b"", 3)]})
+    assert len(prepared.new_rejects({})) == 2
+    assert len(prepared.new_rejects({0: 2})) == 1  # partition 0 applied through offset 1 already
+    prepared.drop({1})
+    assert len(prepared.new_rejects({})) == 1 and 1 not in prepared.rows
 
 
 class Clock:

@@ -57,18 +57,24 @@ class Outcome:
 
 @dataclass
 class Prepared:
-    """Parsed rows per partition and the rejection events of one batch."""
+    """Parsed rows per partition and the rejection events of one batch (partition -> ``(offset, event)``)."""
 
     rows: dict[int, list[list]]
-    rejects: list[KafkaRecord]
+    rejects: dict[int, list[tuple[int, KafkaRecord]]] = field(default_factory=dict)
     holes: dict[int, int] = field(default_factory=dict)  # partition -> first offset missing after its run
 
     def drop(self, partitions: set[int]) -> None:
-        """Forget partitions the consumer re-positioned (their records will be fetched again)."""
+        """Forget partitions the consumer re-positioned: their records, rejects included, are fetched again."""
         for partition in partitions:
             self.rows.pop(partition, None)
             self.holes.pop(partition, None)
-        # rejects of a dropped partition are published again when refetched: at-least-once, like the records
+            self.rejects.pop(partition, None)
+
+    def new_rejects(self, applied_to: dict[int, int]) -> list[KafkaRecord]:
+        """The rejection events at or past each partition's known applied offset (a re-read record that was
+        already applied, and so already rejected, is not rejected twice by this worker)."""
+        return [event for partition, items in self.rejects.items() for offset, event in items
+                if offset >= applied_to.get(partition, -1)]
 
 
 def consecutive_run(records: Sequence[Any]) -> int:
@@ -97,6 +103,7 @@ class Processor:
         self.metrics = metrics
         self.floors: dict[int, int] = {}
         self.highwaters: dict[int, int] = {}  # partition -> high watermark, kept current by the engine
+        self.applied_to: dict[int, int] = {}  # partition -> next offset after what this worker applied
         self.month_gate = MonthGate(self.state, month_close or MonthClosePolicy())
         self._waiting: str | None = None
         self.epoch = -1
@@ -142,6 +149,7 @@ class Processor:
     async def forget_log(self, partition: int) -> tuple[int, str] | None:
         """The partition's log is not the one the store applied (re-created topic): drop its stored offset so it
         is applied again from its beginning; returns what was stored."""
+        self.applied_to.pop(partition, None)
         stored = (await self.stored_offsets()).get(partition)
         if stored is not None:
             await self.forget(partition, *stored)
@@ -154,7 +162,7 @@ class Processor:
     def prepare(self, batches: dict[int, list[Any]]) -> Prepared:
         """Step 1, CPU only (no I/O): decode and validate; the consumer overlaps it with the previous commit."""
         parsed: dict[int, list[list]] = {}
-        rejects: list[KafkaRecord] = []
+        rejects: dict[int, list[tuple[int, KafkaRecord]]] = {}
         holes: dict[int, int] = {}
         for partition, records in batches.items():
             run = consecutive_run(records)
@@ -168,7 +176,7 @@ class Processor:
                 row, reject = parse(record.offset, record.value, record.timestamp)
                 rows.append(row)
                 if reject is not None:
-                    rejects.append(reject)
+                    rejects.setdefault(partition, []).append((record.offset, reject))
             for chunk_start in range(0, len(rows), APPLY_CHUNK):  # first and last of each APPLY call
                 for i in {chunk_start, min(chunk_start + APPLY_CHUNK, len(rows)) - 1}:
                     rows[i][1] = fingerprint(records[i].value, records[i].timestamp)
@@ -179,7 +187,7 @@ class Processor:
         out = Outcome()
         if self.epoch < 0:
             await self.load_epoch()
-        parsed, rejects = prepared.rows, prepared.rejects
+        parsed, rejects = prepared.rows, prepared.new_rejects(self.applied_to)
         if rejects:
             await self.publish(rejects)
             out.rejected = len(rejects)
@@ -194,7 +202,10 @@ class Processor:
                 out.applied += res.applied
                 out.duplicates += res.duplicates
                 dirty.update(res.dirty)
+                if res.status in ("ok", "gap"):  # the store's next offset for the partition
+                    self.applied_to[partition] = res.next_offset
                 if res.status == "epoch":
+                    self.applied_to.clear()
                     out.reseek_all = True
                     await self.load_epoch()
                     return out
@@ -203,6 +214,7 @@ class Processor:
                     out.seeks[partition] = res.next_offset
                     break
                 if res.status == "changed":
+                    self.applied_to.pop(partition, None)
                     log.warning("features.log_changed", partition=partition, stored=await self.forget_log(partition))
                     out.seeks[partition] = None
                     break
