@@ -64,6 +64,10 @@ class Settings(BaseSettings):
     )
     min_tenure_years: float = 1.0
     min_avg_active_months_per_year: float = 6.0
+    partial_years: Literal["prorate", "count"] = Field(
+        "prorate", description="eligibility: the first and last active year count by the share the retailer spans "
+        "(prorate) or whole (count: the case study's rule, under which every January's first month drops retailers)",
+    )
     features_batch_records: int = Field(5000, ge=1, description="max records the features service applies per batch")
     month_close_min_share: float = Field(
         0.8, ge=0.0, le=1.0, description="months.closed: a month's retailers must reach this share of the month before"
@@ -275,10 +279,20 @@ class SecretFilesSource(PydanticBaseSettingsSource):
 
 SEED_PROFILE: dict[str, object] = {
     "epochs": 30, "batch_size": 300, "patience": 5, "min_cluster_size": 50, "min_samples": 50,
-    "selection_density_factors": [1.0],
+    "selection_density_factors": [1.0], "partial_years": "count",
 }
-"""The case study's exact model settings (``STABLESEG_PROFILE=seed``, ``--profile seed``): 30 epochs at batch 300,
-patience 5, ``HDBSCAN(min_cluster_size=50)`` (min_samples defaults to it), one density candidate, latent served."""
+"""The case study's exact settings (``STABLESEG_PROFILE=seed``, ``--profile seed``): 30 epochs at batch 300,
+patience 5, ``HDBSCAN(min_cluster_size=50)`` (min_samples defaults to it), one density candidate, latent served,
+every active year counted whole by the eligibility rule."""
+
+
+def profile_overrides(settings: Any, cls: type) -> dict[str, object]:
+    """The entries of the settings' profile (``seed``: :data:`SEED_PROFILE`; ``auto``: none) that are fields of
+    the parameter class ``cls``."""
+    if getattr(settings, "profile", None) != "seed":
+        return {}
+    names = cls.model_fields if hasattr(cls, "model_fields") else {f.name for f in dataclasses.fields(cls)}
+    return {name: value for name, value in SEED_PROFILE.items() if name in names}
 
 
 def settings_default(name: str) -> object:
