@@ -183,6 +183,30 @@ def test_demo_end_to_end(report: DemoReport, demo_env: dict[str, str]) -> None:
         assert needle in text.getvalue()
 
 
+def _versions(report: DemoReport) -> list[tuple]:
+    """What a published version is: its number, data, artifact bytes and served clustering."""
+    return [(e["version"], e["data_as_of"], e["sha256"], e["metrics"]["n"], e["metrics"]["served"])
+            for e in report.published]
+
+
+def test_the_same_data_streamed_twice_gives_the_same_versions(demo_env: dict[str, str], tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two demos on the same data, each on a fresh stack: the trainer trains only on settled data, so both publish
+    the same versions (same data as of, byte-identical artifacts) and the API gives every retailer the same place."""
+    once = DemoOptions(retailers=300, years=3, seed=11, drift_fraction=0.05, step_timeout=120)
+    reports = []
+    for run in ("first", "second"):
+        for name in PORT_SETTINGS:
+            monkeypatch.setenv(f"STABLESEG_{name}_PORT", str(free_port()))
+        monkeypatch.setenv("STABLESEG_DATA_DIR", str(tmp_path / run))
+        get_settings.cache_clear()
+        reports.append(run_demo(once, Console(file=io.StringIO(), width=160)))
+    first, second = reports
+    assert len(first.published) == 2 and _versions(first) == _versions(second)
+    assert [{shop: _place(a) for shop, a in labels.items()} for labels in first.labels] == [
+        {shop: _place(a) for shop, a in labels.items()} for labels in second.labels]
+
+
 def test_bad_options_are_clear_errors(tmp_path: Path) -> None:
     runner = CliRunner()
     result = runner.invoke(app, ["demo", "--retailers", "10"])
