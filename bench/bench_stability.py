@@ -50,6 +50,7 @@ from shared.features import FeatureSet, build_features, get_feature_set
 from shared.features.behaviour_v3 import BehaviourV3
 from shared.model.fit import fit_bundle
 from shared.model.params import ModelParams
+from shared.segments import MatchParams
 
 FEATURE_SET: FeatureSet = get_feature_set(get_settings().feature_set)  # set by main
 SHOP_WINDOW = 0  # set by main
@@ -116,7 +117,7 @@ def fit_and_relabel(book: Book, features: pd.DataFrame, seed: int, version: int,
     params = ModelParams(seed=seed, epochs=epochs or None)  # epochs 0: the derived schedule (the default)
     bundle, metrics = fit_bundle(features, FEATURE_SET.name, params)
     fitted = time.perf_counter()
-    outcome = relabel(book, features, bundle, version)
+    outcome = relabel(book, features, bundle, version, MatchParams.from_settings(get_settings()))
     served = metrics["served"]
     relabelled = time.perf_counter() - fitted
     print(f"  v{version}: {len(features)} retailers, fit {fitted - started:.0f} s (seed {seed}): served "

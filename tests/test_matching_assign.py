@@ -41,7 +41,7 @@ def test_first_model_reports_new_retailers_and_noise() -> None:
                                      "from_segment": None, "reason": None, "held": False}
 
 
-def test_hold_switches_holds_even_strong_moves_but_not_noise_or_newcomers() -> None:
+def test_hold_switches_holds_even_strong_moves_but_lets_noise_and_newcomers_join() -> None:
     """The online path without online moves: a strong switch between live segments is held; a retailer that was
     noise joins its segment and a newcomer gets one, unless its strength is weak (it would flap back)."""
     previous, state = first_model(labels_of({0: range(30), 1: range(30, 50)}, noise=[50]))
@@ -58,6 +58,20 @@ def test_hold_switches_holds_even_strong_moves_but_not_noise_or_newcomers() -> N
     assert joined.loc[52, ["segment", "status", "changed", "held"]].tolist() == [None, "noise", False, True]
     moved = assign_segments(previous, labels, strong, result, reason="features").set_index("shop_id")
     assert moved.loc[29, ["segment", "changed"]].tolist() == ["seg-0002", True]
+
+
+def test_hold_switches_keeps_a_weak_member_that_falls_into_noise() -> None:
+    """Online without online moves, a retailer whose strength sank to 0.05 in its segment and then reads as noise
+    keeps its segment (the retrain decides); a relabel reports that weak fall into noise at once."""
+    previous, state = first_model(labels_of({0: range(30), 1: range(30, 50)}))
+    previous.loc[previous["shop_id"] == 3, "strength"] = 0.05
+    labels = labels_of({0: [*range(3), *range(4, 30)], 1: range(30, 50)}, noise=[3])
+    result = match_clusters(previous.set_index("shop_id")["segment"], labels, state)
+    strengths = pd.Series(0.9, index=labels.index)
+    online = assign_segments(previous, labels, strengths, result, reason="features", hold_switches=True)
+    assert online.set_index("shop_id").loc[3, ["segment", "changed", "held"]].tolist() == ["seg-0001", False, True]
+    relabel = assign_segments(previous, labels, strengths, result).set_index("shop_id")
+    assert relabel.loc[3, ["segment", "status", "changed"]].tolist() == [None, "noise", True]
 
 
 def test_same_partition_relabelled_changes_nobody() -> None:

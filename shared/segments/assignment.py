@@ -50,8 +50,9 @@ def assign_segments(previous_assignment: pd.DataFrame | None, new_labels: pd.Ser
 
     ``previous_assignment`` has ``shop_id`` as index or column, and columns ``segment``, ``status``,
     ``strength`` (None for the first model). ``hold_switches`` holds every switch between two live segments, not
-    only the weak ones, and a weak join (a retailer without a segment whose strength is below ``weak_strength``
-    stays without one): the online path without ``online_moves``, where only a retrain takes a segment away, so a
+    only the weak ones, every fall from a live segment into noise, however weak the member, and a weak join (a
+    retailer without a segment whose strength is below ``weak_strength`` stays without one): the online path
+    without ``online_moves``, where only a retrain takes a segment away, so a
     weak join would be a segment it could not lose and would flap back from at the retrain."""
     params = params or MatchParams()
     if reason not in REASONS:
@@ -77,7 +78,8 @@ def assign_segments(previous_assignment: pd.DataFrame | None, new_labels: pd.Ser
     alive = continued[prev_code]  # index -1 hits the trailing False
 
     weak_switch = ~noise & alive & (mapped != prev_code) & ((strengths < params.weak_strength) | hold_switches)
-    noise_grace = noise & alive & (prev_str > 0) & (prev_str >= params.weak_strength) & params.noise_grace
+    graced = (prev_str > 0) & (prev_str >= params.weak_strength) & params.noise_grace
+    noise_grace = noise & alive & (graced | hold_switches)
     weak_join = ~noise & (prev_code < 0) & (strengths < params.weak_strength) & hold_switches
     held = weak_switch | noise_grace | weak_join
     code = np.where(held, prev_code, mapped)
