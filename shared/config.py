@@ -152,7 +152,7 @@ class Settings(BaseSettings):
     match_min_jaccard: float = 0.5
     match_stable_jaccard: float = 0.75
     match_split_min_share: float = 0.25
-    match_weak_strength: float = Field(0.1, ge=0.0, le=1.0, description="hysteresis: weaker switches are held")
+    match_weak_strength: float = Field(0.05, ge=0.0, le=1.0, description="hysteresis: weaker switches are held")
     match_noise_grace: bool = Field(True, description="hysteresis: one noisy retrain keeps a stable retailer")
     match_online_moves: bool = Field(
         False, description="online (features.updated) re-assignment may take a retailer's segment away (a move to "

@@ -49,7 +49,7 @@ def test_hold_switches_holds_even_strong_moves_but_lets_noise_and_newcomers_join
     result = match_clusters(previous.set_index("shop_id")["segment"], labels, state)
     strong = pd.Series(0.95, index=labels.index)
     weak = strong.copy()
-    weak[52] = 0.05
+    weak[52] = 0.02
     out = assign_segments(previous, labels, strong, result, reason="features", hold_switches=True).set_index("shop_id")
     assert out.loc[29, ["segment", "changed", "held"]].tolist() == ["seg-0001", False, True]
     assert out.loc[50, ["segment", "changed", "reason"]].tolist() == ["seg-0001", True, "features"]
@@ -61,10 +61,10 @@ def test_hold_switches_holds_even_strong_moves_but_lets_noise_and_newcomers_join
 
 
 def test_hold_switches_keeps_a_weak_member_that_falls_into_noise() -> None:
-    """Online without online moves, a retailer whose strength sank to 0.05 in its segment and then reads as noise
+    """Online without online moves, a retailer whose strength sank to 0.02 in its segment and then reads as noise
     keeps its segment (the retrain decides); a relabel reports that weak fall into noise at once."""
     previous, state = first_model(labels_of({0: range(30), 1: range(30, 50)}))
-    previous.loc[previous["shop_id"] == 3, "strength"] = 0.05
+    previous.loc[previous["shop_id"] == 3, "strength"] = 0.02
     labels = labels_of({0: [*range(3), *range(4, 30)], 1: range(30, 50)}, noise=[3])
     result = match_clusters(previous.set_index("shop_id")["segment"], labels, state)
     strengths = pd.Series(0.9, index=labels.index)
@@ -86,13 +86,13 @@ def test_strong_move_changes_weak_move_is_held() -> None:
     previous, state = first_model(labels_of({0: range(30), 1: range(30, 50)}))
     labels = labels_of({0: [*range(28), 30], 1: [28, 29, *range(31, 50)]})  # 28, 29 -> B; 30 -> A
     strengths = pd.Series(0.9, index=range(50))
-    strengths[[28, 30]] = 0.05  # below weak_strength 0.1
+    strengths[[28, 30]] = 0.02  # below weak_strength 0.05
     out = retrain(previous, labels, strengths, state)
     assert out.loc[29, ["segment", "from_segment", "changed", "reason"]].tolist() == [
         "seg-0002", "seg-0001", True, "retrain"]
     for shop, kept in [(28, "seg-0001"), (30, "seg-0002")]:
         assert out.loc[shop, ["segment", "changed", "held", "status"]].tolist() == [kept, False, True, "assigned"]
-        assert out.loc[shop, "strength"] == 0.05
+        assert out.loc[shop, "strength"] == 0.02
     off = retrain(previous, labels, strengths, state, MatchParams(weak_strength=0.0))
     assert off.loc[[28, 29, 30], "changed"].all() and not off["held"].any()
 
@@ -115,7 +115,7 @@ def test_one_noisy_retrain_holds_a_stable_retailer_the_second_drops_it() -> None
 
 def test_weak_members_and_members_of_retired_segments_fall_into_noise_at_once() -> None:
     previous, state = first_model(labels_of({0: range(30), 1: range(30, 40)}))
-    previous.loc[previous["shop_id"] == 0, "strength"] = 0.05
+    previous.loc[previous["shop_id"] == 0, "strength"] = 0.02
     # shop 0 (weak) becomes noise; segment B (30-39) dissolves into noise entirely, so it retires
     out = retrain(previous, labels_of({0: range(1, 30)}, noise=[0, *range(30, 40)]), pd.Series(0.9, index=range(40)),
                   state)

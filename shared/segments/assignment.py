@@ -3,7 +3,7 @@
 After :func:`~shared.segments.matching.match_clusters` the new cluster of a retailer maps to a segment id. A
 retailer *changes* only when that mapped id differs from the segment it held. Two hysteresis rules keep a
 retailer where it was when the new model is not sure about it, so that sales teams see a segment move only
-when behaviour really moved (``weak_strength`` is :attr:`MatchParams.weak_strength`, default 0.1):
+when behaviour really moved (``weak_strength`` is :attr:`MatchParams.weak_strength`, default 0.05):
 
 1. **Weak switch is held.** The new cluster maps to a different segment, but the retailer's membership
    strength there is below ``weak_strength`` and its previous segment continued: it keeps its previous
