@@ -15,7 +15,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from shared.config import SEED_PROFILE
-from shared.hdbscan_predict import approximate_predict
+from shared.hdbscan_predict import approximate_predict, nearest_cluster
 
 NOISE = -1
 _METHODS = ("eom", "leaf")
@@ -109,3 +109,12 @@ class DensityClusterer(BaseEstimator):
         if self.n_clusters_ == 0:  # approximate_predict needs at least one cluster: everything is noise
             return np.full(x.shape[0], NOISE, dtype=np.int64), np.zeros(x.shape[0], dtype=np.float64)
         return approximate_predict(self.model_, x)
+
+    def nearest_cluster(self, X: Any) -> np.ndarray:
+        """Per point, the cluster of its nearest clustered training neighbour (-1 when none is near): where a
+        point that :meth:`predict` calls noise sits."""
+        check_is_fitted(self, "model_")
+        x = _check_points(X, n_features=self.n_features_in_)
+        if x.shape[0] == 0 or self.n_clusters_ == 0:
+            return np.full(x.shape[0], NOISE, dtype=np.int64)
+        return nearest_cluster(self.model_, x)

@@ -102,3 +102,22 @@ def approximate_predict(clusterer: hdbscan.HDBSCAN, points: np.ndarray) -> tuple
     strengths = np.where(max_lambda > 0.0, np.minimum(max_lambda, lam) / np.where(max_lambda > 0, max_lambda, 1), 1.0)
     strengths = np.where(labels >= 0, strengths, 0.0)
     return labels.astype(np.int64), strengths.astype(np.float64)
+
+
+def nearest_cluster(clusterer: hdbscan.HDBSCAN, points: np.ndarray) -> np.ndarray:
+    """Per point, the training label of its nearest clustered neighbour by mutual reachability among the
+    ``2 x min_samples`` nearest training points (-1 when all of them are noise): where a point that
+    :func:`approximate_predict` calls noise sits."""
+    x = np.asarray(points, dtype=np.float64)
+    n = x.shape[0] if x.ndim == 2 else 0
+    data = getattr(clusterer, "prediction_data_", None)
+    if n == 0 or data is None or len(data.cluster_tree) == 0:
+        return np.full(n, NOISE, dtype=np.int64)
+    look = _lookup(clusterer)
+    distances, indices = data.tree.query(x, k=2 * look.min_samples)
+    mutual = np.maximum(np.maximum(data.core_distances[indices], distances[:, [look.min_samples]]), distances)
+    labels = np.asarray(clusterer.labels_, dtype=np.int64)[indices]
+    mutual = np.where(labels >= 0, mutual, np.inf)
+    best = mutual.argmin(axis=1)
+    found = np.isfinite(mutual[np.arange(n), best])
+    return np.where(found, labels[np.arange(n), best], NOISE).astype(np.int64)

@@ -65,8 +65,12 @@ def relabel(book: Book, features: pd.DataFrame, bundle: ModelBundle, version: in
     label_series = pd.Series(labels, index=features.index)
     previous = previous_frame(book.assignments)
     result = match_clusters(previous["segment"], label_series, book.state, params)
+    noise = labels < 0
+    nearest = np.full(len(labels), -1, dtype=np.int64)
+    if noise.any():
+        nearest[noise] = bundle.nearest_cluster(features.iloc[np.flatnonzero(noise)])
     decided = assign_segments(previous, label_series, pd.Series(strengths, index=features.index), result, params,
-                              reason="retrain").set_index("shop_id")
+                              reason="retrain", nearest=pd.Series(nearest, index=features.index)).set_index("shop_id")
     decided["label"] = labels
     gone = _ineligible(previous, features.index, reason="retrain")
 

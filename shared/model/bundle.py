@@ -76,6 +76,12 @@ class ModelBundle:
         """Served cluster ``(labels, strengths)`` of raw feature rows (-1 = noise), in the served space."""
         return self.assign_raw(X) if self.served_space == "raw" else self.assign_latent(X)
 
+    def nearest_cluster(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """Per raw feature row, the served cluster of its nearest clustered training neighbour (-1: none)."""
+        if self.served_space == "raw":
+            return self.raw_clusterer.nearest_cluster(self.scale(X))
+        return self.latent_clusterer.nearest_cluster(self.embed(X))
+
     def assign_latent(self, X: pd.DataFrame | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Latent cluster ``(labels, strengths)`` of raw feature rows."""
         return self.latent_clusterer.predict(self.embed(X))

@@ -18,7 +18,8 @@ when behaviour really moved (``weak_strength`` is :attr:`MatchParams.weak_streng
    between reseeded retrains; dropping the segment each time would make accounts flicker in and out. The
    kept strength is 0, so a second consecutive noisy retrain finds no membership to hold on to and reports the
    retailer as noise (status "noise", segment None, ``changed``): grace lasts one retrain in a row, whatever
-   ``weak_strength`` is. Weak members and members of retired segments are reported as noise at once.
+   ``weak_strength`` is. Weak members and members of retired segments are reported as noise at once, and so
+   is a retailer whose noise sits nearest another segment's cluster (it is moving away; ``nearest``).
    ``noise_grace=False`` reports every fall into noise at once.
 
 No other smoothing: a retailer whose segment retired always gets its new cluster's segment (or noise), and a
@@ -42,7 +43,7 @@ REASONS = ("retrain", "features")
 
 def assign_segments(previous_assignment: pd.DataFrame | None, new_labels: pd.Series, new_strengths: pd.Series,
                     result: MatchResult, params: MatchParams | None = None, *, reason: str = "retrain",
-                    hold_switches: bool = False) -> pd.DataFrame:
+                    hold_switches: bool = False, nearest: pd.Series | None = None) -> pd.DataFrame:
     """One row per retailer of ``new_labels``: ``shop_id, segment`` (None when noise), ``status`` ("assigned" |
     "noise"), ``strength`` (membership in the new model, 0 for noise), ``changed``, ``from_segment`` (previous
     segment or None), ``reason`` (``reason`` for a changed known retailer, "new-retailer" for a retailer absent
@@ -53,7 +54,10 @@ def assign_segments(previous_assignment: pd.DataFrame | None, new_labels: pd.Ser
     only the weak ones, every fall from a live segment into noise, however weak the member, and a weak join (a
     retailer without a segment whose strength is below ``weak_strength`` stays without one): the online path
     without ``online_moves``, where only a retrain takes a segment away, so a
-    weak join would be a segment it could not lose and would flap back from at the retrain."""
+    weak join would be a segment it could not lose and would flap back from at the retrain. ``nearest`` (per
+    retailer of ``new_labels``, the cluster of its nearest clustered neighbour in the new model) narrows the noise
+    grace to retailers whose noise still sits by their previous segment: one whose nearest cluster is another
+    segment's moved away (a drifting retailer between two segments) and is reported as noise at once."""
     params = params or MatchParams()
     if reason not in REASONS:
         raise ValueError(f"reason: must be one of {REASONS}, got {reason!r}")
@@ -79,6 +83,8 @@ def assign_segments(previous_assignment: pd.DataFrame | None, new_labels: pd.Ser
 
     weak_switch = ~noise & alive & (mapped != prev_code) & ((strengths < params.weak_strength) | hold_switches)
     graced = (prev_str > 0) & (prev_str >= params.weak_strength) & params.noise_grace
+    if nearest is not None:
+        graced &= _near_codes(nearest, labels.index, result.cluster_to_segment, lookup) == prev_code
     noise_grace = noise & alive & (graced | hold_switches)
     weak_join = ~noise & (prev_code < 0) & (strengths < params.weak_strength) & hold_switches
     held = weak_switch | noise_grace | weak_join
@@ -96,6 +102,14 @@ def assign_segments(previous_assignment: pd.DataFrame | None, new_labels: pd.Ser
         "changed": changed,
         "held": held,
     })[list(OUTPUT_COLUMNS)]
+
+
+def _near_codes(nearest: pd.Series, index: pd.Index, cluster_to_segment: dict[int, str],
+                lookup: pd.Index) -> np.ndarray:
+    """Segment code of each retailer's nearest cluster (-1: none, or a cluster without a segment)."""
+    near = nearest.reindex(index).fillna(NOISE).to_numpy(dtype=np.int64)
+    near = np.where(np.isin(near, list(cluster_to_segment)), near, NOISE)
+    return _cluster_codes(near, near == NOISE, cluster_to_segment, lookup)
 
 
 def _cluster_codes(labels: np.ndarray, noise: np.ndarray, cluster_to_segment: dict[int, str],
