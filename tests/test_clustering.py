@@ -47,6 +47,21 @@ def test_predict_agrees_with_fit_and_flags_outliers(
     assert empty_labels.shape == (0,)
 
 
+def test_nearest_cluster_is_the_cluster_a_point_sits_by(
+    blobs: tuple[np.ndarray, np.ndarray], fitted: DensityClusterer
+) -> None:
+    X, _ = blobs
+    clustered = fitted.labels_ != NOISE
+    assert np.array_equal(fitted.nearest_cluster(X[clustered]), fitted.labels_[clustered])
+    centres = np.array([X[fitted.labels_ == label].mean(axis=0) for label in range(fitted.n_clusters_)])
+    # a point pulled a third of the way from cluster 0's centre towards cluster 1's sits by cluster 0, two thirds by 1
+    between = np.vstack([centres[0] + (centres[1] - centres[0]) * t for t in (1 / 3, 2 / 3)])
+    assert fitted.nearest_cluster(between).tolist() == [0, 1]
+    assert fitted.nearest_cluster(np.empty((0, 5))).shape == (0,)
+    nothing = DensityClusterer(min_cluster_size=35).fit(np.random.default_rng(0).uniform(size=(40, 3)))
+    assert nothing.nearest_cluster(np.zeros((2, 3))).tolist() == [NOISE, NOISE]
+
+
 def test_same_rows_same_order_same_labels(blobs: tuple[np.ndarray, np.ndarray], fitted: DensityClusterer) -> None:
     again = DensityClusterer(min_cluster_size=30).fit(blobs[0])
     assert np.array_equal(again.labels_, fitted.labels_)

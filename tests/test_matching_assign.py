@@ -113,6 +113,18 @@ def test_one_noisy_retrain_holds_a_stable_retailer_the_second_drops_it() -> None
     assert off.loc[0, ["segment", "status", "changed"]].tolist() == [None, "noise", True]
 
 
+def test_the_noise_grace_holds_only_a_retailer_whose_noise_sits_by_its_segment() -> None:
+    previous, state = first_model(labels_of({0: range(30), 1: range(30, 50)}))
+    labels = labels_of({0: range(2, 30), 1: range(30, 50)}, noise=[0, 1])
+    result = match_clusters(previous.set_index("shop_id")["segment"], labels, state)
+    nearest = pd.Series(-1, index=labels.index)
+    nearest[[0, 1]] = [0, 1]  # 0 sits by its own segment's cluster, 1 by the other segment's (it is moving away)
+    out = assign_segments(previous, labels, pd.Series(0.9, index=labels.index), result,
+                          nearest=nearest).set_index("shop_id")
+    assert out.loc[0, ["segment", "held", "changed"]].tolist() == ["seg-0001", True, False]
+    assert out.loc[1, ["segment", "status", "changed"]].tolist() == [None, "noise", True]
+
+
 def test_weak_members_and_members_of_retired_segments_fall_into_noise_at_once() -> None:
     previous, state = first_model(labels_of({0: range(30), 1: range(30, 40)}))
     previous.loc[previous["shop_id"] == 0, "strength"] = 0.02
