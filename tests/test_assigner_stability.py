@@ -83,7 +83,13 @@ def test_drifted_retailers_change_and_the_others_keep_their_ids() -> None:
     assert after.assignments.loc[scored, "changed"].mean() >= 0.9
     unchanged = after.assignments.index.difference(drifted)
     continued = before.assignments["segment"].isin({e["segment"] for e in after.lineage["continued"]})
-    assert kept(before, after, unchanged.intersection(continued[continued].index)) >= 0.98
+    # the noise grace holds a retailer the new model calls noise only while its noise sits by its old segment: a
+    # drifted one between two segments is told at once (with the broad grace 2 of these 28 were), at the price
+    # of the unchanged border retailers on the wrong side in this cheap, 30%-noise model (kept >= 98% -> 97.8%)
+    noisy = after.assignments["label"] == -1
+    fell = drifted.intersection(had[had].index).intersection(noisy[noisy].index)
+    assert len(fell) >= 10 and after.assignments.loc[fell, "changed"].mean() >= 0.8
+    assert kept(before, after, unchanged.intersection(continued[continued].index)) >= 0.97
     # at this scale the cheap model re-forms its smallest cluster between the two windows (one segment retires,
     # one is born: the lineage says so); its members change, so the bar over all unchanged retailers is lower
     # here than the bench's >= 98% at 20,000 retailers with the trained autoencoder
