@@ -116,6 +116,10 @@ class Settings(BaseSettings):
     cluster_selection_epsilon: float = Field(0.0, ge=0.0)
     raw_baseline: bool = Field(True, description="also cluster the scaled raw features (a candidate space)")
     raw_baseline_max_rows: int | None = Field(20_000, ge=100, description="rows the raw-feature baseline is fitted on")
+    autoencoder_max_rows: int | None = Field(
+        200_000, ge=100, description="the autoencoder is trained on at most this many rows (evenly spaced in shop_id "
+        "order) and embeds every row; None: trained on every row (the epoch floor makes 1M rows ~5x the cost)"
+    )
     cluster_fit_max_rows: int | None = Field(
         100_000, ge=100, description="the latent-space HDBSCAN is fitted on at most this many rows (evenly spaced in "
         "shop_id order) and predicts the rest; None: fitted on every row. 100,000 keeps every dataset the quality "

@@ -112,8 +112,7 @@ class _Rows:
     @classmethod
     def for_rows(cls, n_rows: int, params: ModelParams) -> _Rows:
         raw = raw_baseline_rows(n_rows, params.raw_baseline_max_rows)
-        bounded = params.cluster_fit_max_rows is not None and n_rows > params.cluster_fit_max_rows
-        latent_fit = raw_baseline_rows(n_rows, params.cluster_fit_max_rows) if bounded else None
+        latent_fit = bounded_rows(n_rows, params.cluster_fit_max_rows)
         return cls(raw, raw_baseline_rows(len(raw), params.selection_sample_rows), latent_fit)
 
 
@@ -178,11 +177,14 @@ class _Choice:
 
 
 def _fit_spaces(data: pd.DataFrame, params: ModelParams, stages: _Stages) -> _Spaces:
+    """The scaler on every row; the autoencoder on every row, or above ``autoencoder_max_rows`` on that many
+    evenly spaced rows (canonical order); both spaces computed for every row."""
     with stages("scaling"):
         scaler = RobustScaler().fit(data.to_numpy(dtype=np.float64))
         scaled = scaler.transform(data.to_numpy(dtype=np.float64))
     with stages("autoencoder"):
-        ae = _train_autoencoder(scaled, params, stages.report)
+        train = bounded_rows(len(scaled), params.autoencoder_max_rows)
+        ae = _train_autoencoder(scaled if train is None else scaled[train], params, stages.report)
         encoder = ae.to_numpy_encoder()
     return _Spaces(scaler, scaled, ae, encoder, encoder.transform(scaled))
 
@@ -274,6 +276,11 @@ def raw_baseline_rows(n_rows: int, max_rows: int | None) -> np.ndarray:
     if max_rows is None or n_rows <= max_rows:
         return np.arange(n_rows)
     return np.unique(np.linspace(0, n_rows - 1, max_rows).round().astype(np.int64))
+
+
+def bounded_rows(n_rows: int, max_rows: int | None) -> np.ndarray | None:
+    """``max_rows`` evenly spaced rows when there are more rows than that, else ``None`` (use every row)."""
+    return None if max_rows is None or n_rows <= max_rows else raw_baseline_rows(n_rows, max_rows)
 
 
 def _raw_report(clusterer: DensityClusterer, scaled: np.ndarray, truth: np.ndarray | None,
