@@ -1,7 +1,8 @@
 """One machine at 1M retailers x 5 years (issue 13): wall time and peak memory per process of each batch stage.
 
 Every stage runs as a child process while a sampler records the peak RSS of each process of its tree (every
-0.25 s; ``ru_maxrss`` of the children is reported too). Each figure comes with the 1-minute load average.
+0.25 s; ``ru_maxrss`` of the children is reported too), with the CPU seconds of the tree (user + system) and the
+1-minute load average (the machine is shared: compare CPU with wall).
 
     .venv/bin/stableseg generate --retailers 1000000 --years 5 --seed 42 --out DATA
     .venv/bin/python bench/bench_scale.py pipeline --input DATA/sales.csv --artifacts ART   # bars <= 12 min, 8 GB
@@ -93,12 +94,16 @@ class PeakRss:
 def measured(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
     """Run ``cmd`` to the end; its wall seconds, exit code, stdout, peak RSS per process, load averages."""
     load_before = os.getloadavg()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, env={**os.environ, **(env or {})}, text=True)
     with PeakRss(proc.pid) as peaks:
         out, _ = proc.communicate()
     wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return {"command": " ".join(cmd), "exit": proc.returncode, "wall_seconds": round(wall, 1),
+            "cpu_seconds_children": round(cpu, 1),
             "ru_maxrss_children_gb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024**2, 2),
             **peaks.report(), "load_1m_before": round(load_before[0], 2),
             "load_1m_after": round(os.getloadavg()[0], 2), "uptime": _uptime(), "stdout": out}
