@@ -301,6 +301,7 @@ def agreement_child(input: Path = typer.Option(...), truth: Path | None = typer.
     report: dict[str, Any] = {
         "eligible": len(eligible), "cluster_fit_max_rows": bound, "sample_rows": len(sample),
         "density_full": density.as_dict(), "served_space": metrics["served"]["space"],
+        "density_sample": {"min_cluster_size": runs[0][0].min_cluster_size, "min_samples": runs[0][0].min_samples},
         "ari_sample_vs_full": round(float(adjusted_rand_score(full.labels_, labels)), 4),
         "ari_on_sample_rows": round(float(adjusted_rand_score(full.labels_[sample], labels[sample])), 4),
         "deterministic": bool(np.array_equal(labels, runs[1][0].labels_)),
