@@ -147,15 +147,10 @@ def _select(scaled: np.ndarray, latent: np.ndarray, rows: _Rows, params: ModelPa
 
 def fit_density(points: np.ndarray, full: Density, params: ModelParams,
                 sample: np.ndarray | None = None) -> DensityClusterer:
-    """HDBSCAN with density ``full`` on ``points``; with ``sample`` (row positions), fitted on those rows and the
-    other rows predicted, at the same density scaled to the sample: ``min_cluster_size`` as the selection scales
-    it, and ``min_samples`` by the same ratio (the core distance of a point in the sample then spans about the
-    neighbourhood it spans in all rows; prediction queries ``2 x min_samples`` neighbours per row)."""
-    density = full
-    if sample is not None:
-        scaled = scaled_density(full, len(points), len(sample), floor=params.min_samples_floor)
-        samples = max(params.min_samples_floor, round(full.min_samples * len(sample) / len(points)))
-        density = Density(min_cluster_size=scaled.min_cluster_size, min_samples=min(scaled.min_samples, samples))
+    """HDBSCAN with density ``full`` on ``points``; with ``sample`` (row positions), fitted on those rows at the
+    same density scaled to the sample (as the selection scores it) and the other rows predicted."""
+    density = full if sample is None else scaled_density(full, len(points), len(sample),
+                                                         floor=params.min_samples_floor)
     return DensityClusterer(**density.as_dict(), cluster_selection_method=params.cluster_selection_method,
                             cluster_selection_epsilon=params.cluster_selection_epsilon).fit(points, sample=sample)
 
