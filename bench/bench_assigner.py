@@ -17,6 +17,7 @@ Run: ``.venv/bin/python bench/bench_assigner.py predict|relabel|api [options]`` 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import statistics
@@ -212,6 +213,22 @@ def _register_version(database: str) -> None:
         registry.mark_published(number)
 
 
+def _settle_persistence(url: str) -> None:
+    """Wait for Redis' AOF rewrite (forked after a large write, e.g. 1M assignments) to end: it would otherwise
+    take CPU from the server under test."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    with contextlib.suppress(redis.ResponseError):  # "already in progress": the one that matters, waited for below
+        client.bgrewriteaof()
+    while True:
+        info = client.info("persistence")
+        if not info.get("aof_rewrite_in_progress") and not info.get("aof_rewrite_scheduled"):
+            break
+        time.sleep(0.2)
+    client.close()
+
+
 @app.command()
 def api(retailers: int = 60_000, rates: str = "250,500,750,1000,1500", seconds: float = 15.0,
         repeats: int = 1) -> None:
@@ -227,6 +244,7 @@ def api(retailers: int = 60_000, rates: str = "250,500,750,1000,1500", seconds: 
                                "since": "2025-01-01T00:00:00+00:00", "reason": "retrain"}, index=index)
         store.switch(store.stage(states, {"version": 1, "feature_set": "behaviour-v2", "clusters": {}, "names": {}},
                                  {"version": 1}))
+        _settle_persistence(server.url)
         broker = EmbeddedBroker(free_port(), Path(tmp) / "broker", die_with_parent=True)
         broker.start()
         database = f"sqlite:///{Path(tmp) / 'bench.db'}"
