@@ -36,7 +36,8 @@ class DensityClusterer(BaseEstimator):
     """``hdbscan.HDBSCAN`` with prediction data, exposing labels, membership strengths and cluster count.
 
     Learned attributes: ``model_`` (the fitted HDBSCAN), ``labels_``, ``probabilities_``, ``n_clusters_``,
-    ``relative_validity_`` (HDBSCAN's DBCV approximation; ``None`` unless ``gen_min_span_tree``).
+    ``fit_rows_`` (rows HDBSCAN was fitted on), ``relative_validity_`` (HDBSCAN's DBCV approximation; ``None``
+    unless ``gen_min_span_tree``).
     """
 
     def __init__(
@@ -68,10 +69,14 @@ class DensityClusterer(BaseEstimator):
         if n_rows < 2:
             raise ValueError(f"X: needs at least 2 rows to cluster, got {n_rows}")
 
-    def fit(self, X: Any, y: Any = None) -> DensityClusterer:
-        """Cluster the rows of ``X`` (in canonical order, see module docstring). Returns self."""
+    def fit(self, X: Any, y: Any = None, sample: np.ndarray | None = None) -> DensityClusterer:
+        """Cluster the rows of ``X`` (in canonical order, see module docstring). Returns self.
+
+        With ``sample`` (row positions), HDBSCAN is fitted on those rows only and the other rows are predicted
+        (:meth:`predict`); ``labels_`` and ``probabilities_`` still cover every row of ``X``."""
         x = _check_points(X)
-        self._validate_params(x.shape[0])
+        fit_x = x if sample is None else x[np.asarray(sample, dtype=np.int64)]
+        self._validate_params(fit_x.shape[0])
         model = hdbscan.HDBSCAN(
             min_cluster_size=self.min_cluster_size,
             min_samples=self.min_samples,
@@ -82,14 +87,26 @@ class DensityClusterer(BaseEstimator):
             prediction_data=True,
             # One process: hdbscan's default (4 joblib workers) is ~9x slower on a busy 2-core machine.
             core_dist_n_jobs=1,
-        ).fit(x)
+        ).fit(fit_x)
         self.model_ = model
         self.labels_ = np.asarray(model.labels_, dtype=np.int64)
         self.probabilities_ = np.asarray(model.probabilities_, dtype=np.float64)
         self.n_clusters_ = int(self.labels_.max() + 1) if self.labels_.size else 0
         self.n_features_in_ = x.shape[1]
+        self.fit_rows_ = fit_x.shape[0]
         self.relative_validity_ = self._relative_validity(model)
+        if sample is not None:
+            self.labels_, self.probabilities_ = self._with_predicted(x, np.asarray(sample, dtype=np.int64))
         return self
+
+    def _with_predicted(self, x: np.ndarray, sample: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Labels and strengths of every row: the fit's own for the sample rows, predicted for the rest."""
+        labels = np.empty(x.shape[0], dtype=np.int64)
+        strengths = np.empty(x.shape[0], dtype=np.float64)
+        labels[sample], strengths[sample] = self.labels_, self.probabilities_
+        rest = np.setdiff1d(np.arange(x.shape[0]), sample)
+        labels[rest], strengths[rest] = self.predict(x[rest])
+        return labels, strengths
 
     def _relative_validity(self, model: hdbscan.HDBSCAN) -> float | None:
         if not self.gen_min_span_tree or self.n_clusters_ < 2:

@@ -15,9 +15,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from shared.config import settings_default
 from shared.data.csv_io import read_sales_csv
 from shared.features import EligibilityRule, get_feature_set
 from shared.features.build import features_from_monthly
+from shared.features.chunked import features_from_csv_partitioned, partitions_for
 from shared.features.monthly import monthly_panel
 from shared.features.profile import data_profile
 from shared.logging import get_logger
@@ -69,8 +71,13 @@ def _space_summary(report: dict[str, Any]) -> dict[str, Any]:
     return {key: report.get(key) for key in SUMMARY_KEYS if key != "ari" or report.get("ari") is not None}
 
 
-def _read_features(sales_csv: str | Path, feature_set: str, rule: EligibilityRule) -> tuple[pd.DataFrame, dict]:
-    """The feature frame of every shop and the data profile."""
+def _read_features(sales_csv: str | Path, feature_set: str, rule: EligibilityRule,
+                   partition_bytes: int | None = None) -> tuple[pd.DataFrame, dict]:
+    """The feature frame of every shop and the data profile: in memory, or out of core for a large CSV."""
+    partitions = partitions_for(sales_csv, partition_bytes or int(settings_default("pipeline_partition_bytes")))
+    if partitions > 1:
+        log.info("pipeline.out_of_core", partitions=partitions)
+        return features_from_csv_partitioned(sales_csv, get_feature_set(feature_set), rule, partitions)
     panel = monthly_panel(read_sales_csv(sales_csv))
     return features_from_monthly(panel, get_feature_set(feature_set), rule), data_profile(panel, rule)
 
@@ -108,16 +115,18 @@ def run_pipeline(
     truth_csv: str | Path | None = None,
     progress: Progress | None = None,
     gates: Gates | None = None,
+    partition_bytes: int | None = None,
 ) -> PipelineResult:
     """Run the whole batch pipeline and write its artifacts into ``artifacts``.
 
     Raises :class:`InsufficientDataError` (after writing features.csv) when the data cannot support segments.
+    A CSV larger than ``partition_bytes`` (default: the setting ``pipeline_partition_bytes``) is read out of core.
     """
     report = progress or (lambda stage, done, total: None)
     out = Path(artifacts)
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
-    features, profile = _features_stage(sales_csv, feature_set, rule, out, report)
+    features, profile = _features_stage(sales_csv, feature_set, rule, out, report, partition_bytes)
     seconds_features = time.perf_counter() - t_start
     eligible = features.loc[features["eligible"]].drop(columns=["eligible", "as_of"])
     truth = read_truth(truth_csv).reindex(eligible.index).fillna("unknown") if truth_csv else None
@@ -143,10 +152,10 @@ def run_pipeline(
 
 
 def _features_stage(sales_csv: str | Path, feature_set: str, rule: EligibilityRule, out: Path,
-                    report: Progress) -> tuple[pd.DataFrame, dict[str, Any]]:
+                    report: Progress, partition_bytes: int | None) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Every shop's features and the data profile; features.csv written."""
     report("features", 0, 1)
-    features, profile = _read_features(sales_csv, feature_set, rule)
+    features, profile = _read_features(sales_csv, feature_set, rule, partition_bytes)
     report("features", 1, 1)
     log.info("pipeline.profile", **profile)
     features.rename_axis("shop_id").to_csv(out / FEATURES_CSV)

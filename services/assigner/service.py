@@ -31,6 +31,7 @@ from shared.bus import EventDecodeError, decode_event
 from shared.bus.topics import FEATURES_UPDATED, MODELS_PUBLISHED
 from shared.config import Settings
 from shared.feature_store import FeatureStore
+from shared.http import freeze_heap
 from shared.logging import get_logger
 from shared.model.bundle import ModelBundle
 from shared.segments import MatchParams
@@ -87,6 +88,7 @@ class AssignerService:
             with attempt:
                 await self._init()
         self.initialised.set()
+        log.info("assigner.heap_frozen", objects=freeze_heap())
         await self._consume()
 
     async def _init(self) -> None:

@@ -90,7 +90,8 @@ def run(
 
         try:
             gates = Gates.from_settings(settings)
-            result = run_pipeline(input_csv, artifacts, name, params, rule, truth, progress, gates)
+            result = run_pipeline(input_csv, artifacts, name, params, rule, truth, progress, gates,
+                                  partition_bytes=settings.pipeline_partition_bytes)
         except InsufficientDataError as exc:
             bar.stop()
             typer.echo(f"cannot segment: {exc}", err=True)

@@ -18,6 +18,7 @@ from shared.metrics import clustering_report
 from shared.model.bundle import ModelBundle
 from shared.model.params import ModelParams
 from shared.model.refusal import InsufficientDataError
+from shared.model.schedule import Density, scaled_density
 from shared.model.selection import LATENT, RAW, Candidate, candidates_for, choose, cluster_trust, score_candidate
 
 Progress = Callable[[str, int, int], None]
@@ -97,10 +98,12 @@ class _Stages:
 
 @dataclass(frozen=True)
 class _Rows:
-    """Row positions (canonical order): the raw baseline's rows, and the selection sample (a subset of them)."""
+    """Row positions (canonical order): the raw baseline's rows, the selection sample (a subset of them), and the
+    rows the latent HDBSCAN is fitted on (``None``: all)."""
 
     raw: np.ndarray
     sample_in_raw: np.ndarray
+    latent_fit: np.ndarray | None = None
 
     @property
     def sample(self) -> np.ndarray:
@@ -109,7 +112,8 @@ class _Rows:
     @classmethod
     def for_rows(cls, n_rows: int, params: ModelParams) -> _Rows:
         raw = raw_baseline_rows(n_rows, params.raw_baseline_max_rows)
-        return cls(raw, raw_baseline_rows(len(raw), params.selection_sample_rows))
+        latent_fit = bounded_rows(n_rows, params.cluster_fit_max_rows)
+        return cls(raw, raw_baseline_rows(len(raw), params.selection_sample_rows), latent_fit)
 
 
 def _train_autoencoder(scaled: np.ndarray, params: ModelParams, report: Progress, seed: int | None = None) -> Any:
@@ -141,9 +145,14 @@ def _select(scaled: np.ndarray, latent: np.ndarray, rows: _Rows, params: ModelPa
     return served, best, candidates, reason
 
 
-def _fit_density(points: np.ndarray, candidate: Candidate, params: ModelParams) -> DensityClusterer:
-    return DensityClusterer(**candidate.density.as_dict(), cluster_selection_method=params.cluster_selection_method,
-                            cluster_selection_epsilon=params.cluster_selection_epsilon).fit(points)
+def fit_density(points: np.ndarray, full: Density, params: ModelParams,
+                sample: np.ndarray | None = None) -> DensityClusterer:
+    """HDBSCAN with density ``full`` on ``points``; with ``sample`` (row positions), fitted on those rows at the
+    same density scaled to the sample (as the selection scores it) and the other rows predicted."""
+    density = full if sample is None else scaled_density(full, len(points), len(sample),
+                                                         floor=params.min_samples_floor)
+    return DensityClusterer(**density.as_dict(), cluster_selection_method=params.cluster_selection_method,
+                            cluster_selection_epsilon=params.cluster_selection_epsilon).fit(points, sample=sample)
 
 
 @dataclass(frozen=True)
@@ -168,11 +177,14 @@ class _Choice:
 
 
 def _fit_spaces(data: pd.DataFrame, params: ModelParams, stages: _Stages) -> _Spaces:
+    """The scaler on every row; the autoencoder on every row, or above ``autoencoder_max_rows`` on that many
+    evenly spaced rows (canonical order); both spaces computed for every row."""
     with stages("scaling"):
         scaler = RobustScaler().fit(data.to_numpy(dtype=np.float64))
         scaled = scaler.transform(data.to_numpy(dtype=np.float64))
     with stages("autoencoder"):
-        ae = _train_autoencoder(scaled, params, stages.report)
+        train = bounded_rows(len(scaled), params.autoencoder_max_rows)
+        ae = _train_autoencoder(scaled if train is None else scaled[train], params, stages.report)
         encoder = ae.to_numpy_encoder()
     return _Spaces(scaler, scaled, ae, encoder, encoder.transform(scaled))
 
@@ -189,11 +201,11 @@ def _fit_clusterers(spaces: _Spaces, choice: _Choice, rows: _Rows, params: Model
                     stages: _Stages) -> tuple[DensityClusterer, DensityClusterer | None]:
     """Each space's clusterer on all its rows, with the density chosen for it."""
     with stages("latent_clustering"):
-        latent = _fit_density(spaces.latent, choice.fitted[LATENT], params)
+        latent = fit_density(spaces.latent, choice.fitted[LATENT].density, params, rows.latent_fit)
     if not params.raw_baseline:
         return latent, None
     with stages("raw_clustering"):
-        return latent, _fit_density(spaces.scaled[rows.raw], choice.fitted[RAW], params)
+        return latent, fit_density(spaces.scaled[rows.raw], choice.fitted[RAW].density, params)
 
 
 def _stage_seconds(stages: _Stages) -> dict[str, float]:
@@ -214,7 +226,8 @@ def fit_bundle(
 
     ``features`` is indexed by shop_id with one numeric column per feature; rows are sorted by shop_id first,
     so the result does not depend on input order. ``truth`` (archetype per shop_id) adds ARI/AMI.
-    Returns the bundle and ``{"n", "latent", "raw", "served", "selection", "trust", "autoencoder", "seconds"}``.
+    Returns the bundle and ``{"n", "latent_fit_rows", "latent", "raw", "served", "selection", "trust",
+    "autoencoder", "seconds"}``.
     """
     params = params or ModelParams()
     stages = _Stages(progress)
@@ -233,7 +246,7 @@ def fit_bundle(
         trust = cluster_trust(_labels_at_sample(served.space, latent_clusterer, raw_clusterer, rows), served.resamples)
     ae = spaces.autoencoder
     metrics: dict[str, Any] = {
-        "n": len(data), **reports,
+        "n": len(data), "latent_fit_rows": latent_clusterer.fit_rows_, **reports,
         "served": {"space": served.space, **served.density.as_dict(), **reports[served.space]},
         "selection": {"candidates": [c.as_dict() for c in choice.candidates], "served": served.as_dict(),
                       "reason": choice.reason},
@@ -263,6 +276,11 @@ def raw_baseline_rows(n_rows: int, max_rows: int | None) -> np.ndarray:
     if max_rows is None or n_rows <= max_rows:
         return np.arange(n_rows)
     return np.unique(np.linspace(0, n_rows - 1, max_rows).round().astype(np.int64))
+
+
+def bounded_rows(n_rows: int, max_rows: int | None) -> np.ndarray | None:
+    """``max_rows`` evenly spaced rows when there are more rows than that, else ``None`` (use every row)."""
+    return None if max_rows is None or n_rows <= max_rows else raw_baseline_rows(n_rows, max_rows)
 
 
 def _raw_report(clusterer: DensityClusterer, scaled: np.ndarray, truth: np.ndarray | None,
