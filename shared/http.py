@@ -26,9 +26,9 @@ import asyncio
 import inspect
 import json
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any, Protocol
 
 import uvicorn
 from fastapi import FastAPI, Request
@@ -45,15 +45,43 @@ from shared.config import Settings
 from shared.limits import BodyTimeoutMiddleware, document_limits, server_limits
 from shared.logging import get_logger
 
-__all__ = ["bearer_admin", "create_service_app", "run_readiness", "serve"]
+__all__ = ["bearer_admin", "component_lifespan", "create_service_app", "run_readiness", "serve"]
 
 ReadinessCheck = Callable[[], Awaitable[bool] | bool]
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[Any]]
+
+
+class Component(Protocol):
+    """What a service runs in its app's lifespan (a worker, an event loop, a broker link)."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
 
 READINESS_TIMEOUT_SECONDS = 3.0
 _QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 log = get_logger("stableseg.http")
+
+
+def component_lifespan(build: Callable[[FastAPI], Component], *cleanup: Callable[[], Any]) -> Lifespan:
+    """The lifespan of an app that runs one component: ``build(app)``, ``await start()``, serve, then on shutdown
+    ``await stop()`` and every ``cleanup`` in order (awaited when it returns an awaitable)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        component = build(app)
+        await component.start()
+        try:
+            yield
+        finally:
+            await component.stop()
+            for close in cleanup:
+                result = close()
+                if inspect.isawaitable(result):
+                    await result
+
+    return lifespan
 
 
 def create_service_app(

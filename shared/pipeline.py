@@ -23,10 +23,11 @@ from shared.features.profile import data_profile
 from shared.logging import get_logger
 from shared.metrics import clustering_report
 from shared.model.bundle import ModelBundle
-from shared.model.fit import Progress, fit_bundle, raw_baseline_rows
+from shared.model.fit import fit_bundle, raw_baseline_rows
 from shared.model.gates import Gates
 from shared.model.params import ModelParams
 from shared.model.refusal import InsufficientDataError
+from shared.progress import Progress, or_silent
 from shared.report import write_report
 
 log = get_logger(__name__)
@@ -113,7 +114,7 @@ def run_pipeline(
 
     Raises :class:`InsufficientDataError` (after writing features.csv) when the data cannot support segments.
     """
-    report = progress or (lambda stage, done, total: None)
+    report = or_silent(progress)
     out = Path(artifacts)
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()

@@ -87,12 +87,16 @@ def bootstrap(fresh_kafka_bootstrap: str) -> str:
 def test_round_trip_counts_exactly(bootstrap: str, tmp_path: Path) -> None:
     csv, rejects = tmp_path / "sales.csv", tmp_path / "out" / "rejects.csv"
     expected = write_csv(csv)
-    progress: list[int] = []
-    summary = load_csv(csv, bootstrap, chunksize=700, rejects_out=rejects, on_progress=progress.append)
+    progress: list[tuple[str, int, int]] = []
+    summary = load_csv(csv, bootstrap, chunksize=700, rejects_out=rejects,
+                       progress=lambda *report: progress.append(report))
 
     total = VALID_ROWS + len(BAD_LINES)
     assert (summary.rows_read, summary.produced, summary.rejected) == (total, VALID_ROWS, len(BAD_LINES))
-    assert sum(progress) == total == count_data_lines(csv)
+    done = [rows for _, rows, _ in progress]
+    assert {(stage, unknown) for stage, _, unknown in progress} == {("sales.csv", 0)}
+    assert len(done) > 1 and done == sorted(set(done)), "cumulative rows, one report per chunk"
+    assert done[-1] == total == count_data_lines(csv)
 
     landed = consume_all(bootstrap, SALES_MONTHLY, VALID_ROWS)
     assert len(landed) == VALID_ROWS
@@ -149,12 +153,12 @@ def test_broker_dying_mid_load_fails_the_load(tmp_path: Path) -> None:
         csv = tmp_path / "sales.csv"
         write_csv(csv)
 
-        def kill_after_first_chunk(_rows: int) -> None:
+        def kill_after_first_chunk(_stage: str, _rows: int, _total: int) -> None:
             broker.kill()
 
         started = time.monotonic()
         with pytest.raises((BulkLoadError, AIOKafkaError)):
-            load_csv(csv, broker.bootstrap, chunksize=500, on_progress=kill_after_first_chunk, request_timeout_ms=2000)
+            load_csv(csv, broker.bootstrap, chunksize=500, progress=kill_after_first_chunk, request_timeout_ms=2000)
         assert time.monotonic() - started < 60
     finally:
         broker.stop()

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from services.cli.bars import bar_progress
 from shared.config import get_settings, mask_url
 from shared.feature_store import FeatureStore
 from shared.features import FEATURE_SETS
@@ -93,12 +94,7 @@ def rebuild(
     progress = Progress(TextColumn("[bold]rebuild"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         console=err, transient=as_json)
     with progress:
-        task = progress.add_task("rebuild", total=None)
-
-        def advance(done: int, total: int) -> None:
-            progress.update(task, completed=done, total=total)
-
-        summary = run_rebuild(settings, publish=publish, progress=advance)
+        summary = run_rebuild(settings, publish=publish, progress=bar_progress(progress))
     if as_json:
         typer.echo(json.dumps(asdict(summary)))
     else:

@@ -12,7 +12,7 @@ an older layout of the store: the wipe deletes every key of the old epochs and r
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -25,9 +25,8 @@ from shared.bus.topics import SALES_MONTHLY
 from shared.config import Settings
 from shared.feature_store import FeatureStore, Layout
 from shared.features import EligibilityRule, stored_feature_sets
+from shared.progress import Progress
 from shared.redis_client import settings_client
-
-Progress = Callable[[int, int], None]  # (records done, records in total)
 
 
 @dataclass(frozen=True)
@@ -91,7 +90,7 @@ async def rebuild_async(settings: Settings, publish: bool = False, progress: Pro
                 if highs[tp] is not None and await consumer.position(tp) >= highs[tp]:
                     pending.discard(tp)
             if progress is not None:
-                progress(done, sum((highs[tp] or 0) - begin[tp] for tp in tps))
+                progress("rebuild", done, sum((highs[tp] or 0) - begin[tp] for tp in tps))
         while await processor.recompute_pending():
             pass
         await processor.flush_outbox()  # caught up now: the complete months close
