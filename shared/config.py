@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import os
 import typing
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, ClassVar, Literal, TypeVar
+from typing import Any, ClassVar, Literal, Self, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, model_validator
@@ -293,6 +294,26 @@ def params_from_settings(cls: type[T], settings: Any, prefix: str = "", **overri
     names = cls.model_fields if hasattr(cls, "model_fields") else {f.name for f in dataclasses.fields(cls)}
     values = {name: getattr(settings, prefix + name) for name in names if hasattr(settings, prefix + name)}
     return cls(**{**values, **overrides})
+
+
+class SettingsParams:
+    """Base of a frozen parameter dataclass backed by ``Settings.<prefix><field>``: ``class P(SettingsParams,
+    prefix="gate_")`` with bare annotated fields; each field's default is that Settings default (one home) and
+    ``P.from_settings(settings)`` reads the configured values."""
+
+    settings_prefix: ClassVar[str] = ""
+
+    def __init_subclass__(cls, prefix: str = "", **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.settings_prefix = prefix
+        for name in inspect.get_annotations(cls):
+            if name not in cls.__dict__:  # runs before @dataclass, which takes these as the defaults
+                setattr(cls, name, settings_default(prefix + name))
+
+    @classmethod
+    def from_settings(cls, settings: Any, **overrides: Any) -> Self:
+        """``Settings.<prefix><field>`` for every field Settings has, then ``overrides``."""
+        return params_from_settings(cls, settings, cls.settings_prefix, **overrides)
 
 
 def _redis_tls_url(url: str, cafile: Path | None, certfile: Path | None, keyfile: Path | None) -> str:

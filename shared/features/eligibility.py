@@ -4,28 +4,23 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from shared.config import params_from_settings, settings_default
+from shared.config import SettingsParams
 from shared.features.monthly import ShopMonths
 from shared.features.panel import Panel
 
 
 @dataclass(frozen=True)
-class EligibilityRule:
+class EligibilityRule(SettingsParams):
     """A shop is eligible when its active (year, month) count >= 12 x ``min_tenure_years`` and the mean of
     active months per active year >= ``min_avg_active_months_per_year``. A month with a row counts as active,
     even with qty 0. Years without activity do not count."""
 
-    min_tenure_years: float = settings_default("min_tenure_years")  # type: ignore[assignment]
-    min_avg_active_months_per_year: float = settings_default("min_avg_active_months_per_year")  # type: ignore[assignment]
-
-    @classmethod
-    def from_settings(cls, settings: Any) -> EligibilityRule:
-        return params_from_settings(cls, settings)
+    min_tenure_years: float
+    min_avg_active_months_per_year: float
 
     def __post_init__(self) -> None:
         for name, low, high in (("min_tenure_years", 0, math.inf), ("min_avg_active_months_per_year", 0, 12)):

@@ -17,6 +17,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from shared.config import SEED_PROFILE, settings_default
+from shared.estimator import keep_params
 from shared.model.keras_io import save_keras_stable, save_loss_curve
 from shared.model.numpy_encoder import BatchNormParams, NumpyEncoder
 from shared.progress import Progress
@@ -74,15 +75,7 @@ class Autoencoder(BaseEstimator, TransformerMixin):
         seed: int = settings_default("seed"),  # type: ignore[assignment]
         verbose: int = 0,
     ) -> None:
-        self.latent_dim = latent_dim
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.validation_split = validation_split
-        self.patience = patience
-        self.l2 = l2
-        self.learning_rate = learning_rate
-        self.seed = seed
-        self.verbose = verbose
+        keep_params(self, locals())
 
     def _build(self, keras: Any, n: int) -> Any:
         # Explicit names and one regularizer per layer: Keras would otherwise auto-number names ("adam_1") and
