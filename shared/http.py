@@ -40,6 +40,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shared.asgi import HttpMiddleware
 from shared.auth import bearer_admin, check_open_bind
 from shared.config import Settings
 from shared.limits import BodyTimeoutMiddleware, document_limits, server_limits
@@ -153,16 +154,10 @@ def _too_large_detail(limit: object) -> str:
     return f"request body too large: the limit is {limit} bytes"
 
 
-class _JsonTooLarge:
+class _JsonTooLarge(HttpMiddleware):
     """Rewrites Starlette's plain-text 413 from the body limiter into a JSON ``detail`` naming the limit."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         rewriting = False
 
         async def send_json(message: Message) -> None:
@@ -213,17 +208,14 @@ async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": "internal server error"}, status_code=500)
 
 
-class RequestLogMiddleware:
+class RequestLogMiddleware(HttpMiddleware):
     """One structlog line per HTTP request (probes and metrics scrapes at debug level)."""
 
     def __init__(self, app: ASGIApp, service: str) -> None:
-        self.app = app
+        super().__init__(app)
         self.service = service
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         start = time.perf_counter()
         status = 500
 
