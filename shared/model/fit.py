@@ -177,7 +177,7 @@ def _fit_spaces(data: pd.DataFrame, params: ModelParams, stages: _Stages) -> _Sp
 def _choose(spaces: _Spaces, rows: _Rows, params: ModelParams, stages: _Stages) -> _Choice:
     """Model selection, with the second-seed autoencoder (trained on the sample) for the seed agreement."""
     with stages("selection"):
-        second = _train_autoencoder(spaces.scaled[rows.sample], params, lambda *a: None, seed=params.seed + 1)
+        second = _train_autoencoder(spaces.scaled[rows.sample], params, or_silent(None), seed=params.seed + 1)
         second_latent = second.to_numpy_encoder().transform(spaces.scaled[rows.sample])
         return _Choice(*_select(spaces.scaled, spaces.latent, rows, params, second_latent))
 
