@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     )
     min_tenure_years: float = 1.0
     min_avg_active_months_per_year: float = 6.0
+    partial_years: Literal["prorate", "count"] = Field(
+        "prorate", description="eligibility: the first and last active year count by the share the retailer spans "
+        "(prorate) or whole (count: the case study's rule, under which every January's first month drops retailers)",
+    )
     features_batch_records: int = Field(5000, ge=1, description="max records the features service applies per batch")
     month_close_min_share: float = Field(
         0.8, ge=0.0, le=1.0, description="months.closed: a month's retailers must reach this share of the month before"
@@ -276,10 +280,20 @@ class SecretFilesSource(PydanticBaseSettingsSource):
 
 SEED_PROFILE: dict[str, object] = {
     "epochs": 30, "batch_size": 300, "patience": 5, "min_cluster_size": 50, "min_samples": 50,
-    "selection_density_factors": [1.0],
+    "selection_density_factors": [1.0], "partial_years": "count",
 }
-"""The case study's exact model settings (``STABLESEG_PROFILE=seed``, ``--profile seed``): 30 epochs at batch 300,
-patience 5, ``HDBSCAN(min_cluster_size=50)`` (min_samples defaults to it), one density candidate, latent served."""
+"""The case study's exact settings (``STABLESEG_PROFILE=seed``, ``--profile seed``): 30 epochs at batch 300,
+patience 5, ``HDBSCAN(min_cluster_size=50)`` (min_samples defaults to it), one density candidate, latent served,
+every active year counted whole by the eligibility rule."""
+
+
+def profile_overrides(settings: Any, cls: type, prefix: str = "") -> dict[str, object]:
+    """The entries of the settings' profile (``seed``: :data:`SEED_PROFILE`; ``auto``: none) that are fields of
+    the parameter class ``cls`` (field ``name`` is the setting ``<prefix><name>``)."""
+    if getattr(settings, "profile", None) != "seed":
+        return {}
+    names = cls.model_fields if hasattr(cls, "model_fields") else {f.name for f in dataclasses.fields(cls)}
+    return {name: SEED_PROFILE[prefix + name] for name in names if prefix + name in SEED_PROFILE}
 
 
 def settings_default(name: str) -> object:
@@ -312,8 +326,10 @@ class SettingsParams:
 
     @classmethod
     def from_settings(cls, settings: Any, **overrides: Any) -> Self:
-        """``Settings.<prefix><field>`` for every field Settings has, then ``overrides``."""
-        return params_from_settings(cls, settings, cls.settings_prefix, **overrides)
+        """``Settings.<prefix><field>`` for every field Settings has, then the settings' profile
+        (:func:`profile_overrides`), then ``overrides``."""
+        profile = profile_overrides(settings, cls, cls.settings_prefix)
+        return params_from_settings(cls, settings, cls.settings_prefix, **{**profile, **overrides})
 
 
 def _redis_tls_url(url: str, cafile: Path | None, certfile: Path | None, keyfile: Path | None) -> str:

@@ -22,6 +22,7 @@ from shared.artifacts import (
     write_manifest,
 )
 from shared.config import Settings
+from shared.features import EligibilityRule
 from shared.model import ModelBundle, ModelParams, fit_bundle
 from shared.model.refusal import InsufficientDataError
 
@@ -241,6 +242,8 @@ def test_model_params_from_settings_and_validation() -> None:
     fixed = (seed.epochs, seed.batch_size, seed.patience, seed.min_cluster_size, seed.min_samples)
     assert fixed == (30, 300, 5, 50, 50)
     assert seed.selection_density_factors == (1.0,)
+    assert EligibilityRule.from_settings(Settings(profile="seed")).partial_years == "count"
+    assert EligibilityRule.from_settings(Settings()).partial_years == "prorate"
     with pytest.raises(ValidationError, match="validation_split"):
         ModelParams(validation_split=1.0)
     with pytest.raises(ValidationError, match="cluster_selection_method"):

@@ -18,6 +18,7 @@ from shared.features import (
     shop_as_of,
     stored_feature_sets,
 )
+from shared.features.panel import Panel
 
 
 def sales(**overrides) -> pd.DataFrame:
@@ -55,11 +56,12 @@ def test_stored_feature_sets_default_to_all_and_must_hold_the_training_set() -> 
 
 @pytest.mark.parametrize("name", sorted(FEATURE_SETS))
 def test_build_features_frame(name: str) -> None:
-    out = build_features(sales(), name, EligibilityRule(min_tenure_years=0, min_avg_active_months_per_year=1.5))
+    rule = EligibilityRule(min_tenure_years=0, min_avg_active_months_per_year=1.5, partial_years="count")
+    out = build_features(sales(), name, rule)
     fs = get_feature_set(name)
     assert list(out.columns) == ["eligible", "as_of", *fs.columns]
     assert out.index.name == "shop_id" and list(out.index) == ["a", "b"]
-    # a: 2 active months in 2 years (1 per year), b: 2 in one year
+    # a: 2 active months in 2 years counted whole (1 per year), b: 2 in one year
     assert out["eligible"].dtype == bool and out["eligible"].tolist() == [False, True]
     assert out["as_of"].tolist() == ["2021-02", "2021-03"]
     assert (out[list(fs.columns)].dtypes == np.float64).all()
@@ -141,6 +143,7 @@ def test_shop_months_sorts_copies_and_freezes() -> None:
     [
         ({"min_tenure_years": -1}, "min_tenure_years: must be between 0"),
         ({"min_avg_active_months_per_year": 13}, "min_avg_active_months_per_year: must be between 0 and 12"),
+        ({"partial_years": "half"}, "partial_years: must be one of"),
         ({"min_tenure_years": "1"}, "min_tenure_years: must be a finite number"),
     ],
 )
@@ -155,5 +158,26 @@ def test_eligibility_counts_zero_months_and_ignores_inactive_years() -> None:
     month = list(range(1, 7)) * 2
     shop = ShopMonths(year, month, [0.0] * 12, [1] * 12)
     assert EligibilityRule().is_eligible(shop)
-    assert not EligibilityRule(min_avg_active_months_per_year=6.5).is_eligible(shop)
+    assert not EligibilityRule(min_avg_active_months_per_year=6.5, partial_years="count").is_eligible(shop)
+    # prorated, 2020 counts half a year (the shop's last active month is June): 12 / 1.5 = 8 per year
+    assert EligibilityRule(min_avg_active_months_per_year=8).is_eligible(shop)
+    assert not EligibilityRule(min_avg_active_months_per_year=8.1).is_eligible(shop)
     assert not EligibilityRule(min_tenure_years=1.1).is_eligible(shop)
+
+
+def test_a_new_years_first_month_does_not_drop_a_retailer_and_the_seed_rule_still_does() -> None:
+    """7 active months in each of 2019-2022, then January 2023: whole years give 29 / 5 = 5.8 < 6; prorated,
+    the last year counts 1/12 (29 / 4.083 = 7.1) and the shop stays eligible, in batch and per shop alike."""
+    year = [y for y in range(2019, 2023) for _ in range(7)] + [2023]
+    month = list(range(1, 8)) * 4 + [1]
+    shop = ShopMonths(year, month, [1.0] * 29, [1] * 29)
+    monthly = pd.DataFrame({"shop_id": "s", "year": year, "month": month, "monthly_sales_qty": 1.0,
+                            "monthly_unique_products": 1})
+    prorated, whole = EligibilityRule(partial_years="prorate"), EligibilityRule(partial_years="count")
+    assert prorated.is_eligible(shop) and bool(prorated.eligible(monthly).iloc[0])
+    assert not whole.is_eligible(shop) and not bool(whole.eligible(monthly).iloc[0])
+    panel = Panel.from_monthly(monthly)
+    assert prorated.active_months_per_year(panel)[0] == pytest.approx(29 / (5 - 11 / 12))
+    late = ShopMonths([2022] * 6 + [2023] * 6, [7, 8, 9, 10, 11, 12, 1, 2, 3, 4, 5, 6], [1.0] * 12, [1] * 12)
+    assert prorated.is_eligible(late) and not EligibilityRule(min_avg_active_months_per_year=7,
+                                                              partial_years="count").is_eligible(late)

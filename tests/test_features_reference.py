@@ -14,6 +14,8 @@ from shared.features import FEATURE_SETS, EligibilityRule, build_features, get_f
 
 KEY = ["shop_id", "product_id", "year", "month"]
 
+SEED_RULE = EligibilityRule(partial_years="count")  # the case study's rule: every active year counts whole
+
 
 def reference_monthly(sales: pd.DataFrame) -> pd.DataFrame:
     """Replace rule (keep the last row per key), then sum and distinct products per (shop, year, month)."""
@@ -136,7 +138,7 @@ def test_replace_rule_keeps_the_last_record() -> None:
 @pytest.mark.parametrize("string_ids", [False, True])
 def test_seed_v1_matches_pandas_reference(seed: int, string_ids: bool) -> None:
     sales = random_sales(seed, string_ids=string_ids)
-    got = build_features(sales, "seed-v1", EligibilityRule())
+    got = build_features(sales, "seed-v1", SEED_RULE)
     want = reference_build(sales)
     assert list(got.index) == list(want.index)
     assert got["eligible"].tolist() == want["eligible"].tolist()
@@ -151,7 +153,7 @@ def test_seed_v1_matches_pandas_reference_on_generated_data() -> None:
     rng = np.random.default_rng(0)
     fixes = sales.iloc[rng.integers(0, len(sales), len(sales) // 50)].assign(sales_qty=lambda d: d["sales_qty"] + 3)
     sales = pd.concat([sales, fixes], ignore_index=True)
-    got = build_features(sales, "seed-v1", EligibilityRule())
+    got = build_features(sales, "seed-v1", SEED_RULE)
     want = reference_build(sales)
     assert list(got.index) == list(want.index) and got["eligible"].tolist() == want["eligible"].tolist()
     assert got["eligible"].any() and not got["eligible"].all()
@@ -161,7 +163,7 @@ def test_seed_v1_matches_pandas_reference_on_generated_data() -> None:
 
 def test_reference_has_the_seeds_nan_cases_and_we_do_not() -> None:
     sales = random_sales(4)
-    out = build_features(sales, "seed-v1", EligibilityRule())
+    out = build_features(sales, "seed-v1", SEED_RULE)
     one_month = reference_monthly(sales).groupby("shop_id").size() == 1
     assert one_month.any()
     assert np.isfinite(out[list(FEATURE_SETS["seed-v1"].columns)].to_numpy()).all()
@@ -171,7 +173,7 @@ def test_reference_has_the_seeds_nan_cases_and_we_do_not() -> None:
 @pytest.mark.parametrize(("tenure", "avg"), [(1.0, 6.0), (2.0, 3.0), (0.5, 9.0)])
 def test_eligibility_matches_reference(tenure: float, avg: float) -> None:
     monthly = monthly_table(random_sales(5))
-    got = EligibilityRule(tenure, avg).eligible(monthly)
+    got = EligibilityRule(tenure, avg, "count").eligible(monthly)
     want = reference_eligible(monthly, tenure, avg)
     assert got.index.equals(want.index)
     assert got.tolist() == want.tolist()

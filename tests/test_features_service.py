@@ -143,7 +143,7 @@ def _wait(cond: Callable[[], bool], timeout: float, what: str, worker: Worker | 
 
 def _assert_matches_batch(settings: Settings, sales: pd.DataFrame) -> None:
     store = FeatureStore(settings.redis_url)
-    rule = EligibilityRule(settings.min_tenure_years, settings.min_avg_active_months_per_year)
+    rule = EligibilityRule.from_settings(settings)
     for name, fs in FEATURE_SETS.items():
         expected = build_features(sales, name, rule)
         got = store.snapshot(name, eligible_only=False)
@@ -206,7 +206,7 @@ def test_the_store_keeps_only_the_configured_feature_sets(settings, fresh_kafka_
     _load(s, sales, tmp_path)
     _wait(lambda: _caught_up(s), 120, "the worker to catch up", worker)
     store = FeatureStore(s.redis_url)
-    rule = EligibilityRule(s.min_tenure_years, s.min_avg_active_months_per_year)
+    rule = EligibilityRule.from_settings(s)
     expected = build_features(sales, "behaviour-v4", rule)
     got = store.snapshot("behaviour-v4", eligible_only=False)
     assert list(got.index) == sorted(expected.index.astype(str))

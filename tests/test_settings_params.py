@@ -30,6 +30,8 @@ def test_from_settings_reads_the_prefixed_settings_and_overrides_win() -> None:
     assert Gates.from_settings(settings, min_clusters=5).min_clusters == 5
     assert MatchParams.from_settings(settings).min_jaccard == 0.6
     assert EligibilityRule.from_settings(settings).min_tenure_years == 2.0
+    assert EligibilityRule.from_settings(Settings(profile="seed")).partial_years == "count"  # the seed profile's
+    assert EligibilityRule.from_settings(Settings(profile="seed"), partial_years="prorate").partial_years == "prorate"
 
 
 def test_frozen_and_still_validated() -> None:

@@ -77,8 +77,8 @@ def run(
         raise typer.BadParameter(str(exc), param_hint="--feature-set") from exc
     if profile not in (None, "auto", "seed"):
         raise typer.BadParameter(f"must be 'auto' or 'seed', got {profile!r}", param_hint="--profile")
-    params = ModelParams.from_settings(settings.model_copy(update={"profile": profile or settings.profile}))
-    rule = EligibilityRule.from_settings(settings)
+    profiled = settings.model_copy(update={"profile": profile or settings.profile})
+    params, rule = ModelParams.from_settings(profiled), EligibilityRule.from_settings(profiled)
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                TimeElapsedColumn())
     with Progress(*columns, console=console, transient=as_json) as bar:

@@ -26,10 +26,8 @@ def data_profile(panel: Panel, rule: EligibilityRule) -> dict[str, Any]:
         return {"retailers": 0, "eligible": 0}
     last = panel.starts + panel.counts - 1
     span = panel.period[last] - panel.period[panel.starts] + 1
-    ycode, _, _ = panel.years()
-    years = np.bincount(ycode, minlength=panel.n_shops)
     short = panel.counts < 12 * rule.min_tenure_years
-    sparse = panel.counts / years < rule.min_avg_active_months_per_year
+    sparse = rule.active_months_per_year(panel) < rule.min_avg_active_months_per_year
     products = panel.shop_sum(panel.uniq) / panel.counts
     return {
         "retailers": int(panel.n_shops),
@@ -42,5 +40,6 @@ def data_profile(panel: Panel, rule: EligibilityRule) -> dict[str, Any]:
             "low_activity": int((sparse & ~short).sum()),
         },
         "rule": {"min_tenure_years": rule.min_tenure_years,
-                 "min_avg_active_months_per_year": rule.min_avg_active_months_per_year},
+                 "min_avg_active_months_per_year": rule.min_avg_active_months_per_year,
+                 "partial_years": rule.partial_years},
     }

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.config import SEED_PROFILE, params_from_settings, settings_default
+from shared.config import params_from_settings, profile_overrides, settings_default
 
 
 def _d(name: str, **constraints: Any) -> Any:
@@ -62,8 +62,7 @@ class ModelParams(BaseModel):
     @classmethod
     def from_settings(cls, settings: Any, **overrides: Any) -> ModelParams:
         """Every field the settings object has (e.g. ``STABLESEG_EPOCHS``), then the profile, then ``overrides``."""
-        profile = SEED_PROFILE if getattr(settings, "profile", None) == "seed" else {}
-        return params_from_settings(cls, settings, **{**profile, **overrides})
+        return params_from_settings(cls, settings, **{**profile_overrides(settings, cls), **overrides})
 
     def autoencoder_kwargs(self, n_rows: int) -> dict[str, Any]:
         """Keyword arguments of :class:`~shared.model.autoencoder.Autoencoder` for ``n_rows`` training rows."""
