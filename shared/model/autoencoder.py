@@ -34,7 +34,7 @@ def import_keras() -> Any:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TF C++ chatter; Python errors still raise
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     # psycopg's bundled libpq/OpenSSL must load before TensorFlow's: the other way round, the first TLS connection
-    # to PostgreSQL aborts the process (free(): invalid pointer), tests/test_postgres_tls.py checks it
+    # to PostgreSQL aborts the process (free(): invalid pointer), tests/shared/storage/test_postgres_tls.py checks it
     importlib.import_module("psycopg")
     import keras
     import tensorflow as tf

@@ -15,7 +15,6 @@ import httpx
 import pandas as pd
 import redis
 import uvicorn
-from helpers import wait_for as shared_wait_for
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 from services.trainer.app import create_app
@@ -33,6 +32,7 @@ from shared.config import Settings
 from shared.feature_store import Layout
 from shared.feature_store.writer import StoreWriter
 from shared.stack import free_port
+from tests.helpers import wait_for as shared_wait_for
 
 FEATURE_SET = "behaviour-v2"
 TINY = {"epochs": 3, "min_cluster_size": 20}  # keeps a training at a few seconds of compute

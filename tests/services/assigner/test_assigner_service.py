@@ -18,9 +18,7 @@ import pandas as pd
 import pytest
 import yaml
 from fastapi.testclient import TestClient
-from helpers import wait_for
 from jsonschema import validate
-from test_assigner_support import load_feature_store, make_world, publish_bundle, quick_bundle, synthetic
 
 from services.assigner.app import create_app
 from services.assigner.link import KafkaLink
@@ -30,9 +28,17 @@ from shared.bus import encode_event
 from shared.bus.topics import FEATURES_UPDATED
 from shared.config import Settings
 from shared.storage import ModelVersionInfo
+from tests.helpers import wait_for
+from tests.services.assigner.test_assigner_support import (
+    load_feature_store,
+    make_world,
+    publish_bundle,
+    quick_bundle,
+    synthetic,
+)
 
 pytestmark = pytest.mark.xdist_group("assigner")
-ASYNCAPI = yaml.safe_load((Path(__file__).resolve().parents[1] / "docs" / "asyncapi.yaml").read_text())
+ASYNCAPI = yaml.safe_load((Path(__file__).resolve().parents[3] / "docs" / "asyncapi.yaml").read_text())
 TOKEN = "s3cret-admin"
 
 

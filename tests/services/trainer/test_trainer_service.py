@@ -22,7 +22,18 @@ from typing import Any
 import httpx
 import pandas as pd
 import pytest
-from test_trainer_support import (
+
+from services.trainer.executor import FitExecutor
+from services.trainer.link import GROUP_ID
+from services.trainer.publication import ABANDONED, recover, register_published, store_artifact
+from services.trainer.snapshot import prepare_snapshot
+from shared.artifacts import verify_manifest
+from shared.bus.topics import MONTHS_CLOSED, TRAINING_REQUESTS
+from shared.data.generator import generate_frames
+from shared.features import build_features
+from shared.model.params import ModelParams
+from shared.storage import ArtifactStore, Registry, upgrade_database
+from tests.services.trainer.test_trainer_support import (
     FEATURE_SET,
     TINY,
     RunningTrainer,
@@ -37,17 +48,6 @@ from test_trainer_support import (
     trainer_settings,
     wait_for,
 )
-
-from services.trainer.executor import FitExecutor
-from services.trainer.link import GROUP_ID
-from services.trainer.publication import ABANDONED, recover, register_published, store_artifact
-from services.trainer.snapshot import prepare_snapshot
-from shared.artifacts import verify_manifest
-from shared.bus.topics import MONTHS_CLOSED, TRAINING_REQUESTS
-from shared.data.generator import generate_frames
-from shared.features import build_features
-from shared.model.params import ModelParams
-from shared.storage import ArtifactStore, Registry, upgrade_database
 
 pytestmark = pytest.mark.xdist_group("trainer")
 PARAMS = ModelParams(**TINY)

@@ -10,11 +10,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from test_assigner_support import quick_bundle, synthetic
 
 from shared.features import build_features
 from shared.pipeline import cluster_insights
 from shared.report import write_report
+from tests.services.assigner.test_assigner_support import quick_bundle, synthetic
 
 
 @pytest.fixture(scope="module")

@@ -20,9 +20,7 @@ from typing import Any
 import httpx
 import pandas as pd
 import uvicorn
-from helpers import wait_for
 from pydantic import SecretStr
-from test_assigner_support import Bus, load_feature_store, quick_bundle, synthetic
 
 from services.assigner.app import create_app
 from services.assigner.link import KafkaLink
@@ -35,6 +33,8 @@ from shared.config import Settings
 from shared.metrics import clustering_report
 from shared.stack import EmbeddedBroker, EmbeddedRedis, free_port
 from shared.storage import ArtifactStore, Registry
+from tests.helpers import wait_for
+from tests.services.assigner.test_assigner_support import Bus, load_feature_store, quick_bundle, synthetic
 
 TOKEN = "ui-admin-token"
 

@@ -14,10 +14,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from fastapi.testclient import TestClient
 from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
-from helpers import wait_for
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from pydantic import SecretStr
-from tls_support import AdvertisingBroker, Certs, TlsProxy, make_certs
 
 from services.features.app import create_app as create_features
 from services.ingest.app import create_app as create_ingest
@@ -26,6 +24,8 @@ from shared.bus.security import kafka_security
 from shared.config import Settings
 from shared.feature_store import FeatureStore
 from shared.stack import free_port
+from tests.helpers import wait_for
+from tests.tls_support import AdvertisingBroker, Certs, TlsProxy, make_certs
 
 pytestmark = pytest.mark.xdist_group("kafka-tls")
 

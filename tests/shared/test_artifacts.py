@@ -28,7 +28,7 @@ from shared.model.refusal import InsufficientDataError
 
 pytestmark = pytest.mark.xdist_group("model")
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PARAMS = ModelParams(epochs=3, min_cluster_size=20, batch_size=100)
 
 

@@ -13,8 +13,6 @@ import orjson
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
-from helpers import wait_for
-from test_assigner_support import load_feature_store, make_world, publish_bundle, quick_bundle, synthetic
 
 from services.assigner.app import create_app
 from services.assigner.book import Book
@@ -25,6 +23,14 @@ from services.assigner.relabel import relabel
 from services.assigner.store import AssignmentStore
 from shared.config import Settings
 from shared.storage.models import utcnow
+from tests.helpers import wait_for
+from tests.services.assigner.test_assigner_support import (
+    load_feature_store,
+    make_world,
+    publish_bundle,
+    quick_bundle,
+    synthetic,
+)
 
 pytestmark = pytest.mark.xdist_group("assigner")
 

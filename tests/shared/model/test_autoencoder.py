@@ -15,7 +15,7 @@ from shared.model.numpy_encoder import NumpyEncoder
 
 pytestmark = pytest.mark.xdist_group("model")
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def make_data() -> np.ndarray:
@@ -138,7 +138,7 @@ def test_keras_file_is_identical_across_processes(tmp_path: Path, fitted: Autoen
     here = fitted.save_keras(tmp_path / "here.keras", saved_at="t")
     code = (
         "import sys\n"
-        "from tests.test_autoencoder import make_data\n"
+        "from tests.shared.model.test_autoencoder import make_data\n"
         "from shared.model.autoencoder import Autoencoder\n"
         f"Autoencoder(epochs=3, seed=42).fit(make_data()).save_keras({str(tmp_path / 'there.keras')!r}, saved_at='t')\n"
     )

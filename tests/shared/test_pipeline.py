@@ -84,7 +84,7 @@ def test_artifacts_are_written(first_run: tuple[Path, dict], dataset: Path) -> N
     for name in ("manifest.json", "encoder.npz", "scaler.joblib", "latent_clusterer.joblib", "raw_clusterer.joblib",
                  "autoencoder.keras", "loss_curve.png"):
         assert (artifacts / "model" / name).is_file(), name
-    report = (artifacts / "report.html").read_text()  # shared.report (tests/test_report.py checks it in depth)
+    report = (artifacts / "report.html").read_text()  # shared.report (tests/shared/report/ checks it in depth)
     assert report.count("<svg") == 5 and "Autoencoder loss" in report and "<script" not in report
 
 

@@ -14,13 +14,13 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 from fastapi.testclient import TestClient
-from tls_support import Certs, make_certs
 
 from services.features.app import create_app as create_features
 from services.ingest.app import create_app as create_ingest
 from shared.config import Settings
 from shared.feature_store import FeatureStore
 from shared.stack import free_port
+from tests.tls_support import Certs, make_certs
 
 REDIS7 = "/usr/bin/redis-server"
 PASSWORD = "redis-pa55-for-tls-test"

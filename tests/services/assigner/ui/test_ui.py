@@ -18,12 +18,12 @@ from typing import Any
 
 import httpx
 import pytest
-from test_ui_support import TOKEN, running_world, send_newcomer
 
 from services.assigner.ui.render import PLOTLY, STATIC
+from tests.services.assigner.ui.test_ui_support import TOKEN, running_world, send_newcomer
 
 pytestmark = [pytest.mark.xdist_group("ui"), pytest.mark.slow]
-SHOTS = Path(os.environ.get("STABLESEG_UI_SCREENSHOTS", Path(__file__).resolve().parents[1] / ".stableseg" /
+SHOTS = Path(os.environ.get("STABLESEG_UI_SCREENSHOTS", Path(__file__).resolve().parents[4] / ".stableseg" /
                             "ui-screenshots"))
 CHROMIUM_FLAGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]

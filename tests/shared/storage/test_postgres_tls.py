@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from tls_support import Certs, make_certs
 
 from shared.config import Settings
 from shared.stack import free_port
 from shared.storage import Registry, make_engine, upgrade_database
+from tests.tls_support import Certs, make_certs
 
 BIN = Path("/usr/lib/postgresql/15/bin")
 PASSWORD = "pg-pa55-for-tls-test"
@@ -120,5 +120,5 @@ def test_trainer_process_order_keras_first_then_tls(server) -> None:
               "from shared.storage import make_engine; import sqlalchemy as sa; "
               f"c = make_engine({url!r}).connect(); print(c.execute(sa.text({SSL_IN_USE!r})).scalar())")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
-                            cwd=Path(__file__).resolve().parents[1])
+                            cwd=Path(__file__).resolve().parents[3])
     assert result.returncode == 0 and result.stdout.strip().endswith("True"), result.stderr[-2000:]

@@ -15,7 +15,7 @@ from jsonschema import validate
 
 from shared.segments import LINEAGE_FIELDS, MatchParams, SegmentIdState, format_segment_id, match_clusters
 
-ASYNCAPI = Path(__file__).resolve().parents[1] / "docs" / "asyncapi.yaml"
+ASYNCAPI = Path(__file__).resolve().parents[3] / "docs" / "asyncapi.yaml"
 
 
 def series(groups: dict[object, range | list[int]], noise: range | list[int] = ()) -> pd.Series:

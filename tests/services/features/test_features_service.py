@@ -21,7 +21,6 @@ import orjson
 import pandas as pd
 import pytest
 import redis
-from helpers import wait_for
 from kafka import KafkaConsumer, TopicPartition
 
 from services.features.rebuild import rebuild
@@ -32,6 +31,7 @@ from shared.data.generator import generate_frames
 from shared.feature_store import FeatureStore
 from shared.features import FEATURE_SETS, EligibilityRule, build_features
 from shared.stack import EmbeddedBroker, free_port
+from tests.helpers import wait_for
 
 pytestmark = [pytest.mark.xdist_group("features"), pytest.mark.slow]
 VENV_BIN = Path(sys.executable).parent
