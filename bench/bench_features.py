@@ -5,7 +5,7 @@
     .venv/bin/python bench/bench_features.py --quality      # downstream ARI / noise / size leak on planted data
 
 Batch target: ``build_features`` >= 5x faster than the pandas version of the seed's recipe (written once, in
-``tests/test_features_reference.py``) on the same 5 million seeded rows, with equal results.
+``tests/shared/features/test_features_reference.py``) on the same 5 million seeded rows, with equal results.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path.insert(0, str(ROOT))
 
 from shared.features import FEATURE_SETS, EligibilityRule, ShopMonths, build_features  # noqa: E402
 
@@ -62,7 +62,7 @@ def timed(fn, *args, repeat: int = 1):
 
 
 def bench_batch(rows: int, seed: int, repeat: int, string_ids: bool) -> dict:
-    from test_features_reference import reference_build
+    from tests.shared.features.test_features_reference import reference_build
 
     print(f"generating {rows:,} rows (seed {seed}, {'string' if string_ids else 'integer'} ids) ...", flush=True)
     sales = synthetic_sales(rows, seed, string_ids=string_ids)

@@ -15,6 +15,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from shared.config import SEED_PROFILE
+from shared.estimator import keep_params
 from shared.hdbscan_predict import approximate_predict, nearest_cluster
 
 NOISE = -1
@@ -49,12 +50,7 @@ class DensityClusterer(BaseEstimator):
         metric: str = "euclidean",
         gen_min_span_tree: bool = True,
     ) -> None:
-        self.min_cluster_size = min_cluster_size
-        self.min_samples = min_samples
-        self.cluster_selection_method = cluster_selection_method
-        self.cluster_selection_epsilon = cluster_selection_epsilon
-        self.metric = metric
-        self.gen_min_span_tree = gen_min_span_tree
+        keep_params(self, locals())
 
     def _validate_params(self, n_rows: int) -> None:
         if self.min_cluster_size < 2:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import os
 import typing
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, ClassVar, Literal, TypeVar
+from typing import Any, ClassVar, Literal, Self, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, model_validator
@@ -299,13 +300,13 @@ patience 5, ``HDBSCAN(min_cluster_size=50)`` (min_samples defaults to it), one d
 every active year counted whole by the eligibility rule."""
 
 
-def profile_overrides(settings: Any, cls: type) -> dict[str, object]:
+def profile_overrides(settings: Any, cls: type, prefix: str = "") -> dict[str, object]:
     """The entries of the settings' profile (``seed``: :data:`SEED_PROFILE`; ``auto``: none) that are fields of
-    the parameter class ``cls``."""
+    the parameter class ``cls`` (field ``name`` is the setting ``<prefix><name>``)."""
     if getattr(settings, "profile", None) != "seed":
         return {}
     names = cls.model_fields if hasattr(cls, "model_fields") else {f.name for f in dataclasses.fields(cls)}
-    return {name: value for name, value in SEED_PROFILE.items() if name in names}
+    return {name: SEED_PROFILE[prefix + name] for name in names if prefix + name in SEED_PROFILE}
 
 
 def settings_default(name: str) -> object:
@@ -320,6 +321,28 @@ def params_from_settings(cls: type[T], settings: Any, prefix: str = "", **overri
     names = cls.model_fields if hasattr(cls, "model_fields") else {f.name for f in dataclasses.fields(cls)}
     values = {name: getattr(settings, prefix + name) for name in names if hasattr(settings, prefix + name)}
     return cls(**{**values, **overrides})
+
+
+class SettingsParams:
+    """Base of a frozen parameter dataclass backed by ``Settings.<prefix><field>``: ``class P(SettingsParams,
+    prefix="gate_")`` with bare annotated fields; each field's default is that Settings default (one home) and
+    ``P.from_settings(settings)`` reads the configured values."""
+
+    settings_prefix: ClassVar[str] = ""
+
+    def __init_subclass__(cls, prefix: str = "", **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.settings_prefix = prefix
+        for name in inspect.get_annotations(cls):
+            if name not in cls.__dict__:  # runs before @dataclass, which takes these as the defaults
+                setattr(cls, name, settings_default(prefix + name))
+
+    @classmethod
+    def from_settings(cls, settings: Any, **overrides: Any) -> Self:
+        """``Settings.<prefix><field>`` for every field Settings has, then the settings' profile
+        (:func:`profile_overrides`), then ``overrides``."""
+        profile = profile_overrides(settings, cls, cls.settings_prefix)
+        return params_from_settings(cls, settings, cls.settings_prefix, **{**profile, **overrides})
 
 
 def _redis_tls_url(url: str, cafile: Path | None, certfile: Path | None, keyfile: Path | None) -> str:

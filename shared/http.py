@@ -27,9 +27,9 @@ import gc
 import inspect
 import json
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any, Protocol
 
 import uvicorn
 from fastapi import FastAPI, Request
@@ -41,20 +41,49 @@ from starlette.exceptions import HTTPException
 from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shared.asgi import HttpMiddleware
 from shared.auth import bearer_admin, check_open_bind
 from shared.config import Settings
 from shared.limits import BodyTimeoutMiddleware, document_limits, server_limits
 from shared.logging import get_logger
 
-__all__ = ["bearer_admin", "create_service_app", "freeze_heap", "run_readiness", "serve"]
+__all__ = ["bearer_admin", "component_lifespan", "create_service_app", "freeze_heap", "run_readiness", "serve"]
 
 ReadinessCheck = Callable[[], Awaitable[bool] | bool]
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[Any]]
+
+
+class Component(Protocol):
+    """What a service runs in its app's lifespan (a worker, an event loop, a broker link)."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
 
 READINESS_TIMEOUT_SECONDS = 3.0
 _QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 log = get_logger("stableseg.http")
+
+
+def component_lifespan(build: Callable[[FastAPI], Component], *cleanup: Callable[[], Any]) -> Lifespan:
+    """The lifespan of an app that runs one component: ``build(app)``, ``await start()``, serve, then on shutdown
+    ``await stop()`` and every ``cleanup`` in order (awaited when it returns an awaitable)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        component = build(app)
+        await component.start()
+        try:
+            yield
+        finally:
+            await component.stop()
+            for close in cleanup:
+                result = close()
+                if inspect.isawaitable(result):
+                    await result
+
+    return lifespan
 
 
 def create_service_app(
@@ -126,16 +155,10 @@ def _too_large_detail(limit: object) -> str:
     return f"request body too large: the limit is {limit} bytes"
 
 
-class _JsonTooLarge:
+class _JsonTooLarge(HttpMiddleware):
     """Rewrites Starlette's plain-text 413 from the body limiter into a JSON ``detail`` naming the limit."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         rewriting = False
 
         async def send_json(message: Message) -> None:
@@ -186,17 +209,14 @@ async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": "internal server error"}, status_code=500)
 
 
-class RequestLogMiddleware:
+class RequestLogMiddleware(HttpMiddleware):
     """One structlog line per HTTP request (probes and metrics scrapes at debug level)."""
 
     def __init__(self, app: ASGIApp, service: str) -> None:
-        self.app = app
+        super().__init__(app)
         self.service = service
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         start = time.perf_counter()
         status = 500
 

@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from shared.asgi import HttpMiddleware
 from shared.config import Settings
 
 RATE_LIMITED = "x-stableseg-rate-limited"  # OpenAPI extension marking a rate-limited operation
@@ -77,17 +78,14 @@ def server_limits(settings: Settings) -> dict[str, Any]:
             "limit_concurrency": settings.http_max_connections}
 
 
-class BodyTimeoutMiddleware:
+class BodyTimeoutMiddleware(HttpMiddleware):
     """408 when a request's body has not fully arrived ``seconds`` after the request started."""
 
     def __init__(self, app: ASGIApp, seconds: float) -> None:
-        self.app = app
+        super().__init__(app)
         self.seconds = seconds
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         deadline = time.monotonic() + self.seconds
         done = False
 

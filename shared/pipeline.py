@@ -25,10 +25,11 @@ from shared.features.profile import data_profile
 from shared.logging import get_logger
 from shared.metrics import clustering_report
 from shared.model.bundle import ModelBundle
-from shared.model.fit import Progress, fit_bundle, raw_baseline_rows
+from shared.model.fit import fit_bundle, raw_baseline_rows
 from shared.model.gates import Gates
 from shared.model.params import ModelParams
 from shared.model.refusal import InsufficientDataError
+from shared.progress import Progress, or_silent
 from shared.report import write_report
 
 log = get_logger(__name__)
@@ -122,7 +123,7 @@ def run_pipeline(
     Raises :class:`InsufficientDataError` (after writing features.csv) when the data cannot support segments.
     A CSV larger than ``partition_bytes`` (default: the setting ``pipeline_partition_bytes``) is read out of core.
     """
-    report = progress or (lambda stage, done, total: None)
+    report = or_silent(progress)
     out = Path(artifacts)
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()

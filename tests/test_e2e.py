@@ -156,7 +156,7 @@ def test_demo_end_to_end(report: DemoReport, demo_env: dict[str, str]) -> None:
     # stability: unchanged retailers mostly keep their segment id; every retailer whose place changed after the
     # first model got at least one change event after it (the events explain the state)
     assert report.stability is not None and report.stability.drifted > 0
-    assert report.stability.unchanged_assigned > 100 and report.stability.kept_share >= 0.5
+    assert report.stability.unchanged_assigned > 100 and report.stability.share("kept_share") >= 0.5
     first, final = report.labels
     with_events = {e.data["shop_id"] for e in report.changes_after()}
     moved = {shop for shop in first if _segment(first[shop]) != _segment(final.get(shop, {}))}

@@ -26,20 +26,26 @@ import schemathesis
 import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
-from helpers import wait_for
 from schemathesis.checks import (
     content_type_conformance,
     not_a_server_error,
     response_schema_conformance,
     status_code_conformance,
 )
-from test_assigner_support import Bus, load_feature_store, publish_bundle, quick_bundle, synthetic
 
 from services.trainer.announce import published_record
 from shared.bus.topics import ensure_topics, topic_specs
 from shared.config import Settings
 from shared.stack import EmbeddedBroker, EmbeddedRedis, free_port
 from shared.storage import ArtifactStore, Registry, upgrade_database
+from tests.helpers import wait_for
+from tests.services.assigner.test_assigner_support import (
+    Bus,
+    load_feature_store,
+    publish_bundle,
+    quick_bundle,
+    synthetic,
+)
 
 pytestmark = pytest.mark.xdist_group("fuzz")
 SEED = int(os.environ.get("FUZZ_SEED", "20261201"))

@@ -18,11 +18,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from helpers import wait_for
 from redis.cluster import RedisCluster
-from test_assigner_support import load_feature_store, make_world, publish_bundle, quick_bundle, synthetic
-from test_feature_store import RULE, SETS, _assert_matches_batch, _records
-from test_features_service import Worker, _end_offsets, _load, _wait
 
 from services.features.processor import Processor
 from services.features.rebuild import rebuild
@@ -32,6 +28,16 @@ from shared.data.generator import generate_frames
 from shared.feature_store import FeatureStore, Layout
 from shared.stack import free_port
 from shared.stack.redis_cluster import EmbeddedRedisCluster
+from tests.helpers import wait_for
+from tests.services.assigner.test_assigner_support import (
+    load_feature_store,
+    make_world,
+    publish_bundle,
+    quick_bundle,
+    synthetic,
+)
+from tests.services.features.test_features_service import Worker, _end_offsets, _load, _wait
+from tests.shared.feature_store.test_feature_store import RULE, SETS, _assert_matches_batch, _records
 
 pytestmark = [pytest.mark.xdist_group("redis_cluster"), pytest.mark.slow]
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
@@ -15,21 +13,12 @@ from services.assigner.service import AssignerService
 from services.assigner.store import AsyncReader
 from services.assigner.ui import ui_router
 from shared.config import Settings
-from shared.http import create_service_app
+from shared.http import component_lifespan, create_service_app
 
 
 def create_app(settings: Settings, link: KafkaLink | None = None) -> FastAPI:
     """The assigner FastAPI app. Ready (``/readyz``) when Redis, the database and the broker are reachable."""
     holder: dict[str, AssignerService] = {}
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await service.start()
-        try:
-            yield
-        finally:
-            await service.stop()
-            await reader.close()
 
     async def database_ready() -> bool:
         registry = holder["service"].registry
@@ -37,6 +26,7 @@ def create_app(settings: Settings, link: KafkaLink | None = None) -> FastAPI:
 
     reader = AsyncReader(settings.redis_url, cluster=settings.redis_cluster)
     checks = {"redis": reader.ping, "database": database_ready, "kafka": lambda: holder["service"].link.ready}
+    lifespan = component_lifespan(lambda app: app.state.assigner, reader.close)
     app = create_service_app("assigner", settings, checks, lifespan=lifespan, write_tokens=("admin_token",))
     metrics = AssignerMetrics.register(app.state.metrics_registry)
     service = AssignerService(settings, metrics, link=link)

@@ -68,9 +68,7 @@ def demo(
 
 def stability_figures(s: Stability) -> dict[str, float | int]:
     """The stability counts and shares (kept, drifted with a change, coverage, flap rate) as one JSON object."""
-    shares = {"kept_share": s.kept_share, "drifted_event_share": s.drifted_event_share,
-              "unchanged_event_share": s.unchanged_event_share, "coverage": s.coverage, "flap_rate": s.flap_rate}
-    return {**dataclasses.asdict(s), **{k: round(v, 6) for k, v in shares.items()}}
+    return {**dataclasses.asdict(s), **{k: round(v, 6) for k, v in s.shares().items()}}
 
 
 def _print_log_tail(service: str, options: DemoOptions) -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
+from typing import TypeVar
 
 import redis
 import typer
@@ -12,6 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from services.cli.bars import bar_progress
 from shared.config import get_settings, mask_url
 from shared.feature_store import FeatureStore
 from shared.features import FEATURE_SETS
@@ -21,6 +24,7 @@ app = typer.Typer(help="Read the live feature store (Redis).", no_args_is_help=T
 console = Console()
 err = Console(stderr=True)
 EXIT_NOT_FOUND, EXIT_UNAVAILABLE = 1, 2
+T = TypeVar("T")
 _FS_HELP = f"feature set (default: $STABLESEG_FEATURE_SET); one of {sorted(FEATURE_SETS)}"
 
 
@@ -32,14 +36,15 @@ def _feature_set(name: str | None) -> str:
     return name
 
 
-def _store() -> FeatureStore:
+def _read(op: Callable[[FeatureStore], T]) -> T:
+    """``op`` on the live feature store; Redis being unavailable exits with ``EXIT_UNAVAILABLE``."""
     settings = get_settings()
-    return FeatureStore(settings.redis_url, cluster=settings.redis_cluster, groups=settings.feature_store_slot_groups)
-
-
-def _unavailable(exc: Exception) -> typer.Exit:
-    err.print(f"[red]error:[/red] Redis at {mask_url(get_settings().redis_url)} is unavailable: {exc}")
-    return typer.Exit(EXIT_UNAVAILABLE)
+    try:
+        return op(FeatureStore(settings.redis_url, cluster=settings.redis_cluster,
+                               groups=settings.feature_store_slot_groups))
+    except redis.RedisError as exc:
+        err.print(f"[red]error:[/red] Redis at {mask_url(settings.redis_url)} is unavailable: {exc}")
+        raise typer.Exit(EXIT_UNAVAILABLE) from None
 
 
 @app.command("get")
@@ -50,10 +55,7 @@ def get(
 ) -> None:
     """One retailer's live features (exit status 1 when the store does not know the retailer)."""
     name = _feature_set(feature_set)
-    try:
-        row = _store().get(shop_id, name)
-    except redis.RedisError as exc:
-        raise _unavailable(exc) from None
+    row = _read(lambda store: store.get(shop_id, name))
     if row is None:
         err.print(f"[red]error:[/red] shop_id: {shop_id!r} is not in the feature store ({name})")
         raise typer.Exit(EXIT_NOT_FOUND)
@@ -73,10 +75,7 @@ def export(
 ) -> None:
     """Every retailer as one CSV: shop_id, eligible, as_of, then the feature columns (a consistent snapshot)."""
     name = _feature_set(feature_set)
-    try:
-        rows = _store().export_csv(out, name)
-    except redis.RedisError as exc:
-        raise _unavailable(exc) from None
+    rows = _read(lambda store: store.export_csv(out, name))
     err.print(f"wrote {rows} retailers ({name}) to {out}")
 
 
@@ -93,12 +92,7 @@ def rebuild(
     progress = Progress(TextColumn("[bold]rebuild"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         console=err, transient=as_json)
     with progress:
-        task = progress.add_task("rebuild", total=None)
-
-        def advance(done: int, total: int) -> None:
-            progress.update(task, completed=done, total=total)
-
-        summary = run_rebuild(settings, publish=publish, progress=advance)
+        summary = run_rebuild(settings, publish=publish, progress=bar_progress(progress))
     if as_json:
         typer.echo(json.dumps(asdict(summary)))
     else:

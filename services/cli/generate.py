@@ -8,6 +8,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from services.cli.bars import bar_progress
 from shared.data.generator import DEFAULT_END_YEAR
 from shared.data.generator import generate as generate_data
 from shared.data.plan import World
@@ -40,12 +41,11 @@ def generate(
     (default 2025)."""
     with Progress(TextColumn("generating"), BarColumn(), MofNCompleteColumn(), TextColumn("shops"),
                   TimeElapsedColumn(), console=progress_console, transient=True) as bar:
-        task = bar.add_task("generate", total=None)
         try:
             world = World(months=months, activity_scale=activity, breadth_scale=breadth, mix=mix)
             summary = generate_data(retailers, years, seed, out, drift_fraction=drift_fraction,
                                     drift_month=drift_month, end_year=end_year, world=world,
-                                    progress=lambda done, total: bar.update(task, completed=done, total=total))
+                                    progress=bar_progress(bar))
         except ValueError as exc:
             raise typer.BadParameter(str(exc)) from exc
         except OSError as exc:

@@ -14,6 +14,7 @@ from rich.table import Table
 from rich.text import Text
 from tenacity import stop_after_delay
 
+from services.cli.bars import bar_progress
 from services.ingest.bulk import DEFAULT_CHUNKSIZE, BulkLoadError, LoadSummary, count_data_lines, load_csv
 from shared.bus import ensure_topics, topic_specs
 from shared.bus.security import kafka_security
@@ -55,15 +56,14 @@ def ingest(
         raise typer.Exit(EXIT_BROKER) from None
     total = count_data_lines(csv)
     progress = Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), RowsPerSecond(),
+        TextColumn("[bold]ingest {task.description}"), BarColumn(), MofNCompleteColumn(), RowsPerSecond(),
         TimeElapsedColumn(), console=console, transient=as_json,
     )
     try:
         with progress:
-            task = progress.add_task(f"ingest {csv.name}", total=total)
             summary = load_csv(
                 csv, bootstrap, chunksize=chunksize, rejects_out=rejects_out,
-                on_progress=lambda rows: progress.advance(task, rows), security=kafka_security(settings, "aiokafka"),
+                progress=bar_progress(progress, total), security=kafka_security(settings, "aiokafka"),
             )
     except SalesCSVError as exc:
         console.print(f"[red]error:[/red] {csv}: {exc}")

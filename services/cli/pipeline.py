@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from services.cli.bars import bar_progress
 from shared.config import get_settings
 from shared.logging import configure_logging
 
@@ -81,16 +82,9 @@ def run(
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                TimeElapsedColumn())
     with Progress(*columns, console=console, transient=as_json) as bar:
-        tasks: dict[str, int] = {}
-
-        def progress(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(stage, total=total)
-            bar.update(tasks[stage], completed=done, total=total)
-
         try:
             gates = Gates.from_settings(settings)
-            result = run_pipeline(input_csv, artifacts, name, params, rule, truth, progress, gates,
+            result = run_pipeline(input_csv, artifacts, name, params, rule, truth, bar_progress(bar), gates,
                                   partition_bytes=settings.pipeline_partition_bytes)
         except InsufficientDataError as exc:
             bar.stop()

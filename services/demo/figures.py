@@ -13,6 +13,13 @@ from shared.segments.flaps import flapping_retailers
 
 Answers = Mapping[str, Mapping[str, Any]]  # shop_id -> /v1/retailers/{id}/segment answer
 LABELLED = ("assigned", "noise")
+SHARES = {  # name -> (part, whole): fields of Stability
+    "kept_share": ("kept", "unchanged_assigned"),
+    "drifted_event_share": ("drifted_with_events", "drifted"),
+    "unchanged_event_share": ("unchanged_with_events", "unchanged"),
+    "coverage": ("assigned_end", "eligible_end"),
+    "flap_rate": ("flapped", "eligible_end"),
+}
 
 
 @dataclass(frozen=True)
@@ -33,25 +40,14 @@ class Stability:
     assigned_end: int = 0  # ... of which in a segment
     flapped: int = 0  # retailers that left a place and came back under one model version (shared.segments.flaps)
 
-    @property
-    def coverage(self) -> float:
-        return self.assigned_end / self.eligible_end if self.eligible_end else 0.0
+    def share(self, name: str) -> float:
+        """One of ``SHARES``: its part over its whole (0 when the whole is 0)."""
+        part, whole = (getattr(self, field) for field in SHARES[name])
+        return part / whole if whole else 0.0
 
-    @property
-    def flap_rate(self) -> float:
-        return self.flapped / self.eligible_end if self.eligible_end else 0.0
-
-    @property
-    def kept_share(self) -> float:
-        return self.kept / self.unchanged_assigned if self.unchanged_assigned else 0.0
-
-    @property
-    def drifted_event_share(self) -> float:
-        return self.drifted_with_events / self.drifted if self.drifted else 0.0
-
-    @property
-    def unchanged_event_share(self) -> float:
-        return self.unchanged_with_events / self.unchanged if self.unchanged else 0.0
+    def shares(self) -> dict[str, float]:
+        """Every share of ``SHARES`` (kept, drifted with a change, unchanged with a change, coverage, flap rate)."""
+        return {name: self.share(name) for name in SHARES}
 
 
 def _where(answer: Mapping[str, Any] | None) -> str:

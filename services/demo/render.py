@@ -74,19 +74,20 @@ def stability_table(report: DemoReport) -> Table:
     table = Table("figure", "value", title="stability against the planted truth (truth.csv)")
     if s is None:
         return table
+    shares = s.shares()
     table.add_row("retailers whose archetype did not change, in a segment under the first model",
                   f"{s.unchanged_assigned:,}")
-    table.add_row("  ... kept their segment id after the retrain", f"{s.kept:,} ({_pct(s.kept_share)})")
+    table.add_row("  ... kept their segment id after the retrain", f"{s.kept:,} ({_pct(shares['kept_share'])})")
     table.add_row("  ... moved to another segment / to noise", f"{s.moved:,} / {s.to_noise:,}")
     table.add_row("unchanged retailers with a change event after the first model",
-                  f"{s.unchanged_with_events:,} of {s.unchanged:,} ({_pct(s.unchanged_event_share)})")
+                  f"{s.unchanged_with_events:,} of {s.unchanged:,} ({_pct(shares['unchanged_event_share'])})")
     table.add_row("drifted retailers (archetype changed) with a change event",
-                  f"{s.drifted_with_events:,} of {s.drifted:,} ({_pct(s.drifted_event_share)})")
+                  f"{s.drifted_with_events:,} of {s.drifted:,} ({_pct(shares['drifted_event_share'])})")
     table.add_row("drifted retailers whose segment differs at the end", f"{s.drifted_moved:,} of {s.drifted:,}")
     table.add_row("coverage: eligible retailers in a segment at the end",
-                  f"{s.assigned_end:,} of {s.eligible_end:,} ({_pct(s.coverage)})")
+                  f"{s.assigned_end:,} of {s.eligible_end:,} ({_pct(shares['coverage'])})")
     table.add_row("flap rate: left a segment and came back without a retrain",
-                  f"{s.flapped:,} of {s.eligible_end:,} ({_pct(s.flap_rate)})")
+                  f"{s.flapped:,} of {s.eligible_end:,} ({_pct(shares['flap_rate'])})")
     return table
 
 

@@ -100,13 +100,7 @@ def _flow(report: DemoReport, ui: DemoUi, data_dir: Path) -> None:
         except StackError as exc:
             raise DemoError(str(exc)) from None
     drift_month = options.effective_drift_month
-    with ui.bar("generating", options.retailers, "retailers") as advance:
-        done = [0]
-
-        def progress(shops: int, total: int) -> None:
-            advance(shops - done[0], "")
-            done[0] = shops
-
+    with ui.bar("generating", options.retailers, "retailers", show_stage=False) as progress:
         report.generation = generate(options.retailers, options.years, options.seed, data_dir / "data",
                                      drift_fraction=options.drift_fraction, drift_month=drift_month,
                                      end_year=options.end_year, progress=progress)
@@ -148,8 +142,8 @@ def _flow(report: DemoReport, ui: DemoUi, data_dir: Path) -> None:
 
 def _stream(report: DemoReport, ui: DemoUi, ingest: IngestClient, months: list, title: str) -> None:
     total = sum(month.rows.height for month in months)
-    with ui.bar(title, total, "records") as advance:
-        report.streamed.append(ingest.stream(months, lambda period, count: advance(count, period)))
+    with ui.bar(title, total, "records") as progress:
+        report.streamed.append(ingest.stream(months, progress))
 
 
 def _train(report: DemoReport, ui: DemoUi, reason: str, timeout: float) -> None:

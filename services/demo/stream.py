@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,9 +12,9 @@ import polars as pl
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from services.demo.options import DemoError
+from shared.progress import Progress, or_silent
 
 NDJSON = "application/x-ndjson"
-Progress = Callable[[str, int], None]  # (month "YYYY-MM", records just acknowledged)
 
 
 @dataclass(frozen=True)
@@ -94,8 +94,9 @@ class IngestClient:
 
     def stream(self, months: list[Month], progress: Progress | None = None) -> StreamSummary:
         """Send every month in order: a month's batches go out ``in_flight`` at a time, and the month completes
-        before the next one starts."""
+        before the next one starts; ``progress(month "YYYY-MM", records acknowledged, records)``."""
         summary = StreamSummary()
+        report, done, total = or_silent(progress), 0, sum(month.rows.height for month in months)
         with ThreadPoolExecutor(self.in_flight, thread_name_prefix="demo-ingest") as pool:
             for month in months:
                 futures = {pool.submit(self.post, body): count for body, count in _bodies(month, self.batch_records)}
@@ -104,7 +105,7 @@ class IngestClient:
                     summary.requests += 1
                     summary.accepted += int(answer["accepted"])
                     summary.rejected += int(answer["rejected"])
-                    if progress is not None:
-                        progress(month.period, futures[future])
+                    done += futures[future]
+                    report(month.period, done, total)
                 summary.months += 1
         return summary

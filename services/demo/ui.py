@@ -8,7 +8,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+from rich.progress import Progress as Bars
+
+from shared.progress import Progress
 
 
 class DemoUi:
@@ -28,14 +31,14 @@ class DemoUi:
         self.console.print(f"[green]done[/green] {title} [dim]({seconds:.1f} s)[/dim]")
 
     @contextmanager
-    def bar(self, title: str, total: int, unit: str) -> Iterator[Callable[[int, str], None]]:
-        """A progress bar; the callback takes (amount done since the last call, text shown after the bar)."""
+    def bar(self, title: str, total: int, unit: str, show_stage: bool = True) -> Iterator[Progress]:
+        """A progress bar fed by the yielded callback (the stage, when shown, is the text after the bar)."""
         started = time.perf_counter()
         columns = (TextColumn(f"[bold]{title}"), BarColumn(), MofNCompleteColumn(), TextColumn(unit),
                    TextColumn("{task.fields[note]}"), TimeElapsedColumn())
-        with Progress(*columns, console=self.console, transient=True) as progress:
-            task = progress.add_task(title, total=total, note="")
-            yield lambda amount, note: progress.update(task, advance=amount, note=note)
+        with Bars(*columns, console=self.console, transient=True) as bars:
+            task = bars.add_task(title, total=total, note="")
+            yield lambda stage, done, _: bars.update(task, completed=done, note=stage if show_stage else "")
         seconds = time.perf_counter() - started
         self.timings[title] = round(seconds, 1)
         self.console.print(f"[green]done[/green] {title}: {total:,} {unit} [dim]({seconds:.1f} s)[/dim]")

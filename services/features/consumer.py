@@ -21,6 +21,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
+from services.features.lag import track_lag
 from services.features.processor import Processor
 from shared.logging import get_logger
 
@@ -270,15 +271,8 @@ class SalesConsumer:
         consumer = self.consumer
         if consumer is None:
             return
-        lag = 0
-        for partition in self._owned():
-            high = consumer.highwater(TopicPartition(self.topic, partition))
-            if high is not None:
-                lag += max(0, high - self.next_offsets.get(partition, high))
-                self.processor.highwaters[partition] = high
-        self.lag = lag
-        if self.metrics is not None:
-            self.metrics.lag.set(lag)
+        highs = {partition: consumer.highwater(TopicPartition(self.topic, partition)) for partition in self._owned()}
+        self.lag = track_lag(self.processor, self.metrics, highs, self.next_offsets)
 
     async def _commit(self) -> None:
         """Mirror positions into Kafka at most every 2 s (monitoring only; Redis holds the truth)."""

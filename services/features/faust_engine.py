@@ -60,6 +60,7 @@ from typing import Any, NamedTuple
 import faust
 from faust.types import TP
 
+from services.features.lag import track_lag
 from services.features.processor import Outcome, Processor
 from shared.logging import get_logger
 
@@ -358,12 +359,5 @@ class FaustSalesConsumer:
             return None
 
     def _update_lag(self) -> None:
-        lag = 0
-        for partition in self.assigned:
-            high = self._highwater(partition)
-            if high is not None:
-                lag += max(0, high - self.next_offsets.get(partition, high))
-                self.processor.highwaters[partition] = high
-        self.lag = lag
-        if self.metrics is not None:
-            self.metrics.lag.set(lag)
+        highs = {partition: self._highwater(partition) for partition in self.assigned}
+        self.lag = track_lag(self.processor, self.metrics, highs, self.next_offsets)

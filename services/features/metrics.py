@@ -2,29 +2,29 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram
+
+from shared.service_metrics import ServiceMetrics, metric
 
 
-class FeaturesMetrics:
+@dataclass(frozen=True)
+class FeaturesMetrics(ServiceMetrics):
     """Registered on the HTTP app's own registry (``app.state.metrics_registry``)."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.records = Counter(
-            "stableseg_features_records_total",
-            "sales.monthly records: applied (offset advanced), rejected (sent to sales.rejected), duplicate",
-            ["outcome"], registry=registry,
-        )
-        self.recomputed = Counter(
-            "stableseg_features_recomputed_shops_total", "shop feature recomputations", registry=registry
-        )
-        self.batch_seconds = Histogram(
-            "stableseg_features_batch_seconds", "time to apply one consumed batch", registry=registry,
-            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
-        )
-        self.lag = Gauge("stableseg_features_consumer_lag", "records behind the high watermark", registry=registry)
-        self.redis_up = Gauge("stableseg_features_redis_up", "1 when the last Redis call succeeded", registry=registry)
+    records: Counter = metric(
+        "stableseg_features_records_total",
+        "sales.monthly records: applied (offset advanced), rejected (sent to sales.rejected), duplicate", ["outcome"],
+    )
+    recomputed: Counter = metric("stableseg_features_recomputed_shops_total", "shop feature recomputations")
+    batch_seconds: Histogram = metric("stableseg_features_batch_seconds", "time to apply one consumed batch",
+                                      buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+    lag: Gauge = metric("stableseg_features_consumer_lag", "records behind the high watermark")
+    redis_up: Gauge = metric("stableseg_features_redis_up", "1 when the last Redis call succeeded")
+
+    def prepare(self) -> None:
         self.redis_up.set(1)
 
     def observe(self, outcome: Any, seconds: float, lag: int) -> None:

@@ -19,23 +19,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.config import params_from_settings, settings_default
+from shared.config import SettingsParams
 from shared.feature_store.layout import period_index
 from shared.feature_store.writer import StoreWriter
 from shared.features.settlement import previous_month, store_progress
 
 
 @dataclass(frozen=True)
-class MonthClosePolicy:
+class MonthClosePolicy(SettingsParams, prefix="month_close_"):
     """``Settings.month_close_*``."""
 
-    min_share: float = settings_default("month_close_min_share")  # type: ignore[assignment]
-    grace_seconds: float = settings_default("month_close_grace_seconds")  # type: ignore[assignment]
-    quiet_seconds: float = settings_default("month_close_quiet_seconds")  # type: ignore[assignment]
-
-    @classmethod
-    def from_settings(cls, settings: Any) -> MonthClosePolicy:
-        return params_from_settings(cls, settings, "month_close_")
+    min_share: float
+    grace_seconds: float
+    quiet_seconds: float
 
 
 @dataclass

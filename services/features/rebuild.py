@@ -12,7 +12,7 @@ an older layout of the store: the wipe deletes every key of the old epochs and r
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -25,9 +25,8 @@ from shared.bus.topics import SALES_MONTHLY
 from shared.config import Settings
 from shared.feature_store import FeatureStore, Layout
 from shared.features import EligibilityRule, stored_feature_sets
+from shared.progress import Progress, or_silent
 from shared.redis_client import settings_client
-
-Progress = Callable[[int, int], None]  # (records done, records in total)
 
 
 @dataclass(frozen=True)
@@ -74,24 +73,7 @@ async def rebuild_async(settings: Settings, publish: bool = False, progress: Pro
         for tp in tps:
             processor.floors[tp.partition] = begin[tp]
             consumer.seek(tp, begin[tp])
-        done = applied = rejected = 0
-        pending = set(tps)
-        while pending:  # until each position reaches the high watermark of the fetch responses
-            fetched = await consumer.getmany(*pending, timeout_ms=1000, max_records=max_records)
-            batches = {tp.partition: records for tp, records in fetched.items() if records}
-            done += sum(len(records) for records in batches.values())
-            if batches:
-                outcome = await processor.handle(batches)
-                applied, rejected = applied + outcome.applied, rejected + outcome.rejected
-                if outcome.seeks or outcome.reseek_all:
-                    raise RuntimeError("rebuild: the store changed underneath (another wipe?); run it again")
-            highs = {tp: consumer.highwater(tp) for tp in tps}
-            processor.highwaters.update({tp.partition: h for tp, h in highs.items() if h is not None})
-            for tp in list(pending):
-                if highs[tp] is not None and await consumer.position(tp) >= highs[tp]:
-                    pending.discard(tp)
-            if progress is not None:
-                progress(done, sum((highs[tp] or 0) - begin[tp] for tp in tps))
+        done, applied, rejected = await _replay(consumer, processor, begin, or_silent(progress), max_records)
         while await processor.recompute_pending():
             pass
         await processor.flush_outbox()  # caught up now: the complete months close
@@ -101,6 +83,31 @@ async def rebuild_async(settings: Settings, publish: bool = False, progress: Pro
         if publisher is not None:
             await publisher.stop()
         client.close()
+
+
+async def _replay(consumer: AIOKafkaConsumer, processor: Processor, begin: dict[TopicPartition, int],
+                  progress: Progress, max_records: int) -> tuple[int, int, int]:
+    """Apply every record from ``begin`` until each position reaches the high watermark of the fetch responses;
+    returns the records read, applied and rejected."""
+    tps = list(begin)
+    done = applied = rejected = 0
+    pending = set(tps)
+    while pending:
+        fetched = await consumer.getmany(*pending, timeout_ms=1000, max_records=max_records)
+        batches = {tp.partition: records for tp, records in fetched.items() if records}
+        done += sum(len(records) for records in batches.values())
+        if batches:
+            outcome = await processor.handle(batches)
+            applied, rejected = applied + outcome.applied, rejected + outcome.rejected
+            if outcome.seeks or outcome.reseek_all:
+                raise RuntimeError("rebuild: the store changed underneath (another wipe?); run it again")
+        highs = {tp: consumer.highwater(tp) for tp in tps}
+        processor.highwaters.update({tp.partition: h for tp, h in highs.items() if h is not None})
+        for tp in list(pending):
+            if highs[tp] is not None and await consumer.position(tp) >= highs[tp]:
+                pending.discard(tp)
+        progress("rebuild", done, sum((highs[tp] or 0) - begin[tp] for tp in tps))
+    return done, applied, rejected
 
 
 def rebuild(settings: Settings, publish: bool = False, progress: Progress | None = None) -> RebuildSummary:

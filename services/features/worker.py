@@ -11,7 +11,6 @@ topics (a memory-only broker loses them on restart); until then readiness is fal
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -29,6 +28,7 @@ from shared.feature_store.layout import Layout
 from shared.features import EligibilityRule, stored_feature_sets
 from shared.logging import get_logger
 from shared.redis_client import settings_client
+from shared.tasks import cancel_all
 
 if TYPE_CHECKING:
     from services.features.faust_engine import FaustSalesConsumer
@@ -77,11 +77,7 @@ class FeaturesWorker:
 
     async def stop(self) -> None:
         self.consumer.stop()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_all(self._tasks)
         if self.publisher_started:
             await self.publisher.stop()
         self.redis.close()

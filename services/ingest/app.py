@@ -2,32 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
 from fastapi import FastAPI
 
 from services.ingest.broker import BrokerLink
 from services.ingest.metrics import IngestMetrics
 from services.ingest.routes import sales_router
 from shared.config import Settings
-from shared.http import create_service_app
+from shared.http import component_lifespan, create_service_app
 
 
 def create_app(settings: Settings, topic_check_interval: float = 5.0) -> FastAPI:
     """The ingest FastAPI app. Ready (``/readyz``) once the broker is reachable and every topic exists."""
     link = BrokerLink(settings, check_interval=topic_check_interval)
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await link.start()
-        try:
-            yield
-        finally:
-            await link.stop()
-
-    app = create_service_app("ingest", settings, {"kafka": lambda: link.ready}, lifespan=lifespan,
-                             write_tokens=("ingest_token",))
+    app = create_service_app("ingest", settings, {"kafka": lambda: link.ready},
+                             lifespan=component_lifespan(lambda _: link), write_tokens=("ingest_token",))
     app.state.broker = link
     metrics = IngestMetrics.register(app.state.metrics_registry)
     app.include_router(sales_router(settings, link, metrics))

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from services.ingest.kafka_batches import BatchSender, BulkLoadError, make_bulk_
 from shared.bus.topics import SALES_MONTHLY, SALES_REJECTED
 from shared.data.csv_io import SalesBatch, iter_sales_batches
 from shared.logging import get_logger
+from shared.progress import Progress
 
 BULK_SOURCE = "/stableseg/cli/ingest"
 DEFAULT_CHUNKSIZE = 50_000
@@ -82,9 +83,10 @@ async def load_csv_async(
     *,
     chunksize: int = DEFAULT_CHUNKSIZE,
     rejects_out: Path | None = None,
-    on_progress: Callable[[int], None] | None = None,
+    progress: Progress | None = None,
 ) -> LoadSummary:
-    """Produce every row of ``path`` with a started producer; ``on_progress(rows)`` after each chunk. Raises
+    """Produce every row of ``path`` with a started producer; ``progress(file name, rows read, 0)`` after each
+    chunk. Raises
     ``BulkLoadError`` when the broker failed any record, ``SalesCSVError`` when the file is unreadable."""
     path = Path(path)
     summary, start = LoadSummary(), time.perf_counter()
@@ -108,8 +110,8 @@ async def load_csv_async(
             rows_in_chunk = len(chunk.rows) + chunk.rejected["line"].nunique()
             summary.rows_read += rows_in_chunk
             summary.produced += len(chunk.rows)
-            if on_progress is not None:
-                on_progress(rows_in_chunk)
+            if progress is not None:
+                progress(path.name, summary.rows_read, 0)
     except BaseException:
         await asyncio.gather(upcoming, return_exceptions=True)  # let the reader thread finish, observe its result
         await sender.abandon()
@@ -148,7 +150,7 @@ def load_csv(
     *,
     chunksize: int = DEFAULT_CHUNKSIZE,
     rejects_out: Path | None = None,
-    on_progress: Callable[[int], None] | None = None,
+    progress: Progress | None = None,
     request_timeout_ms: int = 30_000,
     security: dict[str, Any] | None = None,
 ) -> LoadSummary:
@@ -160,7 +162,7 @@ def load_csv(
         await producer.start()
         try:
             return await load_csv_async(
-                path, producer, chunksize=chunksize, rejects_out=rejects_out, on_progress=on_progress
+                path, producer, chunksize=chunksize, rejects_out=rejects_out, progress=progress
             )
         finally:
             await producer.stop()

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import sqlalchemy as sa
@@ -13,7 +11,7 @@ from fastapi import FastAPI, Request
 from services.trainer.metrics import TrainerMetrics
 from services.trainer.service import TrainerService
 from shared.config import Settings
-from shared.http import create_service_app
+from shared.http import component_lifespan, create_service_app
 from shared.redis_client import async_redis_client
 from shared.storage import make_engine
 
@@ -25,18 +23,10 @@ def create_app(settings: Settings, **service_options: Any) -> FastAPI:
     engine = make_engine(settings.effective_database_url)
     holder: dict[str, TrainerService] = {}
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    def build(app: FastAPI) -> TrainerService:
         service = TrainerService(settings, app.state.trainer_metrics, **service_options)
-        holder["service"] = service
-        app.state.trainer = service
-        await service.start()
-        try:
-            yield
-        finally:
-            await service.stop()
-            await redis_client.aclose()
-            engine.dispose()
+        holder["service"] = app.state.trainer = service
+        return service
 
     def database_ok() -> bool:
         with engine.connect() as conn:
@@ -50,7 +40,8 @@ def create_app(settings: Settings, **service_options: Any) -> FastAPI:
 
     readiness = {"kafka": lambda: "service" in holder and holder["service"].link.ready, "redis": redis_ok,
                  "database": database}
-    app = create_service_app("trainer", settings, readiness, lifespan=lifespan)
+    app = create_service_app("trainer", settings, readiness,
+                             lifespan=component_lifespan(build, redis_client.aclose, engine.dispose))
     app.state.trainer_metrics = TrainerMetrics.register(app.state.metrics_registry)
 
     @app.get("/v1/status", tags=["trainer"], summary="Training state: running, pending triggers, last outcome")

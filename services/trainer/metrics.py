@@ -6,60 +6,35 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram
+
+from shared.service_metrics import ServiceMetrics, metric
 
 OUTCOMES = ("published", "rejected", "failed", "skipped")
 
 
 @dataclass(frozen=True)
-class TrainerMetrics:
-    duration: Histogram
-    stage_seconds: Gauge
-    last_success: Gauge
-    rows: Gauge
-    noise_ratio: Gauge
-    clusters: Gauge
-    trainings: Counter
-    triggers: Counter
-    in_progress: Gauge
+class TrainerMetrics(ServiceMetrics):
+    duration: Histogram = metric(
+        "stableseg_trainer_training_duration_seconds", "Wall time of one training (snapshot to publication)",
+        buckets=(5, 10, 20, 30, 45, 60, 90, 120, 180, 300, 600, 1200),
+    )
+    stage_seconds: Gauge = metric("stableseg_trainer_stage_seconds", "Seconds spent in each stage of the last training",
+                                  ["stage"])
+    last_success: Gauge = metric("stableseg_trainer_last_success_timestamp_seconds",
+                                 "Unix time of the last published model")
+    rows: Gauge = metric("stableseg_trainer_training_rows", "Retailers in the last training snapshot")
+    noise_ratio: Gauge = metric("stableseg_trainer_noise_ratio", "Noise ratio of the last trained model", ["space"])
+    clusters: Gauge = metric("stableseg_trainer_clusters", "Clusters of the last trained model", ["space"])
+    trainings: Counter = metric("stableseg_trainer_trainings",
+                                "Trainings by outcome (published, rejected, failed, skipped)", ["outcome"])
+    triggers: Counter = metric("stableseg_trainer_triggers",
+                               "Trigger messages consumed, by kind (request, month_closed, invalid)", ["kind"])
+    in_progress: Gauge = metric("stableseg_trainer_training_in_progress", "1 while this replica is training")
 
-    @classmethod
-    def register(cls, registry: CollectorRegistry) -> TrainerMetrics:
-        metrics = cls(
-            duration=Histogram(
-                "stableseg_trainer_training_duration_seconds", "Wall time of one training (snapshot to publication)",
-                buckets=(5, 10, 20, 30, 45, 60, 90, 120, 180, 300, 600, 1200), registry=registry,
-            ),
-            stage_seconds=Gauge(
-                "stableseg_trainer_stage_seconds", "Seconds spent in each stage of the last training", ["stage"],
-                registry=registry,
-            ),
-            last_success=Gauge(
-                "stableseg_trainer_last_success_timestamp_seconds", "Unix time of the last published model",
-                registry=registry,
-            ),
-            rows=Gauge("stableseg_trainer_training_rows", "Retailers in the last training snapshot", registry=registry),
-            noise_ratio=Gauge(
-                "stableseg_trainer_noise_ratio", "Noise ratio of the last trained model", ["space"], registry=registry
-            ),
-            clusters=Gauge(
-                "stableseg_trainer_clusters", "Clusters of the last trained model", ["space"], registry=registry
-            ),
-            trainings=Counter(
-                "stableseg_trainer_trainings", "Trainings by outcome (published, rejected, failed, skipped)",
-                ["outcome"], registry=registry,
-            ),
-            triggers=Counter(
-                "stableseg_trainer_triggers", "Trigger messages consumed, by kind (request, month_closed, invalid)",
-                ["kind"], registry=registry,
-            ),
-            in_progress=Gauge(
-                "stableseg_trainer_training_in_progress", "1 while this replica is training", registry=registry
-            ),
-        )
+    def prepare(self) -> None:
         for outcome in OUTCOMES:
-            metrics.trainings.labels(outcome)
-        return metrics
+            self.trainings.labels(outcome)
 
     def observe_model(self, rows: int, metrics: dict[str, Any], seconds: dict[str, float]) -> None:
         """Figures of a fitted model (published or rejected)."""

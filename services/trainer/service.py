@@ -34,6 +34,7 @@ from shared.logging import get_logger
 from shared.model.gates import Gates
 from shared.model.params import ModelParams
 from shared.storage import ArtifactStore, ModelVersionInfo, Registry
+from shared.tasks import cancel_all
 
 log = get_logger("stableseg.trainer")
 
@@ -70,11 +71,7 @@ class TrainerService:
         self._tasks = [asyncio.create_task(self._main(), name="trainer-main")]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_all(self._tasks)
         if self._own_executor:
             await self.executor.stop()
         await self.link.stop()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,12 +22,12 @@ from shared.data.archetypes import NAMES
 from shared.data.csv_io import SALES_DTYPES
 from shared.data.plan import ShopPlan, World, make_plan
 from shared.data.rows import PRODUCTS, block_rows, catalogue_size
+from shared.progress import Progress
 from shared.schemas import SALES_FIELDS, YEAR_MAX, YEAR_MIN
 
 DEFAULT_END_YEAR = 2025
 BLOCK_SHOPS = 2000
 TRUTH_FIELDS = ("shop_id", "archetype", "archetype_after", "changed_at")
-Progress = Callable[[int, int], None]  # (shops done, shops in total)
 
 
 @dataclass(frozen=True)
@@ -151,8 +151,8 @@ def generate(retailers: int, years: int, seed: int, out_dir: str | Path, drift_f
              drift_month: str | None = None, end_year: int = DEFAULT_END_YEAR,
              progress: Progress | None = None, world: World | None = None) -> GenerationSummary:
     """Write ``out_dir/sales.csv`` and ``out_dir/truth.csv`` for ``retailers`` shops over the ``years`` calendar
-    years ending with ``end_year`` (a harder ``world`` if given); ``progress(done, total)`` is called after each
-    block of shops."""
+    years ending with ``end_year`` (a harder ``world`` if given); ``progress("generate", shops done, shops)`` is called
+    after each block of shops."""
     began = time.perf_counter()
     setup = _setup(retailers, years, seed, drift_fraction, drift_month, end_year, world)
     out = Path(out_dir)
@@ -165,7 +165,7 @@ def generate(retailers: int, years: int, seed: int, out_dir: str | Path, drift_f
             frame.write_csv(handle, include_header=False)
             rows += frame.height
             if progress is not None:
-                progress(done, setup.plan.shops)
+                progress("generate", done, setup.plan.shops)
     setup.truth().write_csv(truth_path)
     return GenerationSummary(
         sales_path=sales_path, truth_path=truth_path, rows=rows, retailers=setup.plan.shops,

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from shared.config import params_from_settings, profile_overrides, settings_default
+from shared.config import SettingsParams
 from shared.features.monthly import ShopMonths
 from shared.features.panel import Panel
 
@@ -17,21 +16,17 @@ PARTIAL_YEARS = ("prorate", "count")
 
 
 @dataclass(frozen=True)
-class EligibilityRule:
+class EligibilityRule(SettingsParams):
     """A shop is eligible when its active (year, month) count >= 12 x ``min_tenure_years`` and its active months
     per active year >= ``min_avg_active_months_per_year``. A month with a row counts as active, even with qty 0.
     Years without activity do not count. ``partial_years``: "prorate" counts the shop's first and last active
     year by the share of it the shop spans (from its first to its last active month), so a new year's first
-    month does not drag the mean down; "count" counts every active year whole (the case study's rule)."""
+    month does not drag the mean down; "count" counts every active year whole (the case study's rule, the seed
+    profile's)."""
 
-    min_tenure_years: float = settings_default("min_tenure_years")  # type: ignore[assignment]
-    min_avg_active_months_per_year: float = settings_default("min_avg_active_months_per_year")  # type: ignore[assignment]
-    partial_years: str = settings_default("partial_years")  # type: ignore[assignment]
-
-    @classmethod
-    def from_settings(cls, settings: Any) -> EligibilityRule:
-        """The settings' rule (the seed profile counts every active year whole)."""
-        return params_from_settings(cls, settings, **profile_overrides(settings, cls))
+    min_tenure_years: float
+    min_avg_active_months_per_year: float
+    partial_years: str
 
     def __post_init__(self) -> None:
         for name, low, high in (("min_tenure_years", 0, math.inf), ("min_avg_active_months_per_year", 0, 12)):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,16 +17,14 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from shared.config import SEED_PROFILE, settings_default
+from shared.estimator import keep_params
 from shared.model.keras_io import save_keras_stable, save_loss_curve
 from shared.model.numpy_encoder import BatchNormParams, NumpyEncoder
+from shared.progress import Progress
 
 LATENT_LAYER = "latent_space"
 __all__ = ["LATENT_LAYER", "Autoencoder", "import_keras", "numpy_encoder_from_keras", "save_keras_stable",
            "save_loss_curve"]
-
-EpochCallback = Callable[[int, int, dict[str, float]], None]
-"""Called after every epoch with ``(epoch_done, epochs_total, logs)``."""
-
 
 def import_keras() -> Any:
     """Import Keras (TensorFlow backend) with deterministic CPU ops; cheap after the first call.
@@ -37,7 +34,7 @@ def import_keras() -> Any:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TF C++ chatter; Python errors still raise
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     # psycopg's bundled libpq/OpenSSL must load before TensorFlow's: the other way round, the first TLS connection
-    # to PostgreSQL aborts the process (free(): invalid pointer), tests/test_postgres_tls.py checks it
+    # to PostgreSQL aborts the process (free(): invalid pointer), tests/shared/storage/test_postgres_tls.py checks it
     importlib.import_module("psycopg")
     import keras
     import tensorflow as tf
@@ -78,15 +75,7 @@ class Autoencoder(BaseEstimator, TransformerMixin):
         seed: int = settings_default("seed"),  # type: ignore[assignment]
         verbose: int = 0,
     ) -> None:
-        self.latent_dim = latent_dim
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.validation_split = validation_split
-        self.patience = patience
-        self.l2 = l2
-        self.learning_rate = learning_rate
-        self.seed = seed
-        self.verbose = verbose
+        keep_params(self, locals())
 
     def _build(self, keras: Any, n: int) -> Any:
         # Explicit names and one regularizer per layer: Keras would otherwise auto-number names ("adam_1") and
@@ -109,8 +98,9 @@ class Autoencoder(BaseEstimator, TransformerMixin):
         model.compile(optimizer=keras.optimizers.Adam(self.learning_rate, name="adam"), loss="mse", metrics=["mae"])
         return model
 
-    def fit(self, X: Any, y: Any = None, epoch_callback: EpochCallback | None = None) -> Autoencoder:
-        """Train on ``X`` (reconstruction); ``y`` is ignored. Returns self."""
+    def fit(self, X: Any, y: Any = None, progress: Progress | None = None) -> Autoencoder:
+        """Train on ``X`` (reconstruction); ``y`` is ignored; ``progress("autoencoder", epochs done, epochs)`` after
+        every epoch. Returns self."""
         if self.latent_dim < 1:
             raise ValueError(f"latent_dim: must be >= 1, got {self.latent_dim}")
         if not 0.0 <= self.validation_split < 1.0:
@@ -126,12 +116,10 @@ class Autoencoder(BaseEstimator, TransformerMixin):
                     monitor="val_loss", patience=self.patience, restore_best_weights=True
                 )
             )
-        if epoch_callback is not None:
+        if progress is not None:
             total = self.epochs
             callbacks.append(
-                keras.callbacks.LambdaCallback(
-                    on_epoch_end=lambda epoch, logs: epoch_callback(epoch + 1, total, dict(logs or {}))
-                )
+                keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, _: progress("autoencoder", epoch + 1, total))
             )
         history = self.model_.fit(
             x,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -20,10 +20,7 @@ from shared.model.params import ModelParams
 from shared.model.refusal import InsufficientDataError
 from shared.model.schedule import Density, scaled_density
 from shared.model.selection import LATENT, RAW, Candidate, candidates_for, choose, cluster_trust, score_candidate
-
-Progress = Callable[[str, int, int], None]
-"""Called as ``progress(stage, done, total)``; stages: scaling, autoencoder (also per epoch), selection,
-latent_clustering, raw_clustering, metrics."""
+from shared.progress import Progress, or_silent
 
 log = get_logger(__name__)
 
@@ -84,7 +81,7 @@ class _Stages:
     """Times named stages and reports each as ``progress(stage, 0, 1)`` ... ``progress(stage, 1, 1)``."""
 
     def __init__(self, progress: Progress | None) -> None:
-        self.report = progress or (lambda stage, done, total: None)
+        self.report = or_silent(progress)
         self.seconds: dict[str, float] = {}
 
     @contextmanager
@@ -124,7 +121,7 @@ def _train_autoencoder(scaled: np.ndarray, params: ModelParams, report: Progress
         kwargs["seed"] = seed
     log.info("autoencoder.fit", rows=len(scaled), features=scaled.shape[1], epochs=kwargs["epochs"],
              batch_size=kwargs["batch_size"], seed=kwargs["seed"])
-    return Autoencoder(**kwargs).fit(scaled, epoch_callback=lambda done, total, _: report("autoencoder", done, total))
+    return Autoencoder(**kwargs).fit(scaled, progress=report)
 
 
 Selected = tuple[Candidate, dict[str, Candidate], list[Candidate], str | None]
@@ -192,7 +189,7 @@ def _fit_spaces(data: pd.DataFrame, params: ModelParams, stages: _Stages) -> _Sp
 def _choose(spaces: _Spaces, rows: _Rows, params: ModelParams, stages: _Stages) -> _Choice:
     """Model selection, with the second-seed autoencoder (trained on the sample) for the seed agreement."""
     with stages("selection"):
-        second = _train_autoencoder(spaces.scaled[rows.sample], params, lambda *a: None, seed=params.seed + 1)
+        second = _train_autoencoder(spaces.scaled[rows.sample], params, or_silent(None), seed=params.seed + 1)
         second_latent = second.to_numpy_encoder().transform(spaces.scaled[rows.sample])
         return _Choice(*_select(spaces.scaled, spaces.latent, rows, params, second_latent))
 
@@ -225,7 +222,8 @@ def fit_bundle(
     """Fit scaler, autoencoder, choose the served clustering by evidence, fit it on ``features``, measure.
 
     ``features`` is indexed by shop_id with one numeric column per feature; rows are sorted by shop_id first,
-    so the result does not depend on input order. ``truth`` (archetype per shop_id) adds ARI/AMI.
+    so the result does not depend on input order. ``truth`` (archetype per shop_id) adds ARI/AMI. ``progress``
+    stages: scaling, autoencoder (also per epoch), selection, latent_clustering, raw_clustering, metrics.
     Returns the bundle and ``{"n", "latent_fit_rows", "latent", "raw", "served", "selection", "trust",
     "autoencoder", "seconds"}``.
     """

@@ -6,16 +6,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from shared.config import params_from_settings, settings_default
+from shared.config import SettingsParams
 
 
 @dataclass(frozen=True)
-class Gates:
+class Gates(SettingsParams, prefix="gate_"):
     """Limits on the served clustering (``Settings.gate_*``, whose defaults these are)."""
 
-    min_clusters: int = settings_default("gate_min_clusters")  # type: ignore[assignment]
-    max_noise_ratio: float = settings_default("gate_max_noise_ratio")  # type: ignore[assignment]
-    max_largest_share: float = settings_default("gate_max_largest_share")  # type: ignore[assignment]
+    min_clusters: int
+    max_noise_ratio: float
+    max_largest_share: float
 
     def __post_init__(self) -> None:
         if self.min_clusters < 1:
@@ -24,10 +24,6 @@ class Gates:
                             ("gate_max_largest_share", self.max_largest_share)):
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name}: must be within [0, 1], got {value}")
-
-    @classmethod
-    def from_settings(cls, settings: Any) -> Gates:
-        return params_from_settings(cls, settings, "gate_")
 
     def failures(self, report: dict[str, Any]) -> list[str]:
         """Every gate the clustering ``report`` (``shared.metrics.clustering_report``) fails, as readable text."""

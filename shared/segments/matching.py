@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import linear_sum_assignment
 
-from shared.config import params_from_settings, settings_default
+from shared.config import SettingsParams
 from shared.segments.lineage import MatchResult, SegmentIdState, parse_segment_id, segment_sort_key
 from shared.segments.validation import validate_labels, validate_previous
 
@@ -36,23 +36,18 @@ _EPS = 1e-12  # comparisons of ratios such as 4/8 against 0.5 must not depend on
 
 
 @dataclass(frozen=True)
-class MatchParams:
+class MatchParams(SettingsParams, prefix="match_"):
     """Thresholds of matching (``min_jaccard``, ``stable_jaccard``, ``split_min_share``) and of per-retailer
     hysteresis (``weak_strength``, ``noise_grace``; see :mod:`shared.segments.assignment`). ``weak_strength=0``
     and ``noise_grace=False`` turn hysteresis off. ``online_moves``: whether online re-assignment may move a
     retailer between two segments (else only a retrain does)."""
 
-    min_jaccard: float = settings_default("match_min_jaccard")  # type: ignore[assignment]
-    stable_jaccard: float = settings_default("match_stable_jaccard")  # type: ignore[assignment]
-    split_min_share: float = settings_default("match_split_min_share")  # type: ignore[assignment]
-    weak_strength: float = settings_default("match_weak_strength")  # type: ignore[assignment]
-    noise_grace: bool = settings_default("match_noise_grace")  # type: ignore[assignment]
-    online_moves: bool = settings_default("match_online_moves")  # type: ignore[assignment]
-
-    @classmethod
-    def from_settings(cls, settings: Any) -> MatchParams:
-        """``Settings.match_*``."""
-        return params_from_settings(cls, settings, "match_")
+    min_jaccard: float
+    stable_jaccard: float
+    split_min_share: float
+    weak_strength: float
+    noise_grace: bool
+    online_moves: bool
 
     def __post_init__(self) -> None:
         for name in ("min_jaccard", "stable_jaccard", "split_min_share", "weak_strength"):
