@@ -53,8 +53,7 @@ def assign_segments(previous_assignment: pd.DataFrame | None, new_labels: pd.Ser
     ``strength`` (None for the first model). ``hold_switches`` holds every switch between two live segments, not
     only the weak ones, every fall from a live segment into noise, however weak the member, and a weak join (a
     retailer without a segment whose strength is below ``weak_strength`` stays without one): the online path
-    without ``online_moves``, where only a retrain takes a segment away, so a
-    weak join would be a segment it could not lose and would flap back from at the retrain. ``nearest`` (per
+    without ``online_moves``, where only a retrain takes a segment away (a weak join would flap back). ``nearest`` (per
     retailer of ``new_labels``, the cluster of its nearest clustered neighbour in the new model) narrows the noise
     grace to retailers whose noise still sits by their previous segment: one whose nearest cluster is another
     segment's moved away (a drifting retailer between two segments) and is reported as noise at once."""
