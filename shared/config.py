@@ -65,9 +65,10 @@ class Settings(BaseSettings):
     )
     min_tenure_years: float = 1.0
     min_avg_active_months_per_year: float = 6.0
-    partial_years: Literal["prorate", "count"] = Field(
-        "prorate", description="eligibility: the first and last active year count by the share the retailer spans "
-        "(prorate) or whole (count: the case study's rule, under which every January's first month drops retailers)",
+    partial_years: Literal["prorate", "last", "count"] = Field(
+        "last", description="eligibility: the last active year counts by the share the retailer spans (last), the "
+        "first and the last do (prorate), or every year whole (count: the case study's rule, under which every "
+        "January's first month drops retailers)",
     )
     features_batch_records: int = Field(5000, ge=1, description="max records the features service applies per batch")
     month_close_min_share: float = Field(

@@ -12,17 +12,18 @@ from shared.config import SettingsParams
 from shared.features.monthly import ShopMonths
 from shared.features.panel import Panel
 
-PARTIAL_YEARS = ("prorate", "count")
+PARTIAL_YEARS = ("prorate", "last", "count")
 
 
 @dataclass(frozen=True)
 class EligibilityRule(SettingsParams):
     """A shop is eligible when its active (year, month) count >= 12 x ``min_tenure_years`` and its active months
     per active year >= ``min_avg_active_months_per_year``. A month with a row counts as active, even with qty 0.
-    Years without activity do not count. ``partial_years``: "prorate" counts the shop's first and last active
-    year by the share of it the shop spans (from its first to its last active month), so a new year's first
-    month does not drag the mean down; "count" counts every active year whole (the case study's rule, the seed
-    profile's)."""
+    Years without activity do not count. ``partial_years``: "last" counts the shop's last active year by the
+    share of it the shop spans (up to its last active month), so a new year's first month does not drag the mean
+    down; "prorate" counts the first active year the same way (from the first active month), which also admits
+    late joiners with a short first year; "count" counts every active year whole (the case study's rule, the
+    seed profile's)."""
 
     min_tenure_years: float
     min_avg_active_months_per_year: float
@@ -40,10 +41,13 @@ class EligibilityRule(SettingsParams):
                              f"got {self.partial_years!r}")
 
     def _years(self, active_years: np.ndarray, first_month: np.ndarray, last_month: np.ndarray) -> np.ndarray:
-        """How many years the active years count for (prorated first and last year, or whole)."""
+        """How many years the active years count for (the last, or the first and last, prorated; or whole)."""
         if self.partial_years == "count":
             return active_years.astype(np.float64)
-        return active_years - ((first_month - 1) + (12 - last_month)) / 12.0
+        unspanned = 12 - last_month
+        if self.partial_years == "prorate":
+            unspanned = unspanned + (first_month - 1)
+        return active_years - unspanned / 12.0
 
     def _decide(self, active_months: np.ndarray, years: np.ndarray) -> np.ndarray:
         tenure_ok = active_months >= 12 * self.min_tenure_years

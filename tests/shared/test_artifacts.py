@@ -243,7 +243,7 @@ def test_model_params_from_settings_and_validation() -> None:
     assert fixed == (30, 300, 5, 50, 50)
     assert seed.selection_density_factors == (1.0,)
     assert EligibilityRule.from_settings(Settings(profile="seed")).partial_years == "count"
-    assert EligibilityRule.from_settings(Settings()).partial_years == "prorate"
+    assert EligibilityRule.from_settings(Settings()).partial_years == "last"
     with pytest.raises(ValidationError, match="validation_split"):
         ModelParams(validation_split=1.0)
     with pytest.raises(ValidationError, match="cluster_selection_method"):

@@ -181,3 +181,19 @@ def test_a_new_years_first_month_does_not_drop_a_retailer_and_the_seed_rule_stil
     late = ShopMonths([2022] * 6 + [2023] * 6, [7, 8, 9, 10, 11, 12, 1, 2, 3, 4, 5, 6], [1.0] * 12, [1] * 12)
     assert prorated.is_eligible(late) and not EligibilityRule(min_avg_active_months_per_year=7,
                                                               partial_years="count").is_eligible(late)
+    assert EligibilityRule(partial_years="last").active_months_per_year(panel)[0] == pytest.approx(29 / (5 - 11 / 12))
+
+
+@pytest.mark.parametrize(("rule", "per_year"), [("count", 5 / 2), ("last", 5 / (2 - 9 / 12)),
+                                                ("prorate", 5 / (2 - 9 / 12 - 9 / 12))])
+def test_a_late_joiner_first_year_counts_whole_unless_prorate(rule: str, per_year: float) -> None:
+    """Joined in October 2022 (3 months), 2 months in 2023 up to March: the first year is prorated only by
+    "prorate"; "last" (the default) prorates 2023 alone, so a short first year does not lift the mean."""
+    shop = ShopMonths([2022] * 3 + [2023] * 2, [10, 11, 12, 1, 3], [1.0] * 5, [1] * 5)
+    monthly = pd.DataFrame({"shop_id": "s", "year": shop.year, "month": shop.month, "monthly_sales_qty": 1.0,
+                            "monthly_unique_products": 1})
+    eligibility = EligibilityRule(min_tenure_years=0, min_avg_active_months_per_year=3, partial_years=rule)
+    assert eligibility.active_months_per_year(Panel.from_monthly(monthly))[0] == pytest.approx(per_year)
+    assert eligibility.is_eligible(shop) is (per_year >= 3)
+    assert bool(eligibility.eligible(monthly).iloc[0]) is (per_year >= 3)
+    assert EligibilityRule(min_tenure_years=0).partial_years == "last"
