@@ -126,6 +126,15 @@ class Settings(BaseSettings):
         200_000, ge=100, description="the autoencoder is trained on at most this many rows (evenly spaced in shop_id "
         "order) and embeds every row; None: trained on every row (the epoch floor makes 1M rows ~5x the cost)"
     )
+    autoencoder_members: int = Field(
+        4, ge=1, description="autoencoders (seeds seed, seed+1, ...) whose latent spaces, concatenated, are the "
+        "served embedding: an ensemble depends less on the seed than one autoencoder; 1: one autoencoder"
+    )
+    autoencoder_member_rows: int = Field(
+        15_000, ge=100, description="each member trains on this many evenly spaced rows (all when fewer), or on its "
+        "share of the autoencoder's rows (autoencoder_max_rows / members) when that is more: the ensemble costs "
+        "about one autoencoder on every row once there are more than members x this many"
+    )
     cluster_fit_max_rows: int | None = Field(
         100_000, ge=100, description="the latent-space HDBSCAN is fitted on at most this many rows (evenly spaced in "
         "shop_id order) and predicts the rest; None: fitted on every row. 100,000 keeps every dataset the quality "
@@ -294,11 +303,11 @@ class SecretFilesSource(PydanticBaseSettingsSource):
 
 SEED_PROFILE: dict[str, object] = {
     "epochs": 30, "batch_size": 300, "patience": 5, "min_cluster_size": 50, "min_samples": 50,
-    "selection_density_factors": [1.0], "partial_years": "count",
+    "selection_density_factors": [1.0], "partial_years": "count", "autoencoder_members": 1,
 }
 """The case study's exact settings (``STABLESEG_PROFILE=seed``, ``--profile seed``): 30 epochs at batch 300,
-patience 5, ``HDBSCAN(min_cluster_size=50)`` (min_samples defaults to it), one density candidate, latent served,
-every active year counted whole by the eligibility rule."""
+patience 5, ``HDBSCAN(min_cluster_size=50)`` (min_samples defaults to it), one autoencoder, one density candidate,
+latent served, every active year counted whole by the eligibility rule."""
 
 
 def profile_overrides(settings: Any, cls: type, prefix: str = "") -> dict[str, object]:

@@ -19,7 +19,7 @@ from sklearn.preprocessing import RobustScaler
 from shared.artifacts import MANIFEST, Manifest, load_joblib_verified, verify_manifest, write_manifest
 from shared.clustering import DensityClusterer
 from shared.model.keras_io import save_keras_stable, save_loss_curve
-from shared.model.numpy_encoder import NumpyEncoder
+from shared.model.numpy_encoder import Encoder, load_encoder
 from shared.model.params import ModelParams
 
 SCALER, ENCODER, KERAS_MODEL = "scaler.joblib", "encoder.npz", "autoencoder.keras"
@@ -32,7 +32,8 @@ class ModelBundle:
     """Everything needed to embed and assign retailers for one feature set.
 
     ``keras_model`` and ``history`` are only present right after training (they are written to
-    ``autoencoder.keras`` / ``loss_curve.png`` but not read back: serving uses ``encoder``).
+    ``autoencoder.keras`` / ``loss_curve.png`` but not read back: serving uses ``encoder``); with an ensemble of
+    autoencoders (``encoder`` an :class:`~shared.model.numpy_encoder.EnsembleEncoder`) they are its first member's.
     ``served_space`` ("latent" or "raw", chosen by :mod:`shared.model.selection`) is the clustering
     :meth:`assign` serves; ``trust`` maps each of its clusters to its bootstrap stability (mean Jaccard).
     """
@@ -40,7 +41,7 @@ class ModelBundle:
     feature_set: str
     columns: list[str]
     scaler: RobustScaler
-    encoder: NumpyEncoder
+    encoder: Encoder
     latent_clusterer: DensityClusterer
     raw_clusterer: DensityClusterer | None
     params: ModelParams
@@ -139,7 +140,7 @@ class ModelBundle:
             feature_set=str(manifest.feature_set),
             columns=[str(c) for c in columns],
             scaler=load_joblib_verified(directory, SCALER, manifest=manifest),
-            encoder=NumpyEncoder.load(directory / ENCODER),
+            encoder=load_encoder(directory / ENCODER),
             latent_clusterer=load_joblib_verified(directory, LATENT_CLUSTERER, manifest=manifest),
             raw_clusterer=raw,
             params=ModelParams(**manifest.params),

@@ -16,6 +16,7 @@ from shared.clustering import DensityClusterer
 from shared.logging import get_logger
 from shared.metrics import clustering_report
 from shared.model.bundle import ModelBundle
+from shared.model.numpy_encoder import Encoder, encoder_of
 from shared.model.params import ModelParams
 from shared.model.refusal import InsufficientDataError
 from shared.model.schedule import Density, scaled_density
@@ -113,6 +114,30 @@ class _Rows:
         return cls(raw, raw_baseline_rows(len(raw), params.selection_sample_rows), latent_fit)
 
 
+def member_rows(train: np.ndarray, params: ModelParams) -> list[np.ndarray]:
+    """Per ensemble member, the rows of ``train`` it trains on: all of them when there are at most
+    ``autoencoder_member_rows``, else that many (or ``len(train) / members`` when more) evenly spaced, each member
+    shifted by its share of the spacing (so members see different rows)."""
+    count, n = params.autoencoder_members, len(train)
+    size = max(-(-n // count), min(n, params.autoencoder_member_rows))
+    if size >= n:
+        return [train] * count
+    return [train[np.floor((np.arange(size) + i / count) * (n / size)).astype(np.int64)] for i in range(count)]
+
+
+def _train_members(scaled: np.ndarray, rows: list[np.ndarray], params: ModelParams, report: Progress,
+                   first_seed: int) -> list[Any]:
+    """One autoencoder per member (seeds ``first_seed``, ``first_seed + 1``, ...), each on its rows; progress
+    counts the epochs of all members."""
+    members = []
+    for i, member in enumerate(rows):
+        def member_report(stage: str, done: int, total: int, i: int = i) -> None:
+            report(stage, i * total + done, len(rows) * total)
+
+        members.append(_train_autoencoder(scaled[member], params, member_report, seed=first_seed + i))
+    return members
+
+
 def _train_autoencoder(scaled: np.ndarray, params: ModelParams, report: Progress, seed: int | None = None) -> Any:
     from shared.model.autoencoder import Autoencoder  # TensorFlow loads only when training
 
@@ -159,8 +184,9 @@ class _Spaces:
     scaler: RobustScaler
     scaled: np.ndarray
     autoencoder: Any
-    encoder: Any
+    encoder: Encoder
     latent: np.ndarray
+    member_rows: int
 
 
 @dataclass(frozen=True)
@@ -174,23 +200,29 @@ class _Choice:
 
 
 def _fit_spaces(data: pd.DataFrame, params: ModelParams, stages: _Stages) -> _Spaces:
-    """The scaler on every row; the autoencoder on every row, or above ``autoencoder_max_rows`` on that many
-    evenly spaced rows (canonical order); both spaces computed for every row."""
+    """The scaler on every row; the ``autoencoder_members`` autoencoders on every row, or above
+    ``autoencoder_max_rows`` on that many evenly spaced rows (canonical order), each member on its share of them
+    (:func:`member_rows`); both spaces computed for every row. The kept autoencoder is the first member."""
     with stages("scaling"):
         scaler = RobustScaler().fit(data.to_numpy(dtype=np.float64))
         scaled = scaler.transform(data.to_numpy(dtype=np.float64))
     with stages("autoencoder"):
         train = bounded_rows(len(scaled), params.autoencoder_max_rows)
-        ae = _train_autoencoder(scaled if train is None else scaled[train], params, stages.report)
-        encoder = ae.to_numpy_encoder()
-    return _Spaces(scaler, scaled, ae, encoder, encoder.transform(scaled))
+        rows = member_rows(np.arange(len(scaled)) if train is None else train, params)
+        members = _train_members(scaled, rows, params, stages.report, params.seed)
+        encoder = encoder_of([ae.to_numpy_encoder() for ae in members])
+    return _Spaces(scaler, scaled, members[0], encoder, encoder.transform(scaled), len(rows[0]))
 
 
 def _choose(spaces: _Spaces, rows: _Rows, params: ModelParams, stages: _Stages) -> _Choice:
-    """Model selection, with the second-seed autoencoder (trained on the sample) for the seed agreement."""
+    """Model selection, with a second ensemble of as many autoencoders (the next seeds, trained on the sample) for
+    the seed agreement."""
     with stages("selection"):
-        second = _train_autoencoder(spaces.scaled[rows.sample], params, or_silent(None), seed=params.seed + 1)
-        second_latent = second.to_numpy_encoder().transform(spaces.scaled[rows.sample])
+        sample = spaces.scaled[rows.sample]
+        count = params.autoencoder_members
+        second = _train_members(sample, member_rows(np.arange(len(sample)), params), params, or_silent(None),
+                                params.seed + count)
+        second_latent = encoder_of([ae.to_numpy_encoder() for ae in second]).transform(sample)
         return _Choice(*_select(spaces.scaled, spaces.latent, rows, params, second_latent))
 
 
@@ -249,7 +281,8 @@ def fit_bundle(
         "selection": {"candidates": [c.as_dict() for c in choice.candidates], "served": served.as_dict(),
                       "reason": choice.reason},
         "trust": {str(k): round(v, 6) for k, v in trust.items()},
-        "autoencoder": {**_history_summary(ae.history_), "batch_size": ae.batch_size, "epochs": ae.epochs},
+        "autoencoder": {**_history_summary(ae.history_), "batch_size": ae.batch_size, "epochs": ae.epochs,
+                        "members": params.autoencoder_members, "member_rows": spaces.member_rows},
         "seconds": _stage_seconds(stages),
     }
     bundle = ModelBundle(

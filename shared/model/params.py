@@ -51,6 +51,8 @@ class ModelParams(BaseModel):
     raw_baseline_max_rows: int | None = _d("raw_baseline_max_rows", ge=100)
     cluster_fit_max_rows: int | None = _d("cluster_fit_max_rows", ge=100)
     autoencoder_max_rows: int | None = _d("autoencoder_max_rows", ge=100)
+    autoencoder_members: int = _d("autoencoder_members", ge=1)
+    autoencoder_member_rows: int = _d("autoencoder_member_rows", ge=100)
     min_eligible_retailers: int = _d("min_eligible_retailers", ge=2)
     selection_density_factors: tuple[float, ...] = Field(
         default_factory=lambda: tuple(settings_default("selection_density_factors")), min_length=1
