@@ -127,8 +127,9 @@ class Settings(BaseSettings):
         "order) and embeds every row; None: trained on every row (the epoch floor makes 1M rows ~5x the cost)"
     )
     autoencoder_members: int = Field(
-        4, ge=1, description="autoencoders (seeds seed, seed+1, ...) whose latent spaces, concatenated, are the "
-        "served embedding: an ensemble depends less on the seed than one autoencoder; 1: one autoencoder"
+        4, ge=1, description="autoencoders (seeded seed x members ... seed x members + members - 1) whose latent "
+        "spaces, concatenated, are the served embedding: an ensemble depends less on the seed than one autoencoder; "
+        "1: one autoencoder (seeded seed)"
     )
     autoencoder_member_rows: int = Field(
         15_000, ge=100, description="each member trains on this many evenly spaced rows (all when fewer), or on its "

@@ -125,6 +125,12 @@ def member_rows(train: np.ndarray, params: ModelParams) -> list[np.ndarray]:
     return [train[np.floor((np.arange(size) + i / count) * (n / size)).astype(np.int64)] for i in range(count)]
 
 
+def first_member_seed(seed: int, params: ModelParams) -> int:
+    """The ensemble of model seed ``s`` is the autoencoders seeded ``s x members`` ... ``s x members + members - 1``:
+    two model seeds share no member (one member: the seed itself)."""
+    return seed * params.autoencoder_members
+
+
 def _train_members(scaled: np.ndarray, rows: list[np.ndarray], params: ModelParams, report: Progress,
                    first_seed: int) -> list[Any]:
     """One autoencoder per member (seeds ``first_seed``, ``first_seed + 1``, ...), each on its rows; progress
@@ -209,19 +215,17 @@ def _fit_spaces(data: pd.DataFrame, params: ModelParams, stages: _Stages) -> _Sp
     with stages("autoencoder"):
         train = bounded_rows(len(scaled), params.autoencoder_max_rows)
         rows = member_rows(np.arange(len(scaled)) if train is None else train, params)
-        members = _train_members(scaled, rows, params, stages.report, params.seed)
+        members = _train_members(scaled, rows, params, stages.report, first_member_seed(params.seed, params))
         encoder = encoder_of([ae.to_numpy_encoder() for ae in members])
     return _Spaces(scaler, scaled, members[0], encoder, encoder.transform(scaled), len(rows[0]))
 
 
 def _choose(spaces: _Spaces, rows: _Rows, params: ModelParams, stages: _Stages) -> _Choice:
-    """Model selection, with a second ensemble of as many autoencoders (the next seeds, trained on the sample) for
-    the seed agreement."""
+    """Model selection, with the ensemble of the next seed (trained on the sample) for the seed agreement."""
     with stages("selection"):
         sample = spaces.scaled[rows.sample]
-        count = params.autoencoder_members
         second = _train_members(sample, member_rows(np.arange(len(sample)), params), params, or_silent(None),
-                                params.seed + count)
+                                first_member_seed(params.seed + 1, params))
         second_latent = encoder_of([ae.to_numpy_encoder() for ae in second]).transform(sample)
         return _Choice(*_select(spaces.scaled, spaces.latent, rows, params, second_latent))
 

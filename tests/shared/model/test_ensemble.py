@@ -63,5 +63,7 @@ def test_a_fit_serves_the_ensemble_and_one_member_serves_one_encoder(tmp_path: P
     np.testing.assert_array_equal(loaded.assign(features)[0], bundle.assign(features)[0])
     single, _ = fit_bundle(features, "behaviour-v4", ModelParams(autoencoder_members=1, **kwargs))
     assert isinstance(single.encoder, NumpyEncoder)
-    # the first member is the single fit's autoencoder (same seed, same rows)
-    np.testing.assert_array_equal(bundle.encoder.members[0].latent_kernel, single.encoder.latent_kernel)
+    # model seed s trains members s x 3 ... s x 3 + 2: the single fit with seed 3 x 42 is the first member
+    again, _ = fit_bundle(features, "behaviour-v4", ModelParams(autoencoder_members=1, seed=3 * 42, **kwargs))
+    np.testing.assert_array_equal(bundle.encoder.members[0].latent_kernel, again.encoder.latent_kernel)
+    assert not np.array_equal(bundle.encoder.members[0].latent_kernel, single.encoder.latent_kernel)
