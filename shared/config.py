@@ -107,6 +107,10 @@ class Settings(BaseSettings):
     train_batch_max: int = Field(512, ge=1)
     train_epochs_min: int = Field(30, ge=1)
     train_epochs_max: int = Field(300, ge=1)
+    train_steps_per_execution: int = Field(
+        32, ge=1, description="autoencoder: gradient steps Keras runs per call into the compiled graph (speed only: "
+        "the same batches in the same order, the same weights)"
+    )
     min_cluster_size: int | None = Field(
         None, ge=2, description="HDBSCAN min_cluster_size; None: min_cluster_share of the eligible retailers, "
         "within [min_cluster_size_floor, min_cluster_size_ceiling]"

@@ -73,6 +73,7 @@ class Autoencoder(BaseEstimator, TransformerMixin):
         l2: float = settings_default("l2"),  # type: ignore[assignment]
         learning_rate: float = settings_default("learning_rate"),  # type: ignore[assignment]
         seed: int = settings_default("seed"),  # type: ignore[assignment]
+        steps_per_execution: int = settings_default("train_steps_per_execution"),  # type: ignore[assignment]
         verbose: int = 0,
     ) -> None:
         keep_params(self, locals())
@@ -95,7 +96,8 @@ class Autoencoder(BaseEstimator, TransformerMixin):
         x = layers.Dense(hidden, activation="relu", name="decoder_hidden")(latent)
         outputs = layers.Dense(n, name="reconstruction")(x)
         model = keras.Model(inputs, outputs, name="autoencoder")
-        model.compile(optimizer=keras.optimizers.Adam(self.learning_rate, name="adam"), loss="mse", metrics=["mae"])
+        model.compile(optimizer=keras.optimizers.Adam(self.learning_rate, name="adam"), loss="mse", metrics=["mae"],
+                      steps_per_execution=self.steps_per_execution)
         return model
 
     def fit(self, X: Any, y: Any = None, progress: Progress | None = None) -> Autoencoder:

@@ -39,6 +39,7 @@ class ModelParams(BaseModel):
     train_batch_max: int = _d("train_batch_max", ge=1)
     train_epochs_min: int = _d("train_epochs_min", ge=1)
     train_epochs_max: int = _d("train_epochs_max", ge=1)
+    train_steps_per_execution: int = _d("train_steps_per_execution", ge=1)
     min_cluster_size: int | None = _d("min_cluster_size", ge=2)
     min_cluster_share: float = _d("min_cluster_share", gt=0.0, le=0.5)
     min_cluster_size_floor: int = _d("min_cluster_size_floor", ge=2)
@@ -74,4 +75,5 @@ class ModelParams(BaseModel):
 
         schedule = training_schedule(n_rows, self)
         fixed = self.model_dump(include={"latent_dim", "validation_split", "patience", "l2", "learning_rate", "seed"})
-        return {**fixed, "epochs": schedule.epochs, "batch_size": schedule.batch_size}
+        return {**fixed, "epochs": schedule.epochs, "batch_size": schedule.batch_size,
+                "steps_per_execution": self.train_steps_per_execution}

@@ -154,3 +154,10 @@ def test_loss_curve_png(tmp_path: Path, fitted: Autoencoder) -> None:
     assert a.read_bytes() == b.read_bytes()
     with pytest.raises(ValueError, match="history: missing the 'loss'"):
         save_loss_curve({"val_loss": [1.0]}, tmp_path / "c.png")
+
+
+def test_steps_per_execution_changes_speed_only(data: np.ndarray) -> None:
+    """Several steps per graph call run the same batches in the same order: the same weights, bit for bit."""
+    one = Autoencoder(epochs=3, seed=42, batch_size=16, steps_per_execution=1).fit(data)
+    many = Autoencoder(epochs=3, seed=42, batch_size=16, steps_per_execution=8).fit(data)
+    assert _weights_equal(one, many)
