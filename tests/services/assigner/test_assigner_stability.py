@@ -52,7 +52,10 @@ def kept(before: RelabelOutcome, after: RelabelOutcome, among: pd.Index | None =
 
 @pytest.fixture(scope="module")
 def plain() -> dict[str, RelabelOutcome]:
-    sales = generate_frames(1500, 4, seed=7).sales
+    # data seed 5: at this scale the PCA model's segment count changes between the early and the full fit for
+    # about half of the data seeds (seeds 5-14 measured: a merge or split, which lineage reports), under every
+    # eligibility rule; seed 5 keeps six segments under each, so the bar below tests the matching, not HDBSCAN
+    sales = generate_frames(1500, 4, seed=5).sales
     last = int((sales["year"] * 12 + sales["month"] - 1).max())
     full = features(sales)
     first = fit_relabel(Book(), full, 1, 1)
@@ -66,6 +69,8 @@ def test_reseeded_retrain_of_the_same_data_keeps_98_percent(plain: dict[str, Rel
 
 
 def test_one_more_month_keeps_99_percent(plain: dict[str, RelabelOutcome]) -> None:
+    lineage = plain["one_more_month"].lineage
+    assert not lineage["split"] and not lineage["merged"], lineage  # the precondition: the same segments
     assert kept(plain["early"], plain["one_more_month"]) >= 0.99
 
 
