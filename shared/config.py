@@ -35,6 +35,11 @@ class Settings(BaseSettings):
     redis_port: int = Field(16379, description="embedded Redis port (stack up)")
     sales_partitions: int = Field(4, ge=1, description="partitions of sales.monthly and its derived topics")
     segment_partitions: int = Field(4, ge=1, description="partitions of segments.changes")
+    # every group consumer (trainer, assigner, both features engines): kept short, the embedded broker's group
+    # joins wait for the rebalance timeout
+    kafka_session_timeout_ms: int = Field(10_000, ge=1, description="Kafka group session timeout")
+    kafka_heartbeat_interval_ms: int = Field(3_000, ge=1, description="Kafka group heartbeat interval")
+    kafka_rebalance_timeout_ms: int = Field(20_000, ge=1, description="Kafka group rebalance timeout")
     # redis layout and cluster (feature store, assigner)
     redis_cluster: bool = Field(False, description="redis_url names one node of a Redis Cluster: every component "
                                 "uses redis-py's cluster client")
@@ -78,6 +83,40 @@ class Settings(BaseSettings):
     )
     month_close_quiet_seconds: float = Field(
         5.0, ge=0.0, description="months.closed: the store must stay settled (caught up, no recompute) this long"
+    )
+    features_consumer_poll_seconds: float = Field(
+        0.5, gt=0, description="features consumer: a fetch waits this long for records (faust: a batch's window, "
+        "and the idle duties' period)"
+    )
+    features_consumer_fetch_grace_seconds: float = Field(
+        2.0, gt=0, description="features consumer (aiokafka): a fetch not answered within poll + this is given up"
+    )
+    features_consumer_commit_seconds: float = Field(
+        2.0, gt=0, description="features consumer: Kafka commits (lag tooling only; Redis holds the offsets) at most "
+        "this often"
+    )
+    features_consumer_idle_recompute_seconds: float = Field(
+        5.0, ge=0, description="features consumer: idle this long, it recomputes the retailers a crash left dirty"
+    )
+    features_consumer_retry_min_seconds: float = Field(
+        0.5, gt=0, description="features consumer: first wait before a new consumer after an error (then doubled)"
+    )
+    features_consumer_retry_max_seconds: float = Field(10.0, gt=0, description="... up to this")
+    features_consumer_stop_seconds: float = Field(
+        5.0, gt=0, description="features consumer: on shutdown, leaving the group waits at most this long"
+    )
+    features_consumer_restart_stop_seconds: float = Field(
+        15.0, gt=0, description="features consumer: before a restart, leaving the group waits at most this long"
+    )
+    features_consumer_max_poll_interval_ms: int = Field(
+        600_000, ge=1, description="features consumer (aiokafka): longest pause between fetches before the group "
+        "drops the member"
+    )
+    features_topic_check_seconds: float = Field(
+        5.0, gt=0, description="features service: the contract topics are checked this often (and re-created)"
+    )
+    features_topic_retry_seconds: float = Field(
+        1.0, gt=0, description="features service: ... and this often while one is missing or the broker is away"
     )
     features_engine: Literal["aiokafka", "faust"] = Field(
         "aiokafka", description="features consumer: aiokafka group consumer, or a faust-streaming app (same processor)"
