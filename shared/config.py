@@ -88,36 +88,26 @@ class Settings(BaseSettings):
         0.5, gt=0, description="features consumer: a fetch waits this long for records (faust: a batch's window, "
         "and the idle duties' period)"
     )
-    features_consumer_fetch_grace_seconds: float = Field(
-        2.0, gt=0, description="features consumer (aiokafka): a fetch not answered within poll + this is given up"
-    )
+    features_consumer_fetch_grace_seconds: float = Field(2.0, gt=0, description="aiokafka: a fetch is given up "
+                                                         "after the poll time plus this")
     features_consumer_commit_seconds: float = Field(
-        2.0, gt=0, description="features consumer: Kafka commits (lag tooling only; Redis holds the offsets) at most "
-        "this often"
+        2.0, gt=0, description="Kafka commits (lag tooling only; Redis holds the offsets) at most this often"
     )
-    features_consumer_idle_recompute_seconds: float = Field(
-        5.0, ge=0, description="features consumer: idle this long, it recomputes the retailers a crash left dirty"
-    )
-    features_consumer_retry_min_seconds: float = Field(
-        0.5, gt=0, description="features consumer: first wait before a new consumer after an error (then doubled)"
-    )
-    features_consumer_retry_max_seconds: float = Field(10.0, gt=0, description="... up to this")
+    features_consumer_idle_recompute_seconds: float = Field(5.0, ge=0, description="idle this long: recompute the "
+                                                            "retailers a crash left dirty")
+    features_consumer_retry_min_seconds: float = Field(0.5, gt=0, description="after an error: first wait for a "
+                                                       "new consumer (doubled after each further error ...)")
+    features_consumer_retry_max_seconds: float = Field(10.0, gt=0, description="... up to this)")
     features_consumer_stop_seconds: float = Field(
-        5.0, gt=0, description="features consumer: on shutdown, leaving the group waits at most this long"
+        5.0, gt=0, description="features consumer: leaving the group waits at most this long on shutdown ..."
     )
-    features_consumer_restart_stop_seconds: float = Field(
-        15.0, gt=0, description="features consumer: before a restart, leaving the group waits at most this long"
-    )
+    features_consumer_restart_stop_seconds: float = Field(15.0, gt=0, description="... and before a restart")
     features_consumer_max_poll_interval_ms: int = Field(
-        600_000, ge=1, description="features consumer (aiokafka): longest pause between fetches before the group "
-        "drops the member"
+        600_000, ge=1, description="aiokafka: the longest pause between fetches before the group drops the member"
     )
-    features_topic_check_seconds: float = Field(
-        5.0, gt=0, description="features service: the contract topics are checked this often (and re-created)"
-    )
-    features_topic_retry_seconds: float = Field(
-        1.0, gt=0, description="features service: ... and this often while one is missing or the broker is away"
-    )
+    features_topic_check_seconds: float = Field(5.0, gt=0, description="features service: the contract topics are "
+                                                "checked (and re-created) this often ...")
+    features_topic_retry_seconds: float = Field(1.0, gt=0, description="... and this often while one is missing")
     features_engine: Literal["aiokafka", "faust"] = Field(
         "aiokafka", description="features consumer: aiokafka group consumer, or a faust-streaming app (same processor)"
     )

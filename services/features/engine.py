@@ -24,8 +24,6 @@ from shared.bus.link import GroupTimeouts
 from shared.config import SettingsParams, settings_default
 from shared.logging import get_logger
 
-log = get_logger("stableseg.features.engine")
-
 
 @dataclass(frozen=True)
 class ConsumerTimings(SettingsParams, prefix="features_consumer_"):
@@ -40,6 +38,9 @@ class ConsumerTimings(SettingsParams, prefix="features_consumer_"):
     stop_seconds: float
     restart_stop_seconds: float
     max_poll_interval_ms: int
+
+
+log = get_logger("stableseg.features.engine")
 
 
 class EngineBase(ABC):
