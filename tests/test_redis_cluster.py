@@ -28,13 +28,13 @@ from shared.data.generator import generate_frames
 from shared.feature_store import FeatureStore, Layout
 from shared.stack import free_port
 from shared.stack.redis_cluster import EmbeddedRedisCluster
-from tests.helpers import wait_for
-from tests.services.assigner.test_assigner_support import (
+from tests.helpers import (
     load_feature_store,
     make_world,
     publish_bundle,
     quick_bundle,
     synthetic,
+    wait_for,
 )
 from tests.services.features.test_features_service import Worker, _end_offsets, _load, _wait
 from tests.shared.feature_store.test_feature_store import RULE, SETS, _assert_matches_batch, _records
