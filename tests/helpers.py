@@ -5,6 +5,10 @@
   published version in a real registry + artifact store (``publish_bundle``), features in the real Redis feature
   store (``load_feature_store``), the output topics read back (``Bus``), all of it on the test's own broker
   (``make_world``), and an assigner app in a consumer group of its own (``assigner_app``).
+- The features service and store: sales as the records a consumer hands the processor (``consumed_records``) or
+  through the ingest bulk loader (``load_sales``), the store compared with the batch features
+  (``assert_store_matches_batch``), the worker as a child process (``FeaturesProcess``, ``wait_for_worker``) and
+  the high watermarks of ``sales.monthly`` (``end_offsets``).
 
 ``quick_bundle`` is a real :class:`ModelBundle` (RobustScaler, numpy encoder, HDBSCAN with prediction data) whose
 encoder is a PCA projection instead of a trained autoencoder: seconds instead of minutes, and no TensorFlow. The
@@ -15,16 +19,24 @@ stability tests (``test_assigner_stability.py``) use it too; only ``bench/bench_
 from __future__ import annotations
 
 import functools
+import os
+import signal
+import subprocess
+import sys
 import time
 import uuid
+from collections import namedtuple
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
+import orjson
 import pandas as pd
+import redis
 from fastapi import FastAPI
-from kafka import KafkaConsumer
+from kafka import KafkaConsumer, TopicPartition
 from pydantic import SecretStr
 from sklearn.decomposition import PCA
 from sklearn.preprocessing import RobustScaler
@@ -32,6 +44,7 @@ from sklearn.preprocessing import RobustScaler
 from services.assigner.app import create_app
 from services.assigner.link import KafkaLink
 from services.features.compute import feature_entries
+from services.ingest.bulk import load_csv
 from shared.artifacts import manifest_sha256
 from shared.bus import decode_event, ensure_topics, make_sync_producer, publish, topic_specs
 from shared.bus.topics import SEGMENTS_CHANGES, SEGMENTS_LINEAGE
@@ -40,7 +53,7 @@ from shared.config import Settings
 from shared.data.generator import generate_frames
 from shared.feature_store import FeatureStore, Layout
 from shared.feature_store.writer import ShopMonthsBatch, StoreWriter
-from shared.features import EligibilityRule, build_features, get_feature_set, monthly_panel
+from shared.features import FEATURE_SETS, EligibilityRule, build_features, get_feature_set, monthly_panel
 from shared.model.bundle import ModelBundle
 from shared.model.numpy_encoder import BatchNormParams, NumpyEncoder
 from shared.model.params import ModelParams
@@ -191,3 +204,90 @@ def make_world(tmp_path: Path, settings: Settings, bootstrap: str, admin_token: 
 def assigner_app(settings: Settings, group: str = "asg") -> FastAPI:
     """The assigner app with its own consumer group (``<group>-<random>``): it reads the topics from the start."""
     return create_app(settings, link=KafkaLink(settings, group_id=f"{group}-{uuid.uuid4().hex[:8]}"))
+
+
+# --- the features service and store ------------------------------------------------------------------------------
+VENV_BIN = Path(sys.executable).parent
+ALL_FEATURE_SETS = [FEATURE_SETS[name] for name in sorted(FEATURE_SETS)]
+Consumed = namedtuple("Consumed", "offset key value timestamp")
+
+
+def consumed_records(frame: pd.DataFrame, start: int = 0, ts0: int = 1_700_000_000_000) -> list[Consumed]:
+    """The rows of ``frame`` as consumed records (plain JSON values) with consecutive offsets from ``start``."""
+    out = []
+    for i, (shop, product, year, month, qty) in enumerate(frame.itertuples(index=False)):
+        value = orjson.dumps({"shop_id": shop, "product_id": product, "year": int(year), "month": int(month),
+                              "sales_qty": float(qty)})
+        out.append(Consumed(start + i, shop.encode(), value, ts0 + start + i))
+    return out
+
+
+def assert_store_matches_batch(store: FeatureStore, sales: pd.DataFrame, rule: EligibilityRule | None = None
+                               ) -> None:
+    """Every feature set in ``store`` equals the batch features of ``sales`` (eligibility by ``rule``)."""
+    rule = rule or EligibilityRule()
+    for fs in ALL_FEATURE_SETS:
+        expected = build_features(sales, fs.name, rule)
+        expected.index = expected.index.astype(str)
+        got = store.snapshot(fs.name, eligible_only=False)
+        assert list(got.index) == sorted(expected.index)
+        expected = expected.loc[got.index]
+        assert (got["eligible"].to_numpy() == expected["eligible"].to_numpy()).all()
+        assert (got["as_of"].to_numpy() == expected["as_of"].to_numpy()).all()
+        np.testing.assert_allclose(got[list(fs.columns)], expected[list(fs.columns)], rtol=0, atol=1e-9)
+
+
+def load_sales(settings: Settings, frame: pd.DataFrame, tmp: Path, name: str = "sales.csv") -> int:
+    """``frame`` through the ingest bulk loader onto ``settings.kafka_bootstrap``; returns the records produced."""
+    path = tmp / name
+    frame.to_csv(path, index=False)
+    return load_csv(path, settings.kafka_bootstrap).produced
+
+
+class FeaturesProcess:
+    """``stableseg serve features`` (or the light module entry) as a child process."""
+
+    def __init__(self, settings: Settings, log: Path, cli: bool = False) -> None:
+        env = {**os.environ, "STABLESEG_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+               "STABLESEG_REDIS_URL": settings.redis_url, "STABLESEG_FEATURES_PORT": str(settings.features_port),
+               "STABLESEG_DATA_DIR": str(settings.data_dir), "STABLESEG_LOG_FORMAT": "json",
+               "STABLESEG_FEATURES_BATCH_RECORDS": str(settings.features_batch_records),
+               "STABLESEG_FEATURES_ENGINE": settings.features_engine,
+               "STABLESEG_FEATURE_STORE_SETS": orjson.dumps(settings.feature_store_sets).decode()}
+        cmd = [str(VENV_BIN / "stableseg"), "serve", "features"] if cli else [sys.executable, "-m", "services.features"]
+        self.log = log
+        self.proc = subprocess.Popen(cmd, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
+        self.url = f"http://127.0.0.1:{settings.features_port}"
+
+    def get(self, path: str) -> httpx.Response:
+        return httpx.get(self.url + path, timeout=5)
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(30)
+
+    def logs(self) -> str:
+        return self.log.read_text(errors="replace")[-3000:]
+
+
+def wait_for_worker(cond: Callable[[], bool], timeout: float, what: str, worker: FeaturesProcess | None = None
+                    ) -> None:
+    """``wait_for`` every 0.5 s, a service not answering yet counting as "not yet"; the worker's logs on timeout."""
+    wait_for(cond, timeout, what, interval=0.5, tolerate=(httpx.HTTPError, redis.ConnectionError),
+             on_timeout=worker.logs if worker else None)
+
+
+def end_offsets(bootstrap: str, topic: str = "sales.monthly") -> dict[int, int | None]:
+    """High watermarks as fetch responses report them (tansu's ListOffsets(latest) answers too low)."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    try:
+        tps = [TopicPartition(topic, p) for p in range(4)]
+        consumer.assign(tps)
+        consumer.seek_to_beginning()
+        deadline = time.monotonic() + 10
+        while any(consumer.highwater(tp) is None for tp in tps) and time.monotonic() < deadline:
+            consumer.poll(timeout_ms=200, max_records=1)
+        return {tp.partition: consumer.highwater(tp) for tp in tps}  # None: not known yet
+    finally:
+        consumer.close()
