@@ -35,6 +35,11 @@ class Settings(BaseSettings):
     redis_port: int = Field(16379, description="embedded Redis port (stack up)")
     sales_partitions: int = Field(4, ge=1, description="partitions of sales.monthly and its derived topics")
     segment_partitions: int = Field(4, ge=1, description="partitions of segments.changes")
+    # every group consumer (trainer, assigner, both features engines): kept short, the embedded broker's group
+    # joins wait for the rebalance timeout
+    kafka_session_timeout_ms: int = Field(10_000, ge=1, description="Kafka group session timeout")
+    kafka_heartbeat_interval_ms: int = Field(3_000, ge=1, description="Kafka group heartbeat interval")
+    kafka_rebalance_timeout_ms: int = Field(20_000, ge=1, description="Kafka group rebalance timeout")
     # redis layout and cluster (feature store, assigner)
     redis_cluster: bool = Field(False, description="redis_url names one node of a Redis Cluster: every component "
                                 "uses redis-py's cluster client")
@@ -80,6 +85,30 @@ class Settings(BaseSettings):
     month_close_quiet_seconds: float = Field(
         5.0, ge=0.0, description="months.closed: the store must stay settled (caught up, no recompute) this long"
     )
+    features_consumer_poll_seconds: float = Field(
+        0.5, gt=0, description="features consumer: a fetch waits this long for records (faust: a batch's window, "
+        "and the idle duties' period)"
+    )
+    features_consumer_fetch_grace_seconds: float = Field(2.0, gt=0, description="aiokafka: a fetch is given up "
+                                                         "after the poll time plus this")
+    features_consumer_commit_seconds: float = Field(
+        2.0, gt=0, description="Kafka commits (lag tooling only; Redis holds the offsets) at most this often"
+    )
+    features_consumer_idle_recompute_seconds: float = Field(5.0, ge=0, description="idle this long: recompute the "
+                                                            "retailers a crash left dirty")
+    features_consumer_retry_min_seconds: float = Field(0.5, gt=0, description="after an error: first wait for a "
+                                                       "new consumer (doubled after each further error ...)")
+    features_consumer_retry_max_seconds: float = Field(10.0, gt=0, description="... up to this)")
+    features_consumer_stop_seconds: float = Field(
+        5.0, gt=0, description="features consumer: leaving the group waits at most this long on shutdown ..."
+    )
+    features_consumer_restart_stop_seconds: float = Field(15.0, gt=0, description="... and before a restart")
+    features_consumer_max_poll_interval_ms: int = Field(
+        600_000, ge=1, description="aiokafka: the longest pause between fetches before the group drops the member"
+    )
+    features_topic_check_seconds: float = Field(5.0, gt=0, description="features service: the contract topics are "
+                                                "checked (and re-created) this often ...")
+    features_topic_retry_seconds: float = Field(1.0, gt=0, description="... and this often while one is missing")
     features_engine: Literal["aiokafka", "faust"] = Field(
         "aiokafka", description="features consumer: aiokafka group consumer, or a faust-streaming app (same processor)"
     )

@@ -38,13 +38,13 @@ from shared.bus.topics import ensure_topics, topic_specs
 from shared.config import Settings
 from shared.stack import EmbeddedBroker, EmbeddedRedis, free_port
 from shared.storage import ArtifactStore, Registry, upgrade_database
-from tests.helpers import wait_for
-from tests.services.assigner.test_assigner_support import (
+from tests.helpers import (
     Bus,
     load_feature_store,
     publish_bundle,
     quick_bundle,
     synthetic,
+    wait_for,
 )
 
 pytestmark = pytest.mark.xdist_group("fuzz")

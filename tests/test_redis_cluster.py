@@ -26,18 +26,24 @@ from shared.bus import ensure_topics, topic_specs
 from shared.config import Settings, get_settings
 from shared.data.generator import generate_frames
 from shared.feature_store import FeatureStore, Layout
+from shared.features import EligibilityRule
 from shared.stack import free_port
 from shared.stack.redis_cluster import EmbeddedRedisCluster
-from tests.helpers import wait_for
-from tests.services.assigner.test_assigner_support import (
+from tests.helpers import (
+    ALL_FEATURE_SETS,
+    FeaturesProcess,
+    assert_store_matches_batch,
+    consumed_records,
+    end_offsets,
     load_feature_store,
+    load_sales,
     make_world,
     publish_bundle,
     quick_bundle,
     synthetic,
+    wait_for,
+    wait_for_worker,
 )
-from tests.services.features.test_features_service import Worker, _end_offsets, _load, _wait
-from tests.shared.feature_store.test_feature_store import RULE, SETS, _assert_matches_batch, _records
 
 pytestmark = [pytest.mark.xdist_group("redis_cluster"), pytest.mark.slow]
 
@@ -68,12 +74,13 @@ def test_redis_cluster_store_runs_per_slot_group(cluster_url: str) -> None:
     async def publish(_: Sequence[Any]) -> None:
         return None
 
-    processor = Processor(client, publish, SETS, RULE, "sales.monthly", layout=Layout.from_settings())
-    records = _records(sales)
+    rule = EligibilityRule()
+    processor = Processor(client, publish, ALL_FEATURE_SETS, rule, "sales.monthly", layout=Layout.from_settings())
+    records = consumed_records(sales)
     for start in range(0, len(records), 2000):
         asyncio.run(processor.handle({0: records[start : start + 2000]}))
     store = FeatureStore(client=client, cluster=True, groups=Layout.from_settings().groups)
-    _assert_matches_batch(store, sales)
+    assert_store_matches_batch(store, sales)
     per_node = [node.redis_connection.dbsize() for node in client.get_primaries()]
     assert len(per_node) == 3 and min(per_node) > 0.2 * sum(per_node), per_node  # groups spread over the masters
     sample = list(client.scan_iter(match="ss:*:r:*", count=500))[:20]
@@ -89,7 +96,7 @@ def _caught_up(settings: Settings) -> bool:
     store = FeatureStore(settings.redis_url, cluster=True, groups=settings.feature_store_slot_groups)
     try:
         stored = {int(k.rsplit(":", 1)[1]): v[0] for k, v in store.offsets().items()}
-        ends = _end_offsets(settings.kafka_bootstrap)
+        ends = end_offsets(settings.kafka_bootstrap)
         if None in ends.values():
             return False
         return all(stored.get(p, -1) == end - 1 for p, end in ends.items() if end) and store.dirty_count() == 0
@@ -105,17 +112,18 @@ def test_redis_cluster_two_workers_and_one_killed_mid_stream(
                                     "redis_cluster": True, "features_port": free_port(),
                                     "features_batch_records": 300})
     ensure_topics(fresh_kafka_bootstrap, topic_specs(s))
-    first = Worker(s, tmp_path / "w1.log")
-    second = Worker(s.model_copy(update={"features_port": free_port()}), tmp_path / "w2.log")
+    first = FeaturesProcess(s, tmp_path / "w1.log")
+    second = FeaturesProcess(s.model_copy(update={"features_port": free_port()}), tmp_path / "w2.log")
     try:
-        _wait(lambda: all(w.get("/readyz").status_code == 200 for w in (first, second)), 90, "both ready", first)
-        total = _load(s, sales, tmp_path)
+        ready = (first, second)
+        wait_for_worker(lambda: all(w.get("/readyz").status_code == 200 for w in ready), 90, "both ready", first)
+        total = load_sales(s, sales, tmp_path)
         store = FeatureStore(cluster_url, cluster=True, groups=s.feature_store_slot_groups)
-        _wait(lambda: sum(o + 1 for o, _ in store.offsets().values()) > 0, 120, "the first batches", first)
+        wait_for_worker(lambda: sum(o + 1 for o, _ in store.offsets().values()) > 0, 120, "the first batches", first)
         first.kill(signal.SIGKILL)
         assert sum(o + 1 for o, _ in store.offsets().values()) < total, "finished before the kill: use more data"
-        _wait(lambda: _caught_up(s), 240, "the surviving worker to catch up", second)
-        _assert_matches_batch(store, sales)
+        wait_for_worker(lambda: _caught_up(s), 240, "the surviving worker to catch up", second)
+        assert_store_matches_batch(store, sales)
         assert "features.partitions_assigned" in first.logs() and "features.partitions_assigned" in second.logs()
         second.kill(signal.SIGTERM)
         streamed = store.dump()

@@ -21,10 +21,10 @@ Offsets and acknowledgements (the correctness argument):
   (``perform_seek`` in the recovery service, after the ``on_partitions_assigned`` signal, so a seek made in that
   signal would be undone). The signal only marks the partitions (their events are dropped, not acked, until
   positioned); once ``app.rebalancing`` is false again (after faust's own seek) the engine seeks each one to the
-  offset Redis holds, exactly like the aiokafka engine: the stored record itself comes back and its fingerprint
-  proves the log is the one we applied (a different record, or a high watermark at or below it, means the topic
-  was re-created, e.g. by a memory-only broker restart; the partition forgets its offset and restarts from its
-  beginning).
+  offset Redis holds with the aiokafka engine's code (``engine.EngineBase``): the stored record itself comes back
+  and its fingerprint proves the log is the one we applied (a different record, or a high watermark at or below
+  it, means the topic was re-created, e.g. by a memory-only broker restart; the partition forgets its offset and
+  restarts from its beginning).
 * A new log under the running app (a memory-only broker restarted and its topics are back, re-created by anyone):
   the consumer keeps its position, and once the new log grows past it the fetches carry on from there, as if the
   records below were applied (lost). Kafka resets an out-of-range fetch to the beginning instead, and faust drops
@@ -60,8 +60,8 @@ from typing import Any, NamedTuple
 import faust
 from faust.types import TP
 
-from services.features.lag import track_lag
-from services.features.processor import Outcome, Processor
+from services.features.engine import EngineBase
+from services.features.processor import Outcome
 from shared.logging import get_logger
 
 log = get_logger("stableseg.features.faust")
@@ -80,62 +80,34 @@ class Record(NamedTuple):
 Taken = tuple[dict[int, list[Record]], dict[int, list[Any]], set[int]]  # records, their events, holes
 
 
-class FaustSalesConsumer:
-    """Same surface as ``SalesConsumer``: ``await run()`` until ``stop()``, ``restart()``, ``joined``, ``lag``."""
+class FaustSalesConsumer(EngineBase):
+    """The faust engine, same surface as ``SalesConsumer`` (see ``EngineBase``)."""
 
-    def __init__(self, bootstrap: str, topic: str, group_id: str, processor: Processor, *, max_records: int = 5000,
-                 within: float = 0.5, session_timeout_ms: int = 10_000, heartbeat_ms: int = 3000,
-                 rebalance_timeout_ms: int = 20_000, commit_interval: float = 2.0, datadir: Path | None = None,
-                 metrics: Any = None, security: dict[str, Any] | None = None) -> None:
-        self.bootstrap, self.topic, self.group_id = bootstrap, topic, group_id
-        self.security = security or {}  # kafka_security(settings, "faust")
-        self.processor = processor
-        self.max_records = max_records
-        self.within = within
-        self.timeouts = (session_timeout_ms / 1000, heartbeat_ms / 1000, rebalance_timeout_ms / 1000)
-        self.commit_interval = commit_interval
+    engine = "faust"
+
+    def __init__(self, *args: Any, datadir: Path | None = None, **options: Any) -> None:
+        super().__init__(*args, **options)
         self.datadir = datadir or Path(".stableseg") / "faust"
-        self.metrics = metrics
         self.app: faust.App | None = None
-        self.next_offsets: dict[int, int] = {}
-        self.verify: dict[int, tuple[int, str]] = {}
         self.unpositioned: set[int] = set()  # assigned, not yet seeked to the Redis offset
-        self.lag = 0
-        self.assigned: set[int] = set()
-        self.joined = False
         self._lock = asyncio.Lock()  # batches, positioning and housekeeping one at a time
-        self._stop = asyncio.Event()
-        self._restart = False
-        self._last_batch = time.monotonic()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self.processor.stopping = True
-
-    def restart(self) -> None:
-        """Start over with a new app (after the broker lost its topics: fresh metadata and group); not ready until
-        the new one joined."""
-        self._restart = True
-        self.joined = False
 
     # --- the faust app ------------------------------------------------------------------------------------------
     def _new_app(self) -> faust.App:
-        session, heartbeat, rebalance = self.timeouts
         self.datadir.mkdir(parents=True, exist_ok=True)
         app = faust.App(
             self.group_id, broker=f"kafka://{self.bootstrap}", store="memory://", web_enabled=False,
             autodiscover=False, datadir=str(self.datadir), processing_guarantee="at_least_once",
             topic_disable_leader=True, stream_wait_empty=False, consumer_auto_offset_reset="earliest",
             key_serializer="raw", value_serializer="raw", broker_client_id="stableseg-features",
-            broker_session_timeout=session, broker_heartbeat_interval=heartbeat, broker_rebalance_timeout=rebalance,
-            broker_commit_interval=self.commit_interval, broker_max_poll_records=self.max_records,
+            broker_commit_interval=self.timings.commit_seconds, broker_max_poll_records=self.max_records,
             stream_buffer_maxsize=max(4096, 2 * self.max_records), consumer_max_fetch_size=4 * 1024 * 1024,
-            **self.security,
+            **self.timeouts.faust(), **self.security,
         )
         topic = app.topic(self.topic, key_serializer="raw", value_serializer="raw")
 
         async def consume(stream: Any) -> None:
-            async for events in stream.noack_take(self.max_records, within=self.within):
+            async for events in stream.noack_take(self.max_records, within=self.timings.poll_seconds):
                 try:
                     async with self._lock:
                         acks = await self._batch(events)
@@ -164,43 +136,25 @@ class FaustSalesConsumer:
 
         return app
 
-    async def run(self) -> None:
-        """Run the app until stopped; recreate it after a crash or a ``restart()`` (never crash-loop)."""
-        backoff = 0.5
-        while not self._stop.is_set():
-            self._restart = False
-            self.app = app = self._new_app()
-            keeper = None
-            try:
-                await self.processor.recompute_pending()
-                await app.start()
-                keeper = asyncio.create_task(self._housekeeping(app), name="features-faust-housekeeping")
-                while not (self._stop.is_set() or self._restart or app.crashed or app.should_stop):
-                    await asyncio.sleep(0.2)
-                if app.crashed:
-                    raise RuntimeError(f"faust app crashed: {app.crash_reason!r}")
-                backoff = 0.5
-            except asyncio.CancelledError:
-                if not self._stop.is_set():
-                    raise
-            except Exception as exc:
-                log.warning("features.consumer_error", error=repr(exc), retry_in=backoff, engine="faust")
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 10.0)
-            finally:
-                if keeper is not None:
-                    keeper.cancel()
-                await self._close(app)
-
-    async def _close(self, app: faust.App) -> None:
-        self.joined = False
-        self.assigned, self.unpositioned = set(), set()
-        self.verify.clear()
-        try:  # bounded: leaving the group needs the broker, which may be gone (nothing depends on faust's last commit)
-            await asyncio.wait_for(app.stop(), 5 if self._stop.is_set() else 15)
-        except Exception as exc:  # stopping a broken app must not mask the original problem
-            log.debug("features.app_stop_error", error=repr(exc))
-        self.app = None
+    async def _session(self) -> None:
+        self._restart = False
+        self.app = app = self._new_app()
+        keeper = None
+        try:
+            await self.processor.recompute_pending()
+            await app.start()
+            keeper = asyncio.create_task(self._housekeeping(), name="features-faust-housekeeping")
+            while not (self._stop.is_set() or self._restart or app.crashed or app.should_stop):
+                await asyncio.sleep(self.timings.poll_seconds)
+            if app.crashed:
+                raise RuntimeError(f"faust app crashed: {app.crash_reason!r}")
+        finally:
+            if keeper is not None:
+                keeper.cancel()
+            self.assigned, self.unpositioned = set(), set()
+            self.verify.clear()
+            await self._leave(app.stop())  # nothing depends on faust's last commit
+            self.app = None
 
     # --- positioning --------------------------------------------------------------------------------------------
     def _tp(self, partition: int) -> TP:
@@ -211,7 +165,7 @@ class FaustSalesConsumer:
         the consumer thread drains the fetched records (seen: ``KeyError`` in ``fetched_records``, the app crashed)."""
         app = self.app
         assert app is not None
-        await app.consumer.seek_wait({self._tp(partition): offset})  # in faust's consumer thread, see _seek's doc
+        await app.consumer.seek_wait({self._tp(partition): offset})
         self._forget_gaps(partition)
         self.next_offsets[partition] = offset
 
@@ -221,31 +175,20 @@ class FaustSalesConsumer:
         if gaps is not None:
             gaps.pop(self._tp(partition), None)
 
-    async def _position(self, partitions: set[int]) -> None:
-        """Seek ``partitions`` to the offsets Redis holds (the aiokafka engine's ``position``)."""
+    async def _beginnings(self, partitions: set[int]) -> dict[int, int]:
         app = self.app
         assert app is not None
-        self.unpositioned -= partitions
-        partitions &= self.assigned
-        if not partitions:
-            return
-        await self.processor.load_epoch()
-        stored = await self.processor.stored_offsets()
         begin = await app.consumer.earliest_offsets(*[self._tp(p) for p in partitions])
-        for partition in sorted(partitions):
-            floor = begin.get(self._tp(partition)) or 0
-            self.processor.floors[partition] = floor
-            offset, fp = stored.get(partition, (None, ""))
-            self.verify.pop(partition, None)
-            if offset is not None and offset >= floor:
-                self.verify[partition] = (offset, fp)
-            await self._seek(partition, floor if offset is None else max(offset, floor))
-        log.info("features.partitions_positioned", positions={p: self.next_offsets[p] for p in sorted(partitions)},
-                 engine="faust")
+        return {p: begin.get(self._tp(p)) or 0 for p in partitions}
+
+    async def _reposition(self, partitions: set[int]) -> None:
+        """``EngineBase._reposition``; the partitions are positioned from now on."""
+        self.unpositioned -= partitions
+        await super()._reposition(partitions)
 
     async def _maybe_position(self) -> None:
         if self.unpositioned and self.app is not None and not self.app.rebalancing:
-            await self._position(set(self.unpositioned))
+            await self._reposition(set(self.unpositioned))
 
     # --- batches ------------------------------------------------------------------------------------------------
     async def _batch(self, events: list[Any]) -> list[Any]:
@@ -263,13 +206,8 @@ class FaustSalesConsumer:
             started = time.perf_counter()
             outcome = await self.processor.handle(batches)
             seconds = time.perf_counter() - started
-            self._last_batch = time.monotonic()
-        moved = set(outcome.seeks)
-        if outcome.reseek_all:
-            moved |= self.assigned
-            await self._position(set(self.assigned))
-        for partition, offset in outcome.seeks.items():
-            await self._seek(partition, self.processor.floors.get(partition, 0) if offset is None else offset)
+            self._quiet_since = time.monotonic()
+        moved = await self._apply_seeks(outcome)
         acks: list[Any] = []
         for partition, records in batches.items():
             if partition not in moved:
@@ -279,9 +217,10 @@ class FaustSalesConsumer:
         for partition in sorted(holes - moved):  # faust drops what is below its read offset: seek to the hole
             log.info("features.refetch_hole", partition=partition, offset=self.next_offsets[partition])
             await self._seek(partition, self.next_offsets[partition])
-        self._update_lag()
-        if batches and self.metrics is not None:
-            self.metrics.observe(outcome, seconds, self.lag)
+        if batches:
+            self._observe(outcome, seconds)
+        else:
+            self._update_lag()
         return acks
 
     def _take(self, events: list[Any], skip: set[int]) -> Taken:
@@ -310,18 +249,14 @@ class FaustSalesConsumer:
         return batches, taken, {p for p, o in ahead.items() if o >= want[p]}
 
     # --- idle duties (the agent only runs when records arrive) ----------------------------------------------------
-    async def _housekeeping(self, app: faust.App) -> None:
+    async def _housekeeping(self) -> None:
         while True:
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(self.timings.poll_seconds)
             try:
                 async with self._lock:
                     await self._maybe_position()
                     await self._restart_new_logs()
-                    self._update_lag()
-                    await self.processor.flush_outbox()
-                    if time.monotonic() - self._last_batch > 5:
-                        await self.processor.recompute_pending()
-                        self._last_batch = time.monotonic()
+                    await self._idle()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -338,17 +273,6 @@ class FaustSalesConsumer:
                 hit.add(partition)
         return hit
 
-    async def _restart_partition(self, partition: int, high: int | None) -> None:
-        """Forget the partition's stored offset and read it from its beginning."""
-        app = self.app
-        assert app is not None
-        self.verify.pop(partition, None)
-        stored = await self.processor.forget_log(partition)
-        log.warning("features.log_reset", partition=partition, stored=stored, high_watermark=high, engine="faust")
-        begin = await app.consumer.earliest_offsets(self._tp(partition))
-        self.processor.floors[partition] = begin.get(self._tp(partition)) or 0
-        await self._seek(partition, self.processor.floors[partition])
-
     def _highwater(self, partition: int) -> int | None:
         app = self.app
         if app is None:
@@ -357,7 +281,3 @@ class FaustSalesConsumer:
             return app.consumer.highwater(self._tp(partition))
         except Exception:  # not assigned (any more) or no fetch yet
             return None
-
-    def _update_lag(self) -> None:
-        highs = {partition: self._highwater(partition) for partition in self.assigned}
-        self.lag = track_lag(self.processor, self.metrics, highs, self.next_offsets)

@@ -3,29 +3,59 @@
 Start-up never blocks the HTTP server: connecting is retried (tenacity) in the background until the broker answers,
 in this order: every contract topic exists (created with its partition count), the publisher runs, the consumer
 (if any) has joined its group. Afterwards the keeper checks the topics every ``check_interval`` seconds and
-re-creates any the broker lost (the embedded broker keeps topics in memory only). ``ready`` is true only while
-connected and no topic is missing. Consumers run with auto-commit off: each service commits once its effects are
-durable.
+re-creates any the broker lost (the embedded broker keeps topics in memory only), every ``recheck_interval``
+seconds while one is missing or the broker is away; ``on_topics_back`` is called once every topic is there again
+after such a check. ``ready`` is true only while connected and no topic is missing. Consumers run with auto-commit
+off: each service commits once its effects are durable. :class:`GroupTimeouts` are every group consumer's.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+import dataclasses
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import ConsumerRecord
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, stop_after_delay, wait_exponential
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_after_delay,
+    stop_any,
+    stop_never,
+    wait_exponential,
+)
 
 from shared.bus.events import KafkaRecord
 from shared.bus.producer import AsyncPublisher
 from shared.bus.security import kafka_security
 from shared.bus.topics import ensure_topics, missing_topics, topic_specs
-from shared.config import Settings
+from shared.config import Settings, SettingsParams
 from shared.logging import get_logger
 
 log = get_logger("stableseg.bus.link")
+
+
+@dataclass(frozen=True)
+class GroupTimeouts(SettingsParams, prefix="kafka_"):
+    """A group member's session, heartbeat and rebalance timeouts (``Settings.kafka_*_ms``)."""
+
+    session_timeout_ms: int
+    heartbeat_interval_ms: int
+    rebalance_timeout_ms: int
+
+    def aiokafka(self) -> dict[str, int]:
+        """As ``AIOKafkaConsumer`` options."""
+        return dataclasses.asdict(self)
+
+    def faust(self) -> dict[str, float]:
+        """As ``faust.App`` options (seconds)."""
+        return {"broker_session_timeout": self.session_timeout_ms / 1000,
+                "broker_heartbeat_interval": self.heartbeat_interval_ms / 1000,
+                "broker_rebalance_timeout": self.rebalance_timeout_ms / 1000}
 
 
 class BrokerLink:
@@ -36,7 +66,8 @@ class BrokerLink:
     """
 
     def __init__(self, settings: Settings, client: str, *, consume: Sequence[str] = (), group_id: str | None = None,
-                 check_interval: float = 10.0, publisher: AsyncPublisher | None = None) -> None:
+                 check_interval: float = 10.0, publisher: AsyncPublisher | None = None,
+                 recheck_interval: float | None = None, on_topics_back: Callable[[], None] | None = None) -> None:
         self.bootstrap = settings.kafka_bootstrap
         self.security = kafka_security(settings, "aiokafka")
         self.admin_security = kafka_security(settings, "kafka-python")
@@ -45,6 +76,9 @@ class BrokerLink:
         self.topics = list(consume)
         self.group_id = group_id
         self.check_interval = check_interval
+        self.recheck_interval = check_interval if recheck_interval is None else recheck_interval
+        self.on_topics_back = on_topics_back
+        self.timeouts = GroupTimeouts.from_settings(settings)
         self.publisher = publisher or AsyncPublisher(self.bootstrap, **self.security)
         self.consumer: AIOKafkaConsumer | None = None
         self.connected = asyncio.Event()
@@ -76,13 +110,23 @@ class BrokerLink:
         fetched = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
         return [record for tp in sorted(fetched) for record in fetched[tp]]
 
-    async def send(self, records: Sequence[KafkaRecord], within_s: float = 30.0) -> None:
-        """Send and wait for acks=all, retrying transient failures for up to ``within_s`` seconds."""
+    async def send(self, records: Sequence[KafkaRecord], within_s: float | None = 30.0, *,
+                   abandon: Callable[[], bool] | None = None) -> None:
+        """Send and wait for acks=all, retrying transient failures for up to ``within_s`` seconds (``None``: until
+        acknowledged); after a failure, ``abandon()`` true ends the retries. The last failure is raised."""
         if not records:
             return
         await asyncio.wait_for(self.connected.wait(), within_s)
-        retrying = AsyncRetrying(stop=stop_after_delay(within_s), wait=wait_exponential(0.2, max=3), reraise=True,
-                                 retry=retry_if_exception_type(Exception))
+        give_up = stop_never if within_s is None else stop_after_delay(within_s)
+        if abandon is not None:
+            give_up = stop_any(give_up, lambda _: abandon())
+        retrying = AsyncRetrying(
+            stop=give_up, wait=wait_exponential(0.2, max=3), reraise=True, retry=retry_if_exception_type(Exception),
+            before_sleep=lambda state: log.warning(
+                "broker.send_retry", client=self.client, attempt=state.attempt_number,
+                error=repr(state.outcome.exception()) if state.outcome else None,
+            ),
+        )
         async for attempt in retrying:
             with attempt:
                 await self.publisher.send_batch(records)
@@ -104,18 +148,26 @@ class BrokerLink:
         log.info("broker.connected", client=self.client, bootstrap=self.bootstrap, consumes=self.topics,
                  idempotent=self.publisher.is_idempotent)
         while True:
-            await asyncio.sleep(self.check_interval)
-            try:
-                await self._ensure_topics()
-            except Exception as exc:
-                self.missing = sorted(self.specs)
-                log.warning("broker.topic_check_failed", client=self.client, bootstrap=self.bootstrap, error=repr(exc))
+            await asyncio.sleep(self.recheck_interval if self.missing else self.check_interval)
+            await self._check_topics()
+
+    async def _check_topics(self) -> None:
+        """One check of the keeper: missing topics re-created; ``on_topics_back`` once all are there again."""
+        was_missing = bool(self.missing)
+        try:
+            lost = await self._ensure_topics()
+        except Exception as exc:
+            self.missing = sorted(self.specs)
+            log.warning("broker.topic_check_failed", client=self.client, bootstrap=self.bootstrap, error=repr(exc))
+            return
+        if (lost or was_missing) and self.on_topics_back is not None:
+            self.on_topics_back()
 
     async def _start_consumer(self) -> None:
         consumer = AIOKafkaConsumer(
             *self.topics, bootstrap_servers=self.bootstrap, group_id=self.group_id,
             client_id=f"stableseg-{self.client}", enable_auto_commit=False, auto_offset_reset="earliest",
-            session_timeout_ms=10_000, heartbeat_interval_ms=3_000, rebalance_timeout_ms=20_000, **self.security,
+            **self.timeouts.aiokafka(), **self.security,
         )
         try:
             await consumer.start()
@@ -125,7 +177,8 @@ class BrokerLink:
             raise
         self.consumer = consumer
 
-    async def _ensure_topics(self) -> None:
+    async def _ensure_topics(self) -> list[str]:
+        """Create the missing contract topics; returns the ones that were missing."""
         once = stop_after_attempt(1)
         missing = await asyncio.to_thread(missing_topics.retry_with(stop=once), self.bootstrap, self.specs,
                                           self.admin_security)
@@ -135,3 +188,4 @@ class BrokerLink:
             await asyncio.to_thread(ensure_topics.retry_with(stop=once), self.bootstrap, self.specs,
                                     security=self.admin_security)
         self.missing = []
+        return missing

@@ -4,9 +4,6 @@ while the assigner was down (caught up at start)."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -14,34 +11,20 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from services.assigner.app import create_app
 from services.assigner.book import Book
 from services.assigner.ledger import next_states, serving_record
-from services.assigner.link import KafkaLink
 from services.assigner.pending import PendingRelabel
 from services.assigner.relabel import relabel
 from services.assigner.store import AssignmentStore
 from shared.config import Settings
 from shared.storage.models import utcnow
-from tests.helpers import wait_for
-from tests.services.assigner.test_assigner_support import (
-    load_feature_store,
-    make_world,
-    publish_bundle,
-    quick_bundle,
-    synthetic,
-)
+from tests.helpers import assigner_app, load_feature_store, publish_bundle, quick_bundle, synthetic, wait_for
 
 pytestmark = pytest.mark.xdist_group("assigner")
 
 
-@pytest.fixture
-def world(tmp_path: Path, settings: Settings, fresh_kafka_bootstrap: str) -> Iterator[dict[str, Any]]:
-    yield from make_world(tmp_path, settings, fresh_kafka_bootstrap)
-
-
 def start(settings: Settings) -> tuple[Any, TestClient]:
-    app = create_app(settings, link=KafkaLink(settings, group_id=f"asg-{uuid.uuid4().hex[:8]}"))
+    app = assigner_app(settings)
     return app, TestClient(app)
 
 

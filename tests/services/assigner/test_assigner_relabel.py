@@ -13,7 +13,7 @@ from services.assigner.predict import approximate_predict, predict
 from services.assigner.profiles import segment_profile
 from services.assigner.relabel import assign_online, mark_ineligible, relabel
 from shared.segments import MatchParams, parse_segment_id
-from tests.services.assigner.test_assigner_support import quick_bundle, synthetic
+from tests.helpers import quick_bundle, synthetic
 
 
 @pytest.fixture(scope="module")

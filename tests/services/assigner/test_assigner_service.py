@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,22 +19,13 @@ import yaml
 from fastapi.testclient import TestClient
 from jsonschema import validate
 
-from services.assigner.app import create_app
-from services.assigner.link import KafkaLink
 from services.assigner.store import AssignmentStore
 from services.trainer.announce import published_record
 from shared.bus import encode_event
 from shared.bus.topics import FEATURES_UPDATED
 from shared.config import Settings
 from shared.storage import ModelVersionInfo
-from tests.helpers import wait_for
-from tests.services.assigner.test_assigner_support import (
-    load_feature_store,
-    make_world,
-    publish_bundle,
-    quick_bundle,
-    synthetic,
-)
+from tests.helpers import assigner_app, load_feature_store, publish_bundle, quick_bundle, synthetic, wait_for
 
 pytestmark = pytest.mark.xdist_group("assigner")
 ASYNCAPI = yaml.safe_load((Path(__file__).resolve().parents[3] / "docs" / "asyncapi.yaml").read_text())
@@ -43,8 +33,9 @@ TOKEN = "s3cret-admin"
 
 
 @pytest.fixture
-def world(tmp_path: Path, settings: Settings, fresh_kafka_bootstrap: str) -> Iterator[dict[str, Any]]:
-    yield from make_world(tmp_path, settings, fresh_kafka_bootstrap, admin_token=TOKEN)
+def admin_token() -> str:
+    """The world's admin routes are guarded (``conftest.world``)."""
+    return TOKEN
 
 
 def announce(world: dict[str, Any], info: ModelVersionInfo) -> None:
@@ -61,7 +52,7 @@ def test_assigner_end_to_end(world: dict[str, Any]) -> None:
     sales, features = synthetic()
     registry, bus = world["registry"], world["bus"]
     settings: Settings = world["settings"]
-    app = create_app(settings, link=KafkaLink(settings, group_id=f"asg-{uuid.uuid4().hex[:8]}"))
+    app = assigner_app(settings)
     with TestClient(app) as client:
         wait_for(lambda: app.state.assigner.initialised.is_set(), what="initialisation")
         shop = str(features.index[0])
@@ -167,7 +158,7 @@ def test_assigner_end_to_end(world: dict[str, Any]) -> None:
 
     # --- a restart serves the same assignments without relabelling ----------------------------------------------
     before = AssignmentStore(settings.redis_url).states()
-    app2 = create_app(settings, link=KafkaLink(settings, group_id=f"asg-{uuid.uuid4().hex[:8]}"))
+    app2 = assigner_app(settings)
     with TestClient(app2) as client:
         wait_for(lambda: app2.state.assigner.initialised.is_set(), what="re-initialisation")
         assert app2.state.assigner.serving.version == 1

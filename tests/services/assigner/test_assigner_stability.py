@@ -21,7 +21,7 @@ from services.assigner.book import Book
 from services.assigner.relabel import RelabelOutcome, relabel
 from shared.data.generator import generate_frames
 from shared.features import build_features
-from tests.services.assigner.test_assigner_support import quick_bundle
+from tests.helpers import quick_bundle
 
 pytestmark = pytest.mark.xdist_group("assigner")
 

@@ -7,34 +7,28 @@ the store (``FeatureStore.dump``) equal to what ``features rebuild`` reproduces 
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import httpx
 import numpy as np
 import orjson
 import pandas as pd
 import pytest
 import redis
-from kafka import KafkaConsumer, TopicPartition
+from kafka import KafkaConsumer
 
 from services.features.rebuild import rebuild
-from services.ingest.bulk import load_csv
 from shared.bus import KafkaRecord, ensure_topics, make_sync_producer, publish, topic_specs
 from shared.config import Settings
 from shared.data.generator import generate_frames
 from shared.feature_store import FeatureStore
 from shared.features import FEATURE_SETS, EligibilityRule, build_features
 from shared.stack import EmbeddedBroker, free_port
-from tests.helpers import wait_for
+from tests.helpers import FeaturesProcess, assert_store_matches_batch, end_offsets, load_sales, wait_for_worker
 
 pytestmark = [pytest.mark.xdist_group("features"), pytest.mark.slow]
-VENV_BIN = Path(sys.executable).parent
 
 
 @pytest.fixture(scope="module")
@@ -57,45 +51,12 @@ def env_settings(settings: Settings, fresh_kafka_bootstrap: str, engine: str) ->
     return s
 
 
-def _load(settings: Settings, frame: pd.DataFrame, tmp: Path, name: str = "sales.csv") -> int:
-    path = tmp / name
-    frame.to_csv(path, index=False)
-    return load_csv(path, settings.kafka_bootstrap).produced
-
-
-class Worker:
-    """``stableseg serve features`` (or the light module entry) as a child process."""
-
-    def __init__(self, settings: Settings, log: Path, cli: bool = False) -> None:
-        env = {**os.environ, "STABLESEG_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
-               "STABLESEG_REDIS_URL": settings.redis_url, "STABLESEG_FEATURES_PORT": str(settings.features_port),
-               "STABLESEG_DATA_DIR": str(settings.data_dir), "STABLESEG_LOG_FORMAT": "json",
-               "STABLESEG_FEATURES_BATCH_RECORDS": str(settings.features_batch_records),
-               "STABLESEG_FEATURES_ENGINE": settings.features_engine,
-               "STABLESEG_FEATURE_STORE_SETS": orjson.dumps(settings.feature_store_sets).decode()}
-        cmd = [str(VENV_BIN / "stableseg"), "serve", "features"] if cli else [sys.executable, "-m", "services.features"]
-        self.log = log
-        self.proc = subprocess.Popen(cmd, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
-        self.url = f"http://127.0.0.1:{settings.features_port}"
-
-    def get(self, path: str) -> httpx.Response:
-        return httpx.get(self.url + path, timeout=5)
-
-    def kill(self, sig: int = signal.SIGKILL) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            self.proc.wait(30)
-
-    def logs(self) -> str:
-        return self.log.read_text(errors="replace")[-3000:]
-
-
 @pytest.fixture
-def workers(tmp_path: Path) -> Iterator[Callable[..., Worker]]:
-    started: list[Worker] = []
+def workers(tmp_path: Path) -> Iterator[Callable[..., FeaturesProcess]]:
+    started: list[FeaturesProcess] = []
 
-    def start(settings: Settings, cli: bool = False) -> Worker:
-        worker = Worker(settings, tmp_path / f"worker{len(started)}.log", cli=cli)
+    def start(settings: Settings, cli: bool = False) -> FeaturesProcess:
+        worker = FeaturesProcess(settings, tmp_path / f"worker{len(started)}.log", cli=cli)
         started.append(worker)
         return worker
 
@@ -104,28 +65,13 @@ def workers(tmp_path: Path) -> Iterator[Callable[..., Worker]]:
         worker.kill(signal.SIGTERM)
 
 
-def _end_offsets(bootstrap: str, topic: str = "sales.monthly") -> dict[int, int | None]:
-    """High watermarks as fetch responses report them (tansu's ListOffsets(latest) answers too low)."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
-    try:
-        tps = [TopicPartition(topic, p) for p in range(4)]
-        consumer.assign(tps)
-        consumer.seek_to_beginning()
-        deadline = time.monotonic() + 10
-        while any(consumer.highwater(tp) is None for tp in tps) and time.monotonic() < deadline:
-            consumer.poll(timeout_ms=200, max_records=1)
-        return {tp.partition: consumer.highwater(tp) for tp in tps}  # None: not known yet
-    finally:
-        consumer.close()
-
-
 def _caught_up(settings: Settings) -> bool:
     """Every record of sales.monthly applied and no shop waiting for a recompute."""
     client = redis.Redis.from_url(settings.redis_url)
     try:
         store = FeatureStore(client=client)
         stored = {int(k.rsplit(":", 1)[1]): v[0] for k, v in store.offsets().items()}
-        ends = _end_offsets(settings.kafka_bootstrap)
+        ends = end_offsets(settings.kafka_bootstrap)
         if None in ends.values():
             return False
         done = all(stored.get(p, -1) == end - 1 for p, end in ends.items() if end)
@@ -136,26 +82,18 @@ def _caught_up(settings: Settings) -> bool:
         client.close()
 
 
-def _wait(cond: Callable[[], bool], timeout: float, what: str, worker: Worker | None = None) -> None:
-    wait_for(cond, timeout, what, interval=0.5, tolerate=(httpx.HTTPError, redis.ConnectionError),
-             on_timeout=worker.logs if worker else None)
-
-
 def _assert_matches_batch(settings: Settings, sales: pd.DataFrame) -> None:
-    store = FeatureStore(settings.redis_url)
-    rule = EligibilityRule.from_settings(settings)
-    for name, fs in FEATURE_SETS.items():
-        expected = build_features(sales, name, rule)
-        got = store.snapshot(name, eligible_only=False)
-        assert list(got.index) == sorted(expected.index.astype(str))
-        expected.index = expected.index.astype(str)
-        expected = expected.loc[got.index]
-        assert (got["eligible"].to_numpy() == expected["eligible"].to_numpy()).all()
-        assert (got["as_of"].to_numpy() == expected["as_of"].to_numpy()).all()
-        np.testing.assert_allclose(got[list(fs.columns)], expected[list(fs.columns)], rtol=0, atol=1e-9)
+    assert_store_matches_batch(FeatureStore(settings.redis_url), sales, EligibilityRule.from_settings(settings))
 
 
-def _assert_rebuild_identical(settings: Settings) -> None:
+def _assert_rebuild_identical(settings: Settings, worker: FeaturesProcess) -> None:
+    """Stop the worker once it published every complete month, then rebuild: the months outbox is a queue of events
+    not sent yet (a month waits for ``month_close_quiet_seconds`` of a settled store; a rebuild closes months without
+    that wait), and whether a month was queued at all depends on where the batches ended (the first month seen only
+    sets the latest month), so the stores are equal only once the worker drained it."""
+    drained = FeatureStore(settings.redis_url).outbox_length
+    wait_for_worker(lambda: drained() == 0, 60, "the months outbox to drain", worker)
+    worker.kill(signal.SIGTERM)
     store = FeatureStore(settings.redis_url)
     streamed = store.dump()
     summary = rebuild(settings)
@@ -174,14 +112,14 @@ def _topic_values(bootstrap: str, topic: str) -> list[dict]:
 
 def test_the_service_streams_sales_into_the_store(env_settings, sales, workers, tmp_path) -> None:
     worker = workers(env_settings)
-    _wait(lambda: worker.get("/healthz").status_code == 200, 60, "healthz", worker)
-    _load(env_settings, sales, tmp_path)
+    wait_for_worker(lambda: worker.get("/healthz").status_code == 200, 60, "healthz", worker)
+    load_sales(env_settings, sales, tmp_path)
     producer = make_sync_producer(env_settings.kafka_bootstrap)
     publish(producer, KafkaRecord("sales.monthly", b"S000001", b'{"shop_id": "S000001", "year": "x"}', []))
     producer.flush()
     producer.close()
-    _load(env_settings, sales.iloc[:500], tmp_path, "again.csv")  # after the poison: the partition moves on
-    _wait(lambda: _caught_up(env_settings), 120, "the worker to catch up", worker)
+    load_sales(env_settings, sales.iloc[:500], tmp_path, "again.csv")  # after the poison: the partition moves on
+    wait_for_worker(lambda: _caught_up(env_settings), 120, "the worker to catch up", worker)
     _assert_matches_batch(env_settings, sales)
     rejected = _topic_values(env_settings.kafka_bootstrap, "sales.rejected")
     assert [r["source"] for r in rejected] == ["features"]
@@ -203,8 +141,8 @@ def test_the_store_keeps_only_the_configured_feature_sets(settings, fresh_kafka_
                                     "feature_store_sets": ["behaviour-v4"]})
     ensure_topics(fresh_kafka_bootstrap, topic_specs(s))
     worker = workers(s)
-    _load(s, sales, tmp_path)
-    _wait(lambda: _caught_up(s), 120, "the worker to catch up", worker)
+    load_sales(s, sales, tmp_path)
+    wait_for_worker(lambda: _caught_up(s), 120, "the worker to catch up", worker)
     store = FeatureStore(s.redis_url)
     rule = EligibilityRule.from_settings(s)
     expected = build_features(sales, "behaviour-v4", rule)
@@ -225,26 +163,25 @@ def test_twice_shuffled_duplicated_and_corrected(env_settings, sales, workers, t
     """Through the running service: the whole log again, shuffled, with a fraction duplicated gives the identical
     store; a correction (same key, new qty) replaces the value."""
     worker = workers(env_settings)
-    _load(env_settings, sales, tmp_path)
-    _wait(lambda: _caught_up(env_settings), 120, "the first load", worker)
+    load_sales(env_settings, sales, tmp_path)
+    wait_for_worker(lambda: _caught_up(env_settings), 120, "the first load", worker)
     once = _snapshots(env_settings)
     again = pd.concat([sales, sales.iloc[::5]], ignore_index=True).sample(frac=1.0, random_state=7)
-    _load(env_settings, again, tmp_path, "again.csv")
-    _wait(lambda: _caught_up(env_settings), 120, "the shuffled, duplicated replay", worker)
+    load_sales(env_settings, again, tmp_path, "again.csv")
+    wait_for_worker(lambda: _caught_up(env_settings), 120, "the shuffled, duplicated replay", worker)
     for name, frame in _snapshots(env_settings).items():
         pd.testing.assert_frame_equal(frame, once[name], check_exact=True)
     corrected = sales.iloc[:60].copy()
     corrected["sales_qty"] = corrected["sales_qty"] * 3 + 1
-    _load(env_settings, corrected, tmp_path, "corrected.csv")
-    _wait(lambda: _caught_up(env_settings), 120, "the corrections", worker)
+    load_sales(env_settings, corrected, tmp_path, "corrected.csv")
+    wait_for_worker(lambda: _caught_up(env_settings), 120, "the corrections", worker)
     _assert_matches_batch(env_settings, pd.concat([sales, corrected], ignore_index=True))  # later rows win
-    worker.kill(signal.SIGTERM)
-    _assert_rebuild_identical(env_settings)
+    _assert_rebuild_identical(env_settings, worker)
 
 
 def test_sigkill_mid_stream_then_restart_gives_the_identical_store(env_settings, sales, workers, tmp_path) -> None:
     env_settings = env_settings.model_copy(update={"features_batch_records": 300})  # many batches to die between
-    total = _load(env_settings, sales, tmp_path)
+    total = load_sales(env_settings, sales, tmp_path)
     client = redis.Redis.from_url(env_settings.redis_url)
 
     def progress() -> int:
@@ -252,44 +189,42 @@ def test_sigkill_mid_stream_then_restart_gives_the_identical_store(env_settings,
         return sum(v[0] + 1 for v in offsets.values())
 
     first = workers(env_settings, cli=True)
-    _wait(lambda: progress() > 0, 120, "the first batches", first)
+    wait_for_worker(lambda: progress() > 0, 120, "the first batches", first)
     first.kill(signal.SIGKILL)
     assert progress() < total, "the worker finished before it was killed: use more data"
     second = workers(env_settings)  # the same run() through the lighter module entry
-    _wait(lambda: _caught_up(env_settings), 180, "the restarted worker to catch up", second)
+    wait_for_worker(lambda: _caught_up(env_settings), 180, "the restarted worker to catch up", second)
     _assert_matches_batch(env_settings, sales)
-    second.kill(signal.SIGTERM)
-    _assert_rebuild_identical(env_settings)
+    _assert_rebuild_identical(env_settings, second)
 
 
 def test_redis_down_then_killed_loses_nothing(env_settings, sales, workers, tmp_path, redis_server) -> None:
     """Redis stopped for a while (nothing acknowledged, readiness false, the worker waits), then SIGKILLed later
     (the AOF restores it; the worker resumes from the offsets it holds)."""
     worker = workers(env_settings)
-    _wait(lambda: worker.get("/readyz").status_code == 200, 90, "readiness", worker)
+    wait_for_worker(lambda: worker.get("/readyz").status_code == 200, 90, "readiness", worker)
     thirds = np.array_split(np.arange(len(sales)), 3)
-    _load(env_settings, sales.iloc[thirds[0]], tmp_path, "first.csv")
+    load_sales(env_settings, sales.iloc[thirds[0]], tmp_path, "first.csv")
     redis_server.stop()
-    _load(env_settings, sales.iloc[thirds[1]], tmp_path, "second.csv")
-    _wait(lambda: worker.get("/readyz").status_code == 503, 30, "readiness to drop", worker)
+    load_sales(env_settings, sales.iloc[thirds[1]], tmp_path, "second.csv")
+    wait_for_worker(lambda: worker.get("/readyz").status_code == 503, 30, "readiness to drop", worker)
     time.sleep(3)
     assert worker.proc.poll() is None, "the worker must survive a Redis outage"
     redis_server.start()
-    _wait(lambda: _caught_up(env_settings), 180, "the worker to catch up after Redis came back", worker)
+    wait_for_worker(lambda: _caught_up(env_settings), 180, "the worker to catch up after Redis came back", worker)
     redis_server.kill()
-    _load(env_settings, sales.iloc[thirds[2]], tmp_path, "third.csv")
+    load_sales(env_settings, sales.iloc[thirds[2]], tmp_path, "third.csv")
     time.sleep(1)
     redis_server.start()
-    _wait(lambda: _caught_up(env_settings), 180, "the worker after Redis was killed", worker)
+    wait_for_worker(lambda: _caught_up(env_settings), 180, "the worker after Redis was killed", worker)
     _assert_matches_batch(env_settings, sales)
-    worker.kill(signal.SIGTERM)
-    _assert_rebuild_identical(env_settings)
+    _assert_rebuild_identical(env_settings, worker)
 
 
 def test_two_workers_split_the_partitions_and_build_the_same_store(env_settings, sales, workers, tmp_path) -> None:
     first, second = workers(env_settings), workers(env_settings.model_copy(update={"features_port": free_port()}))
-    _load(env_settings, sales, tmp_path)
-    _wait(lambda: _caught_up(env_settings), 240, "two workers to catch up", first)
+    load_sales(env_settings, sales, tmp_path)
+    wait_for_worker(lambda: _caught_up(env_settings), 240, "two workers to catch up", first)
     _assert_matches_batch(env_settings, sales)
     assigned = [w.logs().count("features.partitions_assigned") for w in (first, second)]
     assert all(assigned), f"both workers should have owned partitions at some point: {assigned}"
@@ -308,17 +243,17 @@ def test_a_memory_only_broker_restart_neither_crashes_nor_loses_data(
         ensure_topics(broker.bootstrap, topic_specs(s))
         worker = workers(s)
         first, second = sales.iloc[: len(sales) // 2], sales.iloc[len(sales) // 2 :]
-        _load(s, first, tmp_path, "first.csv")
-        _wait(lambda: _caught_up(s), 120, "the first half", worker)
+        load_sales(s, first, tmp_path, "first.csv")
+        wait_for_worker(lambda: _caught_up(s), 120, "the first half", worker)
         shops_before = FeatureStore(s.redis_url).shop_count()
         broker.stop()
         broker.start()  # every topic, offset and group is gone
         # the worker notices, reports not-ready while topics are missing, re-creates them and restarts its consumer
-        _wait(lambda: "features.topics_back" in worker.log.read_text(), 60, "the topics to be back", worker)
-        _wait(lambda: worker.get("/readyz").status_code == 200, 60, "readiness", worker)
+        wait_for_worker(lambda: "features.topics_back" in worker.log.read_text(), 60, "the topics to be back", worker)
+        wait_for_worker(lambda: worker.get("/readyz").status_code == 200, 60, "readiness", worker)
         assert worker.proc.poll() is None and FeatureStore(s.redis_url).shop_count() == shops_before
-        _load(s, second, tmp_path, "second.csv")  # offsets start at 0 again, below the stored ones
-        _wait(lambda: _caught_up(s), 180, "the second half on the new log", worker)
+        load_sales(s, second, tmp_path, "second.csv")  # offsets start at 0 again, below the stored ones
+        wait_for_worker(lambda: _caught_up(s), 180, "the second half on the new log", worker)
         _assert_matches_batch(s, sales)
         assert "features.log_reset" in worker.log.read_text() or "features.log_changed" in worker.log.read_text()
     finally:

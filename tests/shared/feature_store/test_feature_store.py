@@ -4,10 +4,8 @@ engine-agnostic and takes consumed records as plain data)."""
 from __future__ import annotations
 
 import asyncio
-from collections import namedtuple
 from collections.abc import Sequence
 
-import numpy as np
 import orjson
 import pandas as pd
 import pytest
@@ -24,25 +22,19 @@ from shared.feature_store import FeatureStore
 from shared.feature_store.layout import Layout
 from shared.features import FEATURE_SETS, EligibilityRule, build_features
 from shared.schemas import validate_record
+from tests.helpers import ALL_FEATURE_SETS, Consumed, assert_store_matches_batch, consumed_records
 
 pytestmark = pytest.mark.xdist_group("features")
-Consumed = namedtuple("Consumed", "offset key value timestamp")
+
+
+
 RULE = EligibilityRule()
-SETS = [FEATURE_SETS[name] for name in sorted(FEATURE_SETS)]
+SETS = ALL_FEATURE_SETS
 
 
 @pytest.fixture(scope="module")
 def sales() -> pd.DataFrame:
     return generate_frames(150, 3, seed=11).sales
-
-
-def _records(frame: pd.DataFrame, start: int = 0, ts0: int = 1_700_000_000_000) -> list[Consumed]:
-    out = []
-    for i, (shop, product, year, month, qty) in enumerate(frame.itertuples(index=False)):
-        value = orjson.dumps({"shop_id": shop, "product_id": product, "year": int(year), "month": int(month),
-                              "sales_qty": float(qty)})
-        out.append(Consumed(start + i, shop.encode(), value, ts0 + start + i))
-    return out
 
 
 class Harness:
@@ -67,26 +59,14 @@ class Harness:
         return [orjson.loads(r.value) for r in self.published if r.topic == name]
 
 
-def _assert_matches_batch(store: FeatureStore, sales: pd.DataFrame) -> None:
-    for fs in SETS:
-        expected = build_features(sales, fs.name, RULE)
-        expected.index = expected.index.astype(str)
-        got = store.snapshot(fs.name, eligible_only=False)
-        assert list(got.index) == sorted(expected.index)
-        expected = expected.loc[got.index]
-        assert (got["eligible"].to_numpy() == expected["eligible"].to_numpy()).all()
-        assert (got["as_of"].to_numpy() == expected["as_of"].to_numpy()).all()
-        np.testing.assert_allclose(got[list(fs.columns)], expected[list(fs.columns)], rtol=0, atol=1e-9)
-
-
 def _features_only(store: FeatureStore) -> dict:
     return {fs.name: store.snapshot(fs.name, eligible_only=False).to_dict() for fs in SETS}
 
 
 def test_streamed_features_equal_the_batch_builder(redis_url: str, sales: pd.DataFrame) -> None:
     h = Harness(redis_url)
-    h.feed(_records(sales))
-    _assert_matches_batch(h.store, sales)
+    h.feed(consumed_records(sales))
+    assert_store_matches_batch(h.store, sales)
     snap = h.store.snapshot("behaviour-v2")
     assert snap.attrs["as_of"] == f"{sales.year.max()}-{sales[sales.year == sales.year.max()].month.max():02d}"
     assert snap.attrs["rows"] == len(snap) == int(build_features(sales, "behaviour-v2", RULE)["eligible"].sum())
@@ -100,27 +80,27 @@ def test_streamed_features_equal_the_batch_builder(redis_url: str, sales: pd.Dat
 def test_twice_shuffled_and_duplicated_gives_the_same_features(redis_url: str, sales: pd.DataFrame) -> None:
     sales = sales[sales.shop_id.isin(sales.shop_id.unique()[:60])]
     h = Harness(redis_url)
-    h.feed(_records(sales))
+    h.feed(consumed_records(sales))
     once = _features_only(h.store)
     h.store.wipe()
     h.processor.epoch = -1
     rows = pd.concat([sales, sales.sample(frac=1.0, random_state=3), sales.iloc[::7]], ignore_index=True)
-    h.feed(_records(rows.sample(frac=1.0, random_state=4)))
+    h.feed(consumed_records(rows.sample(frac=1.0, random_state=4)))
     assert _features_only(h.store) == once
 
 
 def test_a_correction_replaces_the_earlier_value(redis_url: str, sales: pd.DataFrame) -> None:
     h = Harness(redis_url)
-    h.feed(_records(sales))
+    h.feed(consumed_records(sales))
     corrected = sales.iloc[:40].copy()
     corrected["sales_qty"] = corrected["sales_qty"] * 3 + 1
-    h.feed(_records(corrected, start=len(sales)))
-    _assert_matches_batch(h.store, pd.concat([sales, corrected], ignore_index=True))  # later rows win in batch too
+    h.feed(consumed_records(corrected, start=len(sales)))
+    assert_store_matches_batch(h.store, pd.concat([sales, corrected], ignore_index=True))  # later rows win in batch too
 
 
 def test_redelivered_offsets_change_nothing(redis_url: str, sales: pd.DataFrame) -> None:
     h = Harness(redis_url)
-    records = _records(sales)
+    records = consumed_records(sales)
     h.feed(records)
     before = h.store.dump()
     outcome = h.feed(records[1000:3000], batch=5000)[0]
@@ -130,7 +110,7 @@ def test_redelivered_offsets_change_nothing(redis_url: str, sales: pd.DataFrame)
 
 def test_batching_does_not_change_a_single_byte(redis_url: str, sales: pd.DataFrame) -> None:
     h = Harness(redis_url)
-    records = _records(sales)
+    records = consumed_records(sales)
     h.feed(records, batch=5000)
     big = h.store.dump()
     h.store.wipe()
@@ -141,7 +121,7 @@ def test_batching_does_not_change_a_single_byte(redis_url: str, sales: pd.DataFr
 
 def test_a_gap_asks_for_a_seek_and_a_different_log_for_a_restart(redis_url: str, sales: pd.DataFrame) -> None:
     h = Harness(redis_url)
-    records = _records(sales.iloc[:200])
+    records = consumed_records(sales.iloc[:200])
     h.feed(records[:100])
     outcome = h.feed(records[150:])[0]  # offsets 150.. while 100 is next: the store is behind
     assert outcome.seeks == {0: 100} and outcome.applied == 0
@@ -153,17 +133,17 @@ def test_a_gap_asks_for_a_seek_and_a_different_log_for_a_restart(redis_url: str,
 
 def test_a_hole_in_a_batch_applies_the_run_before_it_and_asks_for_the_rest(redis_url: str, sales: pd.DataFrame) -> None:
     h = Harness(redis_url)
-    records = _records(sales.iloc[:200])
+    records = consumed_records(sales.iloc[:200])
     outcome = h.feed([*records[:80], *records[120:]])[0]  # offsets 80..119 missing in the middle of one batch
     assert outcome.seeks == {0: 80} and outcome.applied == 80
     assert asyncio.run(h.processor.stored_offsets())[0][0] == 79
     h.feed(records[80:])
-    _assert_matches_batch(h.store, sales.iloc[:200])
+    assert_store_matches_batch(h.store, sales.iloc[:200])
 
 
 def test_poison_records_are_rejected_and_the_partition_moves_on(redis_url: str, sales: pd.DataFrame) -> None:
     h = Harness(redis_url)
-    good = _records(sales.iloc[:10])
+    good = consumed_records(sales.iloc[:10])
     month13 = {"shop_id": "s", "product_id": "p", "year": 2020, "month": 13, "sales_qty": 1}
     bad = [
         Consumed(10, b"s", b"{not json", 1),
@@ -171,7 +151,7 @@ def test_poison_records_are_rejected_and_the_partition_moves_on(redis_url: str, 
         Consumed(12, b"s", orjson.dumps([1, 2]), 3),
         Consumed(13, b"s", b"", 4),
     ]
-    more = _records(sales.iloc[10:20], start=14)
+    more = consumed_records(sales.iloc[10:20], start=14)
     outcome = h.feed(good + bad + more)[0]
     assert outcome.rejected == 4 and outcome.seeks == {}
     assert asyncio.run(h.processor.stored_offsets())[0][0] == 23
@@ -186,7 +166,8 @@ def test_a_rejected_record_read_again_is_rejected_once_per_worker(redis_url: str
     """A seek back (hole, gap) re-reads applied records: their rejections are not published again; a new worker,
     knowing nothing of what was applied, publishes them again (at-least-once)."""
     h = Harness(redis_url)
-    records = [*_records(sales.iloc[:10]), Consumed(10, b"s", b"{not json", 1), *_records(sales.iloc[10:20], 11)]
+    poison = Consumed(10, b"s", b"{not json", 1)
+    records = [*consumed_records(sales.iloc[:10]), poison, *consumed_records(sales.iloc[10:20], 11)]
     h.feed(records)
     h.feed(records[5:])  # the consumer sought back to offset 5
     assert len(h.topic("sales.rejected")) == 1
@@ -227,7 +208,7 @@ def test_months_close_only_on_a_settled_store(redis_url: str, sales: pd.DataFram
     h = Harness(redis_url)
     _closer(h)
     ordered = sales.sort_values(["year", "month"], kind="stable")
-    records = _records(ordered)
+    records = consumed_records(ordered)
     h.processor.highwaters[0] = len(records)  # what the consumer sees on the broker
     h.feed(records[: len(records) // 2], batch=2000)
     assert h.topic("months.closed") == []  # half applied: nothing is closed mid-backfill
@@ -249,7 +230,7 @@ def test_a_half_filled_month_waits_for_its_retailers_or_the_grace(redis_url: str
     second = sales[(sales.year == sales.year.min()) & (sales.month == 2)]
     few = second[second.shop_id.isin(second.shop_id.unique()[:3])]
     third = sales[(sales.year == sales.year.min()) & (sales.month == 3)].head(1)
-    records = _records(pd.concat([first, few, third]))
+    records = consumed_records(pd.concat([first, few, third]))
     h.processor.highwaters[0] = len(records)
     for part in (records[: len(first)], records[len(first) : -1], records[-1:]):  # month by month
         h.feed(part)
@@ -266,7 +247,7 @@ def test_a_half_filled_month_waits_for_its_retailers_or_the_grace(redis_url: str
 
 def test_get_export_and_wipe(redis_url: str, sales: pd.DataFrame, tmp_path) -> None:
     h = Harness(redis_url)
-    h.feed(_records(sales))
+    h.feed(consumed_records(sales))
     shop = sales.shop_id.iloc[0]
     row = h.store.get(shop, "seed-v1")
     assert row is not None and row["shop_id"] == shop and row["feature_set"] == "seed-v1"
@@ -281,13 +262,13 @@ def test_get_export_and_wipe(redis_url: str, sales: pd.DataFrame, tmp_path) -> N
     h.store.wipe()
     assert h.store.get(shop, "seed-v1") is None and h.store.snapshot("seed-v1").empty
     assert h.client.keys("ss:0:*") == []
-    stale = h.feed(_records(sales.iloc[:10]))[0]  # the processor still on the old epoch is fenced
+    stale = h.feed(consumed_records(sales.iloc[:10]))[0]  # the processor still on the old epoch is fenced
     assert stale.reseek_all and stale.applied == 0
 
 
 def test_an_older_revision_never_overwrites_a_newer_one(redis_url: str, sales: pd.DataFrame) -> None:
     h = Harness(redis_url)
-    h.feed(_records(sales))
+    h.feed(consumed_records(sales))
     shop = sales.shop_id.iloc[0]
     state, epoch = h.processor.state, h.processor.epoch
     before = h.store.get(shop, "seed-v1")
@@ -321,7 +302,7 @@ def test_cli_get_and_export(redis_url: str, sales: pd.DataFrame, tmp_path, monke
     from shared.config import get_settings
 
     h = Harness(redis_url)
-    h.feed(_records(sales[sales.shop_id.isin(sales.shop_id.unique()[:20])]))
+    h.feed(consumed_records(sales[sales.shop_id.isin(sales.shop_id.unique()[:20])]))
     monkeypatch.setenv("STABLESEG_REDIS_URL", redis_url)
     get_settings.cache_clear()
     try:
@@ -354,12 +335,12 @@ def test_a_store_in_another_layout_is_refused_until_rebuilt(redis_url: str, sale
     with pytest.raises(LayoutError, match=r"previous .* layout; run `stableseg features rebuild`"):
         h.store.get("S000001")
     with pytest.raises(LayoutError):
-        h.feed(_records(sales.iloc[:10]))
+        h.feed(consumed_records(sales.iloc[:10]))
     assert h.store.wipe() == 1  # what `features rebuild` does first: the old keys go, the layout is recorded
     assert client.keys("ss:0:*") == [] and client.get("ss:layout") == b"compact-v2:16"
     h.processor.epoch = -1
-    h.feed(_records(sales))
-    _assert_matches_batch(h.store, sales)
+    h.feed(consumed_records(sales))
+    assert_store_matches_batch(h.store, sales)
     other = FeatureStore(client=client, cluster=False, groups=8)
     with pytest.raises(LayoutError, match=r"feature_store_slot_groups: .* 'compact-v2:16', these settings use "):
         other.shop_count()
@@ -367,7 +348,7 @@ def test_a_store_in_another_layout_is_refused_until_rebuilt(redis_url: str, sale
 
 def test_a_retailer_hash_stays_compact(redis_url: str, sales: pd.DataFrame) -> None:
     h = Harness(redis_url)
-    h.feed(_records(sales))
+    h.feed(consumed_records(sales))
     keys = h.client.keys("ss:*:r:*")
     assert len(keys) == sales.shop_id.nunique()
     assert {h.client.object("encoding", k) for k in keys} == {b"ziplist"}  # Redis 6.2's name for the compact form

@@ -14,15 +14,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import RobustScaler
 
 from shared.data.generator import generate_frames
-from shared.features import (
-    FEATURE_SETS,
-    EligibilityRule,
-    FeatureSet,
-    ShopMonths,
-    build_features,
-    get_feature_set,
-    monthly_table,
-)
+from shared.features import EligibilityRule, FeatureSet, ShopMonths, build_features, get_feature_set, monthly_table
 from shared.features.behaviour_v3 import HALF_LIFE, BehaviourV3
 from shared.features.behaviour_v4 import SEASON_PRIOR, BehaviourV4
 
@@ -144,9 +136,9 @@ def test_batch_is_size_free_across_shops(name: str) -> None:
         }
     )
     big = sales.assign(shop_id="big", sales_qty=sales["sales_qty"] * 1000)
-    out = FEATURE_SETS[name].compute_batch(monthly_table(pd.concat([sales, big])))
+    out = get_feature_set(name).compute_batch(monthly_table(pd.concat([sales, big])))
     np.testing.assert_allclose(out.loc["big"].to_numpy(), out.loc["small"].to_numpy(), rtol=1e-9, atol=1e-12)
-    seed = FEATURE_SETS["seed-v1"].compute_batch(monthly_table(pd.concat([sales, big])))
+    seed = get_feature_set("seed-v1").compute_batch(monthly_table(pd.concat([sales, big])))
     assert seed.loc["big", "avg_sales_qty_month_1"] > 100 * seed.loc["small", "avg_sales_qty_month_1"]
 
 

@@ -14,7 +14,7 @@ import pytest
 from shared.features import build_features
 from shared.pipeline import cluster_insights
 from shared.report import write_report
-from tests.services.assigner.test_assigner_support import quick_bundle, synthetic
+from tests.helpers import quick_bundle, synthetic
 
 
 @pytest.fixture(scope="module")

@@ -22,8 +22,6 @@ import pandas as pd
 import uvicorn
 from pydantic import SecretStr
 
-from services.assigner.app import create_app
-from services.assigner.link import KafkaLink
 from services.assigner.store import AssignmentStore
 from services.trainer.announce import published_record
 from shared.artifacts import manifest_sha256
@@ -33,8 +31,7 @@ from shared.config import Settings
 from shared.metrics import clustering_report
 from shared.stack import EmbeddedBroker, EmbeddedRedis, free_port
 from shared.storage import ArtifactStore, Registry
-from tests.helpers import wait_for
-from tests.services.assigner.test_assigner_support import Bus, load_feature_store, quick_bundle, synthetic
+from tests.helpers import Bus, assigner_app, load_feature_store, quick_bundle, synthetic, wait_for
 
 TOKEN = "ui-admin-token"
 
@@ -109,7 +106,7 @@ def running_world(tmp: Path) -> Iterator[dict[str, Any]]:
     world: dict[str, Any] = {"settings": settings, "registry": registry, "bus": bus, "tmp": tmp, "sales": sales,
                              "features": features, "artifacts": ArtifactStore(settings.effective_artifact_uri),
                              "states": {}}
-    app = create_app(settings, link=KafkaLink(settings, group_id=f"ui-{uuid.uuid4().hex[:8]}"))
+    app = assigner_app(settings, "ui")
     try:
         with serving(app, free_port()) as url:
             world["url"] = url
