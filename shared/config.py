@@ -130,6 +130,10 @@ class Settings(BaseSettings):
         "shop_id order) and predicts the rest; None: fitted on every row. 100,000 keeps every dataset the quality "
         "grid uses fitted in full; the README's Scale section measures the agreement above it"
     )
+    predict_threads: int = Field(
+        2, ge=1, description="threads the space-tree queries of a batch cluster prediction run on (the query "
+        "releases the GIL; the labels are the same on any number)"
+    )
     min_eligible_retailers: int = Field(
         30, ge=2, description="fewer eligible retailers than this cannot support segments (exit 4 / rejected)"
     )
