@@ -158,8 +158,31 @@ def _threads(threads: int | None) -> int:
     return threads
 
 
+def _z_order(x: np.ndarray, bits: int = 10) -> np.ndarray:
+    """Permutation putting nearby points next to each other (Morton order of the points quantised to ``bits`` per
+    dimension): the tree query then walks the same nodes for consecutive points (~30% less CPU at 1M)."""
+    low, span = x.min(axis=0), np.ptp(x, axis=0)
+    cells = ((x - low) / np.where(span > 0, span, 1.0) * (2**bits - 1)).astype(np.uint64)
+    key = np.zeros(x.shape[0], dtype=np.uint64)
+    for bit in range(bits - 1, -1, -1):
+        for column in cells.T:
+            key = (key << np.uint64(1)) | ((column >> np.uint64(bit)) & np.uint64(1))
+    return np.argsort(key, kind="stable")
+
+
 def _nearest(clusterer: hdbscan.HDBSCAN, x: np.ndarray, clustered: bool, threads: int | None) -> _Nearest:
-    """:class:`_Nearest` of every point, chunk by chunk on ``threads`` threads (the same result on any number)."""
+    """:class:`_Nearest` of every point, chunk by chunk on ``threads`` threads, the points in Z order (each point's
+    query is independent of the others: the same result in any order, on any number of threads)."""
+    if x.shape[0] <= _CHUNK_ROWS or not np.isfinite(x).all():
+        return _nearest_in_order(clusterer, x, clustered, threads)
+    order = _z_order(x)
+    near = _nearest_in_order(clusterer, x[order], clustered, threads)
+    back = np.empty_like(order)
+    back[order] = np.arange(order.size)
+    return _Nearest(near.index[back], near.reach[back], None if near.clustered is None else near.clustered[back])
+
+
+def _nearest_in_order(clusterer: hdbscan.HDBSCAN, x: np.ndarray, clustered: bool, threads: int | None) -> _Nearest:
     data, look = clusterer.prediction_data_, _lookup(clusterer)
     train_labels = np.asarray(clusterer.labels_, dtype=np.int64) if clustered else None
     starts = range(0, x.shape[0], _CHUNK_ROWS)
