@@ -8,9 +8,10 @@ lambda. The result equals ``approximate_predict`` exactly (tests compare them); 
 hdbscan's own call, so the online path uses it too.
 
 The space-tree query of the ``2 x min_samples`` nearest training points is most of a batch's cost. It runs in
-chunks on ``Settings.predict_threads`` threads (the tree query releases the GIL) and exits early where that is
-exact: it first asks for ``min_samples + 1`` neighbours (the point's core distance is the last one's distance), and
-only re-asks for ``2 x min_samples`` where the argmin is not already decided among those (see :func:`_decided`).
+chunks on ``Settings.predict_threads`` threads (the tree query releases the GIL), the points in Z order, and exits
+early where that is exact: it first asks for ``min_samples + 1`` neighbours (the point's core distance is the last
+one's distance), and only re-asks for ``2 x min_samples`` where the argmin is not already decided among those (see
+:func:`_decided`).
 """
 
 from __future__ import annotations
