@@ -23,24 +23,22 @@ import re
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 import hdbscan
 import httpx
 import numpy as np
 import pandas as pd
 import typer
+from embedded_stores import embedded_stores, persist_relabel, publish_version
 
 from services.assigner.book import Book
-from services.assigner.ledger import next_states, persist_sql, serving_record
-from services.assigner.pending import PendingRelabel
 from services.assigner.predict import approximate_predict
 from services.assigner.relabel import assign_online, relabel
 from services.assigner.store import AssignmentStore
 from shared.http import freeze_heap
-from shared.stack import EmbeddedBroker, EmbeddedRedis, free_port
+from shared.stack import EmbeddedBroker, free_port
+from shared.storage import Registry
 
 app = typer.Typer(help=__doc__, no_args_is_help=True)
 
@@ -105,9 +103,6 @@ def relabel_bench(retailers: int = 60_000, years: int = 3, epochs: int = 5, seed
     from shared.features import build_features
     from shared.model.fit import fit_bundle
     from shared.model.params import ModelParams
-    from shared.storage import Registry, upgrade_database
-    from shared.storage.models import utcnow
-
     started = time.perf_counter()
     frame = build_features(generate_frames(retailers, years, seed).sales)
     features = frame[frame["eligible"]].drop(columns=["eligible", "as_of"])
@@ -121,39 +116,19 @@ def relabel_bench(retailers: int = 60_000, years: int = 3, epochs: int = 5, seed
     t2 = time.perf_counter()
     print(f"relabel v1 (first model): {t1 - t0:.2f} s  {first.counts}")
     print(f"relabel v2 (match to v1): {t2 - t1:.2f} s  {second.counts}")
-    with tempfile.TemporaryDirectory() as tmp:
-        server = EmbeddedRedis(free_port(), Path(tmp) / "redis", die_with_parent=True)
-        server.start()
-        try:
-            url = f"sqlite:///{Path(tmp) / 'bench.db'}"
-            upgrade_database(url)
-            registry = Registry(url)
-            for version in (1, 2):
-                number = registry.register_candidate(feature_set="behaviour-v2", params={}, metrics={},
-                                                     training_rows=len(features), data_as_of="2025-12", seed=version,
-                                                     artifact_uri=f"bench-{version}", sha256=f"{version:064x}")
-                registry.mark_published(number)
-            store = AssignmentStore(server.url)
-            previous = None
-            for outcome in (first, second):
-                at = utcnow()
-                model = {"version": outcome.version, "sha256": None, "artifact_uri": None}
-                s0 = time.perf_counter()
-                states = next_states(outcome, previous, at)
-                pending = PendingRelabel.from_outcome(outcome, model, at, "bench")
-                gen = store.stage(states, serving_record(outcome, model), pending.to_json())
-                s1 = time.perf_counter()
-                persist_sql(registry, pending)
-                s2 = time.perf_counter()
-                store.switch(gen)
-                s3 = time.perf_counter()
-                previous = store.states()
-                print(f"persist v{outcome.version}: redis stage {s1 - s0:.2f} s, SQL {s2 - s1:.2f} s "
-                      f"({len(pending.history)} history rows), switch {s3 - s2:.2f} s")
-            store.close()
-            registry.close()
-        finally:
-            server.stop()
+    with embedded_stores() as stores:
+        registry = Registry(stores.database_url)
+        for version in (1, 2):
+            publish_version(registry, "behaviour-v2", version, len(features), f"bench-{version}")
+        store = AssignmentStore(stores.redis.url)
+        previous = None
+        for outcome in (first, second):
+            persisted = persist_relabel(store, registry, outcome, previous)
+            previous = store.states()
+            print(f"persist v{outcome.version}: redis stage {persisted['stage']:.2f} s, SQL {persisted['sql']:.2f} s "
+                  f"({persisted['history_rows']} history rows), switch {persisted['switch']:.2f} s")
+        store.close()
+        registry.close()
 
 
 async def _get(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: str) -> int:
@@ -203,16 +178,6 @@ async def _load(port: int, shops: list[str], rate: float, seconds: float,
     return latencies, errors, total / elapsed
 
 
-def _register_version(database: str) -> None:
-    from shared.storage import Registry, upgrade_database
-
-    upgrade_database(database)
-    with Registry(database) as registry:
-        number = registry.register_candidate(feature_set="behaviour-v2", params={}, metrics={}, training_rows=1,
-                                             data_as_of="2025-12", seed=1, artifact_uri="absent", sha256="0" * 64)
-        registry.mark_published(number)
-
-
 def _settle_persistence(url: str) -> None:
     """Wait for Redis' AOF rewrite (forked after a large write, e.g. 1M assignments) to end: it would otherwise
     take CPU from the server under test."""
@@ -233,9 +198,8 @@ def _settle_persistence(url: str) -> None:
 def api(retailers: int = 60_000, rates: str = "250,500,750,1000,1500", seconds: float = 15.0,
         repeats: int = 1) -> None:
     """Open-loop load on GET /v1/retailers/{id}/segment against one uvicorn worker (each rate ``repeats`` times)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        server = EmbeddedRedis(free_port(), Path(tmp) / "redis", die_with_parent=True)
-        server.start()
+    with embedded_stores() as stores:
+        server, tmp = stores.redis, stores.folder
         store = AssignmentStore(server.url)
         shops = [f"S{i:06d}" for i in range(1, retailers + 1)]
         index = pd.Index(shops, name="shop_id", dtype=object)
@@ -245,14 +209,15 @@ def api(retailers: int = 60_000, rates: str = "250,500,750,1000,1500", seconds: 
         store.switch(store.stage(states, {"version": 1, "feature_set": "behaviour-v2", "clusters": {}, "names": {}},
                                  {"version": 1}))
         _settle_persistence(server.url)
-        broker = EmbeddedBroker(free_port(), Path(tmp) / "broker", die_with_parent=True)
+        broker = EmbeddedBroker(free_port(), tmp / "broker", die_with_parent=True)
         broker.start()
-        database = f"sqlite:///{Path(tmp) / 'bench.db'}"
-        _register_version(database)  # the service finds version 1 (its artifact is absent: refused, logged)
+        database = stores.database_url
+        with Registry(database) as registry:  # the service finds version 1 (its artifact is absent: refused, logged)
+            publish_version(registry, "behaviour-v2", 1, 1, "absent")
         port = free_port()
         env = {**os.environ, "STABLESEG_REDIS_URL": server.url, "STABLESEG_ASSIGNER_PORT": str(port),
                "STABLESEG_KAFKA_BOOTSTRAP": broker.bootstrap, "STABLESEG_DATABASE_URL": database,
-               "STABLESEG_DATA_DIR": str(Path(tmp) / "data"), "STABLESEG_LOG_LEVEL": "WARNING",
+               "STABLESEG_DATA_DIR": str(tmp / "data"), "STABLESEG_LOG_LEVEL": "WARNING",
                "STABLESEG_LOG_FORMAT": "json"}
         process = subprocess.Popen([sys.executable, "-m", "services.cli", "serve", "assigner"], env=env,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -281,7 +246,6 @@ def api(retailers: int = 60_000, rates: str = "250,500,750,1000,1500", seconds: 
             process.terminate()
             process.wait(timeout=20)
             store.close()
-            server.stop()
             broker.stop()
 
 

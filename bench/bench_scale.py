@@ -27,7 +27,6 @@ import os
 import resource
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -217,15 +216,13 @@ def trainer_child(features: Path = typer.Option(...), out: Path = typer.Option(.
 
 @app.command("relabel-child", hidden=True)
 def relabel_child(features: Path = typer.Option(...), bundle: Path = typer.Option(...)) -> None:
+    from embedded_stores import embedded_stores, persist_relabel, publish_version
+
     from services.assigner.book import Book
-    from services.assigner.ledger import next_states, persist_sql, serving_record
-    from services.assigner.pending import PendingRelabel
     from services.assigner.relabel import relabel as relabel_all
     from services.assigner.store import AssignmentStore
     from shared.model.bundle import ModelBundle
-    from shared.stack import EmbeddedRedis, free_port
-    from shared.storage import Registry, upgrade_database
-    from shared.storage.models import utcnow
+    from shared.storage import Registry
 
     eligible = _eligible(features).drop(columns=["as_of"])
     model = ModelBundle.load(bundle)
@@ -236,30 +233,15 @@ def relabel_child(features: Path = typer.Option(...), bundle: Path = typer.Optio
     t1 = time.perf_counter()
     second = relabel_all(first.book(), eligible, model, 2)
     seconds["relabel_matched"] = time.perf_counter() - t1
-    with tempfile.TemporaryDirectory() as tmp:
-        server = EmbeddedRedis(free_port(), Path(tmp) / "redis", die_with_parent=True)
-        server.start()
-        try:
-            url = f"sqlite:///{Path(tmp) / 'bench.db'}"
-            upgrade_database(url)
-            registry = Registry(url)
-            store = AssignmentStore(server.url)
-            t1 = time.perf_counter()
-            at = utcnow()
-            info = {"version": 1, "sha256": None, "artifact_uri": None}
-            number = registry.register_candidate(feature_set=model.feature_set, params={}, metrics={},
-                                                 training_rows=len(eligible), data_as_of="2025-12", seed=1,
-                                                 artifact_uri="bench", sha256=f"{1:064x}")
-            registry.mark_published(number)
-            pending = PendingRelabel.from_outcome(first, info, at, "bench")
-            gen = store.stage(next_states(first, None, at), serving_record(first, info), pending.to_json())
-            persist_sql(registry, pending)
-            store.switch(gen)
-            seconds["persist_redis_and_sql"] = time.perf_counter() - t1
-            store.close()
-            registry.close()
-        finally:
-            server.stop()
+    with embedded_stores() as stores:
+        registry = Registry(stores.database_url)
+        store = AssignmentStore(stores.redis.url)
+        publish_version(registry, model.feature_set, 1, len(eligible), "bench")
+        persisted = persist_relabel(store, registry, first)
+        seconds["persist_redis_and_sql"] = persisted["total"]
+        seconds["persist_stage"], seconds["persist_sql"] = persisted["stage"], persisted["sql"]
+        store.close()
+        registry.close()
     seconds["relabel_total"] = seconds["relabel_first"] + seconds["persist_redis_and_sql"]
     print(json.dumps({"rows": len(eligible), "seconds": {k: round(v, 1) for k, v in seconds.items()},
                       "counts_first": first.counts, "counts_matched": second.counts}, default=str))

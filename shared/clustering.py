@@ -16,7 +16,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from shared.config import SEED_PROFILE
 from shared.estimator import keep_params
-from shared.hdbscan_predict import approximate_predict, nearest_cluster
+from shared.hdbscan_predict import approximate_predict, nearest_cluster, predict_with_nearest
 
 NOISE = -1
 _METHODS = ("eom", "leaf")
@@ -122,6 +122,16 @@ class DensityClusterer(BaseEstimator):
         if self.n_clusters_ == 0:  # approximate_predict needs at least one cluster: everything is noise
             return np.full(x.shape[0], NOISE, dtype=np.int64), np.zeros(x.shape[0], dtype=np.float64)
         return approximate_predict(self.model_, x)
+
+    def predict_with_nearest(self, X: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(labels, strengths, nearest)``: :meth:`predict`, and :meth:`nearest_cluster` of the points it calls
+        noise (-1 for the others), from one tree query."""
+        check_is_fitted(self, "model_")
+        x = _check_points(X, n_features=self.n_features_in_)
+        if x.shape[0] == 0 or self.n_clusters_ == 0:
+            n = x.shape[0]
+            return np.full(n, NOISE, dtype=np.int64), np.zeros(n, dtype=np.float64), np.full(n, NOISE, dtype=np.int64)
+        return predict_with_nearest(self.model_, x)
 
     def nearest_cluster(self, X: Any) -> np.ndarray:
         """Per point, the cluster of its nearest clustered training neighbour (-1 when none is near): where a

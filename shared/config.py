@@ -174,6 +174,11 @@ class Settings(BaseSettings):
         "shop_id order) and predicts the rest; None: fitted on every row. 100,000 keeps every dataset the quality "
         "grid uses fitted in full; the README's Scale section measures the agreement above it"
     )
+    predict_threads: int = Field(
+        1, ge=1, description="threads the space-tree queries of a batch cluster prediction run on (the query "
+        "releases the GIL; the labels are the same on any number): worth raising only with idle cores (the assigner "
+        "pod has one; on the shared 2-core machine 2 threads gave no gain at load 6-11)"
+    )
     min_eligible_retailers: int = Field(
         30, ge=2, description="fewer eligible retailers than this cannot support segments (exit 4 / rejected)"
     )

@@ -67,10 +67,10 @@ def next_states(outcome: RelabelOutcome, previous: pd.DataFrame | None, at: date
 def history_rows(frame: pd.DataFrame, default_reason: str) -> list[list[Any]]:
     """``[shop_id, segment, status, strength, reason]`` for each retailer whose segment or status moved."""
     moved = frame[frame["moved"].to_numpy(dtype=bool)]
-    reasons = moved["reason"].where(moved["reason"].notna(), default_reason)
-    return [[str(shop), seg, status, round(float(strength), 6), reason]
-            for shop, seg, status, strength, reason in zip(moved.index, moved["segment"], moved["status"],
-                                                           moved["strength"], reasons, strict=True)]
+    reasons = moved["reason"].where(moved["reason"].notna(), default_reason).tolist()
+    strengths = [round(value, 6) for value in moved["strength"].to_numpy(dtype=float).tolist()]
+    return [list(row) for row in zip([str(shop) for shop in moved.index], moved["segment"].tolist(),
+                                     moved["status"].tolist(), strengths, reasons, strict=True)]
 
 
 def serving_record(outcome: RelabelOutcome, model: dict[str, Any]) -> dict[str, Any]:

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from services.assigner.book import Book, Serving, previous_frame, shop_index
-from services.assigner.predict import predict
+from services.assigner.predict import predict, predict_with_nearest
 from services.assigner.profiles import naming_input, segment_profile
 from shared.model.bundle import ModelBundle
 from shared.model.selection import trust_level
@@ -61,14 +61,10 @@ def relabel(book: Book, features: pd.DataFrame, bundle: ModelBundle, version: in
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise ValueError(f"version: must be a positive integer, got {version!r}")
     features = _check_features(features, bundle)
-    labels, strengths = predict(bundle, features)
+    labels, strengths, nearest = predict_with_nearest(bundle, features)  # nearest: for the noise rows
     label_series = pd.Series(labels, index=features.index)
     previous = previous_frame(book.assignments)
     result = match_clusters(previous["segment"], label_series, book.state, params)
-    noise = labels < 0
-    nearest = np.full(len(labels), -1, dtype=np.int64)
-    if noise.any():
-        nearest[noise] = bundle.nearest_cluster(features.iloc[np.flatnonzero(noise)])
     decided = assign_segments(previous, label_series, pd.Series(strengths, index=features.index), result, params,
                               reason="retrain", nearest=pd.Series(nearest, index=features.index)).set_index("shop_id")
     decided["label"] = labels

@@ -10,17 +10,18 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 
-from services.assigner.book import Serving
+from services.assigner.book import Book, Serving
 from services.assigner.ledger import load_book, next_states, persist_sql, serving_record
 from services.assigner.link import KafkaLink
 from services.assigner.loader import BundleLoader, ModelRefused
 from services.assigner.metrics import AssignerMetrics
 from services.assigner.pending import PendingRelabel
 from services.assigner.publishing import SOURCE, publish
-from services.assigner.relabel import relabel
+from services.assigner.relabel import RelabelOutcome, relabel
 from services.assigner.store import AssignmentStore
 from shared.feature_store import FeatureStore
 from shared.logging import get_logger
@@ -68,12 +69,11 @@ class Relabeller:
             raise
         book = await asyncio.to_thread(load_book, self.registry(), self.store)
         outcome = await asyncio.to_thread(relabel, book, features, bundle, info.version, self.params)
-        at = utcnow()
         model = {"version": info.version, "sha256": info.sha256, "artifact_uri": info.artifact_uri,
                  "feature_set": info.feature_set}
-        pending = PendingRelabel.from_outcome(outcome, model, at, trigger)
-        states = next_states(outcome, book.assignments, at)
-        gen = await asyncio.to_thread(self.store.stage, states, serving_record(outcome, model), pending.to_json())
+        # built in the worker thread too: at 1M retailers the write-ahead record alone is seconds of CPU, which
+        # on the event loop would stall every API request meanwhile
+        gen, pending = await asyncio.to_thread(self._stage, outcome, book, model, trigger)
         await self.finish(gen, pending)
         self.metrics.relabels.labels(trigger).inc()
         seconds = time.perf_counter() - started
@@ -81,6 +81,14 @@ class Relabeller:
         log.info("assigner.relabelled", version=info.version, previous=book.version, trigger=trigger,
                  seconds=round(seconds, 2), **outcome.counts, lineage=outcome.lineage)
         return Applied(pending, bundle, outcome.serving)
+
+    def _stage(self, outcome: RelabelOutcome, book: Book, model: dict[str, Any], trigger: str
+               ) -> tuple[int, PendingRelabel]:
+        """The write-ahead record and the next generation, staged; returns its number and the record."""
+        at = utcnow()
+        pending = PendingRelabel.from_outcome(outcome, model, at, trigger)
+        states = next_states(outcome, book.assignments, at)
+        return self.store.stage(states, serving_record(outcome, model), pending.to_json()), pending
 
     def _snapshot(self, feature_set: str) -> pd.DataFrame:
         frame = self.features.snapshot(feature_set, eligible_only=True)
@@ -94,7 +102,8 @@ class Relabeller:
         await asyncio.to_thread(persist_sql, registry, pending)
         if pending.promote:
             await asyncio.to_thread(registry.promote, pending.version)
-        await publish(self.link, self.metrics, pending.event_records(SOURCE), pending.changes)
+        records = await asyncio.to_thread(pending.event_records, SOURCE)  # one encoded event per change
+        await publish(self.link, self.metrics, records, pending.changes)
         await asyncio.to_thread(self.store.switch, gen)
 
     async def resume(self) -> PendingRelabel | None:

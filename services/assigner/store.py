@@ -25,7 +25,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-import numpy as np
 import orjson
 import pandas as pd
 
@@ -36,6 +35,15 @@ ROOT = "asg"
 GEN_KEY = f"{ROOT}:gen"
 FIELDS = ("segment", "name", "status", "strength", "model_version", "since", "reason")
 _CHUNK = 5000
+_WRITE_ROWS = 1000  # retailers per write script call (one Redis): ~7,000 arguments
+# HSET each retailer of KEYS: ARGV holds the FIELDS values of one retailer after the other
+_WRITE = "\n".join([
+    "for i = 1, #KEYS do",
+    f"  local b = (i - 1) * {len(FIELDS)}",
+    "  redis.call('HSET', KEYS[i], " + ", ".join(f"'{f}', ARGV[b + {j + 1}]" for j, f in enumerate(FIELDS)) + ")",
+    "end",
+    "return #KEYS",
+])
 # GET the live generation and HGETALL the retailer in one round trip
 _READ = """
 local g = redis.call('GET', KEYS[1])
@@ -59,8 +67,15 @@ def _cluster_default() -> bool:
     return get_settings().redis_cluster
 
 
-def _text(value: Any) -> str:
-    return "" if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)
+def _pairs(values: list[str]) -> list[str]:
+    """HSET's field-value arguments of one retailer."""
+    return [x for pair in zip(FIELDS, values, strict=True) for x in pair]
+
+
+def _texts(column: pd.Series) -> list[str]:
+    """A column as the strings Redis stores: missing values (None, NaN) as ""."""
+    values = column.astype(object)
+    return values.astype(str).where(values.notna(), "").tolist()
 
 
 def decode_state(flat: list[bytes] | dict[bytes, bytes]) -> dict[str, Any] | None:
@@ -165,16 +180,27 @@ class AssignmentStore:
         self._write(gen, states)
 
     def _write(self, gen: int, states: pd.DataFrame) -> None:
-        p = prefix(gen)
+        """HSET every retailer of ``states`` into generation ``gen`` and add it to the generation's set, ``_CHUNK``
+        retailers per pipeline: on one Redis a script call per ``_WRITE_ROWS`` retailers (one reply each, values
+        built column by column), on a cluster (keys in every slot) one HSET per retailer."""
         shops = [str(s) for s in states.index]
-        columns = [states[f].to_numpy(dtype=object) if f in states.columns else np.full(len(states), None)
-                   for f in FIELDS]
+        keys = [f"{prefix(gen)}r:{shop}" for shop in shops]
+        width = len(FIELDS)
+        values: list[str] = [""] * (width * len(shops))
+        for i, field in enumerate(FIELDS):
+            if field in states.columns:
+                values[i::width] = _texts(states[field])
+        cluster = is_cluster(self.redis)
+        script = None if cluster else self.redis.register_script(_WRITE)
         for start in range(0, len(shops), _CHUNK):
-            pipe = self.redis.pipeline(transaction=False)
             stop = min(start + _CHUNK, len(shops))
-            for i in range(start, stop):
-                values = {f: _text(col[i]) for f, col in zip(FIELDS, columns, strict=True)}
-                pipe.hset(f"{p}r:{shops[i]}", mapping=values)
+            pipe = self.redis.pipeline(transaction=False)
+            for at in range(start, stop, 1 if cluster else _WRITE_ROWS):
+                end = min(at + _WRITE_ROWS, stop)
+                if script is None:
+                    pipe.execute_command("HSET", keys[at], *_pairs(values[width * at : width * (at + 1)]))
+                else:
+                    script(keys=keys[at:end], args=values[width * at : width * end], client=pipe)
             pipe.sadd(meta_key(gen, "shops"), *shops[start:stop])
             pipe.execute()
 

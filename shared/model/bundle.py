@@ -77,6 +77,15 @@ class ModelBundle:
         """Served cluster ``(labels, strengths)`` of raw feature rows (-1 = noise), in the served space."""
         return self.assign_raw(X) if self.served_space == "raw" else self.assign_latent(X)
 
+    def assign_with_nearest(self, X: pd.DataFrame | np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`assign` plus, for the rows it calls noise, :meth:`nearest_cluster` (-1 for the others), from one
+        tree query (what a relabel needs)."""
+        if self.served_space == "raw":
+            if self.raw_clusterer is None:
+                raise ValueError("raw_clusterer: this bundle was trained without the raw-feature baseline")
+            return self.raw_clusterer.predict_with_nearest(self.scale(X))
+        return self.latent_clusterer.predict_with_nearest(self.embed(X))
+
     def nearest_cluster(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
         """Per raw feature row, the served cluster of its nearest clustered training neighbour (-1: none)."""
         if self.served_space == "raw":

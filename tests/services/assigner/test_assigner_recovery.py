@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import orjson
 import pandas as pd
 import pytest
@@ -49,6 +50,30 @@ def test_generation_switch_is_atomic_for_readers(redis_url: str) -> None:
     assert not list(store.redis.scan_iter(match=f"asg:{first}:*"))
     store.write_live(states_frame(["c"], None, 2))
     assert store.get("c")["status"] == "noise" and store.get("c")["segment"] is None
+    store.close()
+
+
+def test_a_generation_written_in_script_chunks_reads_back_value_for_value(redis_url: str) -> None:
+    store = AssignmentStore(redis_url)
+    n = 5_500  # more than one pipeline and many script calls
+    shops = [f"S{i:05d}" for i in range(n)]
+    frame = states_frame(shops, "seg-0001", 3)
+    noise = np.arange(n) % 7 == 0
+    frame.loc[noise, ["segment", "name", "reason"]] = None
+    frame.loc[noise, "status"] = "noise"
+    frame["strength"] = np.where(noise, np.nan, np.round(np.linspace(0, 1, n), 6))
+    store.switch(store.stage(frame.drop(columns=["since"]), {"version": 3}, {"version": 3}))  # a column missing
+    back = store.states()
+    assert list(back.index) == shops
+    for column in ("segment", "name", "reason"):  # missing values read back as None
+        assert back[column].tolist() == [None if flag else value for flag, value in zip(noise, frame[column],
+                                                                                        strict=True)]
+    assert back["since"].isna().all()
+    np.testing.assert_array_equal(back["strength"].to_numpy(), np.nan_to_num(frame["strength"].to_numpy()))
+    assert (back["model_version"] == 3).all() and back["status"].tolist() == frame["status"].tolist()
+    raw = store.redis.hgetall(f"asg:{store.gen()}:r:S00007")
+    assert raw == {b"segment": b"", b"name": b"", b"status": b"noise", b"strength": b"", b"model_version": b"3",
+                   b"since": b"", b"reason": b""}
     store.close()
 
 
