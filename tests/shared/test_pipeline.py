@@ -17,7 +17,8 @@ from shared.features import DEFAULT_FEATURE_SET, get_feature_set
 
 pytestmark = pytest.mark.xdist_group("pipeline")
 
-SMALL_MODEL = {"STABLESEG_EPOCHS": "4", "STABLESEG_MIN_CLUSTER_SIZE": "15", "STABLESEG_BATCH_SIZE": "64"}
+SMALL_MODEL = {"STABLESEG_EPOCHS": "4", "STABLESEG_MIN_CLUSTER_SIZE": "15", "STABLESEG_BATCH_SIZE": "64",
+               "STABLESEG_AUTOENCODER_MEMBERS": "1"}
 
 
 def stableseg(*args: str, env: dict[str, str] | None = None,

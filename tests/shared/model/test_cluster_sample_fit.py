@@ -56,7 +56,7 @@ def test_default_bound_keeps_the_quality_grid_sizes_fitted_in_full() -> None:
 
 def test_fit_bundle_uses_the_sample_only_above_the_bound() -> None:
     features = _features()
-    base = {"epochs": 2, "min_cluster_size": 20, "raw_baseline": False}
+    base = {"epochs": 2, "min_cluster_size": 20, "raw_baseline": False, "autoencoder_members": 1}  # one: speed
     at_bound, metrics = fit_bundle(features, "behaviour-v2", ModelParams(**base, cluster_fit_max_rows=900))
     unbounded, _ = fit_bundle(features, "behaviour-v2", ModelParams(**base, cluster_fit_max_rows=None))
     assert metrics["latent_fit_rows"] == 900 and at_bound.latent_clusterer.fit_rows_ == 900
@@ -72,7 +72,8 @@ def test_fit_bundle_uses_the_sample_only_above_the_bound() -> None:
 
 def test_autoencoder_trained_on_the_bounded_sample_only_above_the_bound() -> None:
     features = _features()
-    base = {"epochs": 2, "min_cluster_size": 20, "raw_baseline": False, "cluster_fit_max_rows": None}
+    base = {"epochs": 2, "min_cluster_size": 20, "raw_baseline": False, "cluster_fit_max_rows": None,
+            "autoencoder_members": 1}  # the bound on one autoencoder; the members' rows: test_ensemble.py
     full, _ = fit_bundle(features, "behaviour-v2", ModelParams(**base, autoencoder_max_rows=900))
     unbounded, _ = fit_bundle(features, "behaviour-v2", ModelParams(**base, autoencoder_max_rows=None))
     X = features.sort_index()
