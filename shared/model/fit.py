@@ -158,15 +158,14 @@ def _train_autoencoder(scaled: np.ndarray, params: ModelParams, report: Progress
 Selected = tuple[Candidate, dict[str, Candidate], list[Candidate], str | None]
 
 
-def _select(scaled: np.ndarray, latent: np.ndarray, rows: _Rows, params: ModelParams,
-            second_latent: np.ndarray) -> Selected:
-    """Score every candidate on the sample rows; (served, best per space, all, reason when none qualified)."""
-    spaces = [LATENT, RAW] if params.raw_baseline else [LATENT]
-    points = {LATENT: latent[rows.sample], RAW: scaled[rows.sample]}
-    candidates = candidates_for(spaces, len(scaled), len(rows.sample), params)
+def _select(points: dict[str, np.ndarray], n_full: int, params: ModelParams,
+            seed_pair: tuple[np.ndarray, np.ndarray]) -> Selected:
+    """Score every candidate on the sample ``points`` (per space); (served, best per space, all, reason when none
+    qualified)."""
+    candidates = candidates_for(list(points), n_full, len(points[LATENT]), params)
     for candidate in candidates:
-        second = second_latent if candidate.space == LATENT else None
-        score_candidate(candidate, points[candidate.space], second, params)
+        pair = seed_pair if candidate.space == LATENT else None
+        score_candidate(candidate, points[candidate.space], pair, params)
     served, best, reason = choose(candidates, params.selection_score_tolerance)
     if params.profile == "seed":  # the case study serves its latent space
         served = best[LATENT]
@@ -220,14 +219,28 @@ def _fit_spaces(data: pd.DataFrame, params: ModelParams, stages: _Stages) -> _Sp
     return _Spaces(scaler, scaled, members[0], encoder, encoder.transform(scaled), len(rows[0]))
 
 
+def _seed_pair(latent_sample: np.ndarray, spaces: _Spaces, rows: _Rows,
+               params: ModelParams) -> tuple[np.ndarray, np.ndarray]:
+    """Two embeddings of the sample rows that share no autoencoder seed (see :mod:`shared.model.selection`): the
+    ensemble's two halves (latent columns are member-major), or with one member ``latent_sample`` itself and an
+    autoencoder of the next seed trained on the sample."""
+    members = params.autoencoder_members
+    if members >= 2:
+        split = (members // 2) * params.latent_dim
+        return latent_sample[:, :split], latent_sample[:, split:]
+    sample = spaces.scaled[rows.sample]
+    second = _train_autoencoder(sample, params, or_silent(None), seed=first_member_seed(params.seed + 1, params))
+    return latent_sample, second.to_numpy_encoder().transform(sample)
+
+
 def _choose(spaces: _Spaces, rows: _Rows, params: ModelParams, stages: _Stages) -> _Choice:
-    """Model selection, with the ensemble of the next seed (trained on the sample) for the seed agreement."""
+    """Model selection on the sample rows, seed agreement from :func:`_seed_pair`."""
     with stages("selection"):
-        sample = spaces.scaled[rows.sample]
-        second = _train_members(sample, member_rows(np.arange(len(sample)), params), params, or_silent(None),
-                                first_member_seed(params.seed + 1, params))
-        second_latent = encoder_of([ae.to_numpy_encoder() for ae in second]).transform(sample)
-        return _Choice(*_select(spaces.scaled, spaces.latent, rows, params, second_latent))
+        points = {LATENT: spaces.latent[rows.sample]}
+        if params.raw_baseline:
+            points[RAW] = spaces.scaled[rows.sample]
+        seed_pair = _seed_pair(points[LATENT], spaces, rows, params)
+        return _Choice(*_select(points, len(spaces.scaled), params, seed_pair))
 
 
 def _fit_clusterers(spaces: _Spaces, choice: _Choice, rows: _Rows, params: ModelParams,

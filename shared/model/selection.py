@@ -8,8 +8,11 @@ of the retailers (``selection_sample_rows``; cluster sizes scaled to it) and sco
   ``selection_bootstrap_fraction`` of the sample (without replacement, seeded) are re-clustered; a cluster's
   stability is the mean over resamples of its best Jaccard with a resample cluster (< 0.5 dissolved, >= 0.75
   stable); ``stability`` is the size-weighted mean over clusters.
-- ``seed_agreement`` (latent only): ARI between this clustering and the same density on the embedding of a second
-  autoencoder trained with another seed (the raw space has no seed: ``None``).
+- ``seed_agreement`` (latent only): ARI between the same density fitted on two embeddings of the sample that share
+  no autoencoder seed: the two halves of the ensemble (its first ``members // 2`` members' latent columns and the
+  rest's; no extra training), or with one autoencoder, its embedding and a second autoencoder's trained with the
+  next seed. Halves are less stable than the whole ensemble, so this reads conservatively (the raw space has no
+  seed: ``None``).
 - ``dbcv`` (HDBSCAN's relative validity), ``noise_ratio`` and ``clusters``, recorded with the rest.
 
 Rule: a candidate qualifies with >= 2 clusters and, in the latent space, ``seed_agreement >=
@@ -118,9 +121,10 @@ def _resample_rows(n: int, params: ModelParams) -> list[np.ndarray]:
     return [np.sort(rng.choice(n, size=size, replace=False)) for _ in range(params.selection_bootstrap_rounds)]
 
 
-def score_candidate(candidate: Candidate, points: np.ndarray, second: np.ndarray | None,
+def score_candidate(candidate: Candidate, points: np.ndarray, seed_pair: tuple[np.ndarray, np.ndarray] | None,
                     params: ModelParams) -> Candidate:
-    """Fit ``candidate`` on the sample ``points`` and fill in its scores (see the module docstring)."""
+    """Fit ``candidate`` on the sample ``points`` and fill in its scores (see the module docstring); ``seed_pair``:
+    the two embeddings of the sample the seed agreement compares (``points`` itself may be one of them)."""
     fitted = _fit_labels(points, candidate.sample_density, params)
     labels = fitted.labels_
     candidate.labels, candidate.clusters = labels, fitted.n_clusters_
@@ -129,9 +133,10 @@ def score_candidate(candidate: Candidate, points: np.ndarray, second: np.ndarray
     for rows in _resample_rows(len(points), params):
         candidate.resamples.append((rows, _fit_labels(points[rows], candidate.sample_density, params).labels_))
     candidate.stability = _weighted(cluster_trust(labels, candidate.resamples), labels)
-    if second is not None:
-        candidate.seed_agreement = float(adjusted_rand_score(labels, _fit_labels(second, candidate.sample_density,
-                                                                                 params).labels_))
+    if seed_pair is not None:
+        first, second = (labels if side is points else _fit_labels(side, candidate.sample_density, params).labels_
+                         for side in seed_pair)
+        candidate.seed_agreement = float(adjusted_rand_score(first, second))
     agrees = candidate.seed_agreement is None or candidate.seed_agreement >= params.selection_seed_agreement_min
     candidate.qualified = candidate.clusters >= 2 and agrees
     candidate.score = (1.0 - candidate.noise_ratio) * candidate.stability if candidate.qualified else 0.0
