@@ -190,7 +190,8 @@ class Settings(BaseSettings):
     selection_bootstrap_rounds: int = Field(4, ge=1, description="model selection: resamples per candidate")
     selection_bootstrap_fraction: float = Field(0.8, gt=0.0, lt=1.0)
     selection_seed_agreement_min: float = Field(
-        0.8, ge=0.0, le=1.0, description="a latent candidate whose two-seed ARI is below this is not served"
+        0.8, ge=0.0, le=1.0, description="a latent candidate whose seed agreement (ARI between the ensemble's two "
+        "halves, or with one autoencoder against one of the next seed) is below this is not served"
     )
     selection_score_tolerance: float = Field(
         0.01, ge=0.0, le=1.0, description="model selection: scores this close to the best count as a tie, which "

@@ -67,3 +67,24 @@ def test_a_fit_serves_the_ensemble_and_one_member_serves_one_encoder(tmp_path: P
     again, _ = fit_bundle(features, "behaviour-v4", ModelParams(autoencoder_members=1, seed=3 * 42, **kwargs))
     np.testing.assert_array_equal(bundle.encoder.members[0].latent_kernel, again.encoder.latent_kernel)
     assert not np.array_equal(bundle.encoder.members[0].latent_kernel, single.encoder.latent_kernel)
+
+
+def test_the_selection_seed_agreement_compares_the_ensemble_halves() -> None:
+    """With 3 members, the seed agreement is the ARI of the candidate's density fitted on member 0's latent columns
+    and on members 1-2's (every row is the sample here): no autoencoder beyond the ensemble is trained."""
+    from sklearn.metrics import adjusted_rand_score
+
+    from shared.clustering import DensityClusterer
+
+    features = _features()
+    params = ModelParams(autoencoder_members=3, epochs=2, batch_size=64, min_cluster_size=15, raw_baseline=False)
+    bundle, metrics = fit_bundle(features, "behaviour-v4", params)
+    latent = bundle.encoder.transform(bundle.scaler.transform(features.sort_index().to_numpy(dtype=np.float64)))
+    dim = params.latent_dim
+    for candidate in metrics["selection"]["candidates"]:
+        def labels(points: np.ndarray, c: dict = candidate) -> np.ndarray:
+            return DensityClusterer(min_cluster_size=c["sample_min_cluster_size"], min_samples=c["min_samples"],
+                                    cluster_selection_method=params.cluster_selection_method).fit(points).labels_
+
+        expected = adjusted_rand_score(labels(latent[:, :dim]), labels(latent[:, dim:]))
+        assert candidate["seed_agreement"] == pytest.approx(expected, abs=1e-6)
