@@ -38,7 +38,8 @@ class DensityClusterer(BaseEstimator):
 
     Learned attributes: ``model_`` (the fitted HDBSCAN), ``labels_``, ``probabilities_``, ``n_clusters_``,
     ``fit_rows_`` (rows HDBSCAN was fitted on), ``relative_validity_`` (HDBSCAN's DBCV approximation; ``None``
-    unless ``gen_min_span_tree``).
+    unless ``gen_min_span_tree``). ``prediction_data=False`` (labels only, about half the fit's time) cannot
+    predict.
     """
 
     def __init__(
@@ -49,6 +50,7 @@ class DensityClusterer(BaseEstimator):
         cluster_selection_epsilon: float = 0.0,
         metric: str = "euclidean",
         gen_min_span_tree: bool = True,
+        prediction_data: bool = True,
     ) -> None:
         keep_params(self, locals())
 
@@ -80,7 +82,7 @@ class DensityClusterer(BaseEstimator):
             cluster_selection_epsilon=float(self.cluster_selection_epsilon),
             metric=self.metric,
             gen_min_span_tree=self.gen_min_span_tree,
-            prediction_data=True,
+            prediction_data=self.prediction_data,
             # One process: hdbscan's default (4 joblib workers) is ~9x slower on a busy 2-core machine.
             core_dist_n_jobs=1,
         ).fit(fit_x)

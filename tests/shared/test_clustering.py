@@ -68,6 +68,22 @@ def test_same_rows_same_order_same_labels(blobs: tuple[np.ndarray, np.ndarray], 
     assert np.array_equal(again.probabilities_, fitted.probabilities_)
 
 
+def test_a_labels_only_fit_gives_the_same_labels_and_cannot_predict() -> None:
+    """Selection's resample fits skip the spanning tree and prediction data: labels, noise and strengths unchanged."""
+    rng = np.random.default_rng(5)
+    x = np.vstack([make_blobs(n_samples=500, n_features=6, centers=5, cluster_std=1.5, random_state=5)[0],
+                   rng.uniform(-12, 12, size=(150, 6))])
+    full = DensityClusterer(min_cluster_size=20, min_samples=4).fit(x)
+    light = DensityClusterer(min_cluster_size=20, min_samples=4, gen_min_span_tree=False,
+                             prediction_data=False).fit(x)
+    assert full.n_clusters_ >= 2 and (full.labels_ == NOISE).any()  # a case with noise to get wrong
+    assert np.array_equal(light.labels_, full.labels_)
+    assert np.array_equal(light.probabilities_, full.probabilities_)
+    assert light.relative_validity_ is None and full.relative_validity_ is not None
+    with pytest.raises(ValueError, match="no prediction data"):
+        light.predict(x[:3])
+
+
 def test_no_cluster_means_everything_is_noise() -> None:
     X = np.random.default_rng(0).uniform(size=(40, 3))
     model = DensityClusterer(min_cluster_size=35).fit(X)
