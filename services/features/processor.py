@@ -29,6 +29,7 @@ from services.features.months import MonthCloser
 from services.features.parsing import SOURCE, fingerprint, parse
 from shared.bus import KafkaRecord, encode_event
 from shared.bus.topics import FEATURES_UPDATED, MONTHS_CLOSED
+from shared.config import SettingsParams
 from shared.feature_store.layout import EPOCH_KEY, Layout, check_layout
 from shared.feature_store.writer import StoreWriter
 from shared.features import EligibilityRule, FeatureSet
@@ -40,6 +41,20 @@ APPLY_CHUNK = 5000
 Publish = Callable[[Sequence[KafkaRecord]], Awaitable[None]]
 REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError, redis.exceptions.ClusterDownError,
                 redis.exceptions.TryAgainError)
+
+
+@dataclass(frozen=True)
+class RedisTimeouts(SettingsParams, prefix="features_redis_"):
+    """The features worker's Redis client timeouts and the processor's retry backoff (``Settings.features_redis_*``)."""
+
+    socket_timeout_seconds: float
+    connect_timeout_seconds: float
+    retry_min_seconds: float
+    retry_max_seconds: float
+
+    def client_options(self) -> dict[str, float]:
+        """As redis-py client options."""
+        return {"socket_timeout": self.socket_timeout_seconds, "socket_connect_timeout": self.connect_timeout_seconds}
 
 
 @dataclass
@@ -90,7 +105,8 @@ class Processor:
 
     def __init__(self, client: Any, publish: Publish, feature_sets: list[FeatureSet], rule: EligibilityRule,
                  topic: str, recompute_chunk: int = 2000, metrics: Any = None,
-                 layout: Layout | None = None, month_close: MonthClosePolicy | None = None) -> None:
+                 layout: Layout | None = None, month_close: MonthClosePolicy | None = None,
+                 redis_timeouts: RedisTimeouts | None = None) -> None:
         self.redis = client
         self.layout = layout or Layout.from_settings()
         self.state = StoreWriter(client, self.layout)
@@ -105,6 +121,7 @@ class Processor:
         self.highwaters: dict[int, int] = {}  # partition -> high watermark, kept current by the engine
         self.applied_to: dict[int, int] = {}  # partition -> next offset after what this worker applied
         self.month_gate = MonthGate(self.state, month_close or MonthClosePolicy())
+        self.redis_timeouts = redis_timeouts or RedisTimeouts()
         self._waiting: str | None = None
         self.epoch = -1
         self.stopping = False
@@ -114,7 +131,7 @@ class Processor:
 
     async def call(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run a blocking Redis step in a thread, retrying connection errors until it succeeds (or we stop)."""
-        retrying = AsyncRetrying(retry=retry_if_exception_type(REDIS_ERRORS), wait=wait_exponential(0.1, max=2),
+        retrying = AsyncRetrying(retry=retry_if_exception_type(REDIS_ERRORS), wait=self._redis_wait(),
                                  before_sleep=self._redis_down, reraise=True)
         async for attempt in retrying:
             with attempt:
@@ -124,6 +141,9 @@ class Processor:
         if self.metrics is not None:
             self.metrics.redis_up.set(1)
         return result
+
+    def _redis_wait(self) -> wait_exponential:
+        return wait_exponential(self.redis_timeouts.retry_min_seconds, max=self.redis_timeouts.retry_max_seconds)
 
     def _redis_down(self, state: Any) -> None:
         if self.metrics is not None:
