@@ -29,7 +29,7 @@ from services.features.months import MonthCloser
 from services.features.parsing import SOURCE, fingerprint, parse
 from shared.bus import KafkaRecord, encode_event
 from shared.bus.topics import FEATURES_UPDATED, MONTHS_CLOSED
-from shared.config import SettingsParams
+from shared.config import settings_default
 from shared.feature_store.layout import EPOCH_KEY, Layout, check_layout
 from shared.feature_store.writer import StoreWriter
 from shared.features import EligibilityRule, FeatureSet
@@ -43,18 +43,13 @@ REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingErro
                 redis.exceptions.TryAgainError)
 
 
-@dataclass(frozen=True)
-class RedisTimeouts(SettingsParams, prefix="features_redis_"):
-    """The features worker's Redis client timeouts and the processor's retry backoff (``Settings.features_redis_*``)."""
+def redis_backoff(settings: Any = None) -> wait_exponential:
+    """The wait between retries of a Redis step: ``Settings.features_redis_retry_{min,max}_seconds`` of ``settings``
+    (``None``: their defaults)."""
+    def value(name: str) -> Any:
+        return settings_default(name) if settings is None else getattr(settings, name)
 
-    socket_timeout_seconds: float
-    connect_timeout_seconds: float
-    retry_min_seconds: float
-    retry_max_seconds: float
-
-    def client_options(self) -> dict[str, float]:
-        """As redis-py client options."""
-        return {"socket_timeout": self.socket_timeout_seconds, "socket_connect_timeout": self.connect_timeout_seconds}
+    return wait_exponential(value("features_redis_retry_min_seconds"), max=value("features_redis_retry_max_seconds"))
 
 
 @dataclass
@@ -106,7 +101,7 @@ class Processor:
     def __init__(self, client: Any, publish: Publish, feature_sets: list[FeatureSet], rule: EligibilityRule,
                  topic: str, recompute_chunk: int = 2000, metrics: Any = None,
                  layout: Layout | None = None, month_close: MonthClosePolicy | None = None,
-                 redis_timeouts: RedisTimeouts | None = None) -> None:
+                 redis_wait: wait_exponential | None = None) -> None:
         self.redis = client
         self.layout = layout or Layout.from_settings()
         self.state = StoreWriter(client, self.layout)
@@ -121,7 +116,7 @@ class Processor:
         self.highwaters: dict[int, int] = {}  # partition -> high watermark, kept current by the engine
         self.applied_to: dict[int, int] = {}  # partition -> next offset after what this worker applied
         self.month_gate = MonthGate(self.state, month_close or MonthClosePolicy())
-        self.redis_timeouts = redis_timeouts or RedisTimeouts()
+        self.redis_wait = redis_wait or redis_backoff()
         self._waiting: str | None = None
         self.epoch = -1
         self.stopping = False
@@ -131,7 +126,7 @@ class Processor:
 
     async def call(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run a blocking Redis step in a thread, retrying connection errors until it succeeds (or we stop)."""
-        retrying = AsyncRetrying(retry=retry_if_exception_type(REDIS_ERRORS), wait=self._redis_wait(),
+        retrying = AsyncRetrying(retry=retry_if_exception_type(REDIS_ERRORS), wait=self.redis_wait,
                                  before_sleep=self._redis_down, reraise=True)
         async for attempt in retrying:
             with attempt:
@@ -141,9 +136,6 @@ class Processor:
         if self.metrics is not None:
             self.metrics.redis_up.set(1)
         return result
-
-    def _redis_wait(self) -> wait_exponential:
-        return wait_exponential(self.redis_timeouts.retry_min_seconds, max=self.redis_timeouts.retry_max_seconds)
 
     def _redis_down(self, state: Any) -> None:
         if self.metrics is not None:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from services.features.consumer import SalesConsumer
 from services.features.engine import ConsumerTimings
 from services.features.month_gate import MonthClosePolicy
-from services.features.processor import Processor, RedisTimeouts
+from services.features.processor import Processor, redis_backoff
 from shared.bus import AsyncPublisher, KafkaRecord
 from shared.bus.link import BrokerLink, GroupTimeouts
 from shared.bus.security import kafka_security
@@ -44,8 +44,8 @@ class FeaturesWorker:
 
     def __init__(self, settings: Settings, metrics: Any = None, *, keeper_interval: float | None = None) -> None:
         self.settings = settings
-        redis_timeouts = RedisTimeouts.from_settings(settings)
-        self.redis = settings_client(settings, **redis_timeouts.client_options())
+        self.redis = settings_client(settings, socket_timeout=settings.features_redis_socket_timeout_seconds,
+                                     socket_connect_timeout=settings.features_redis_connect_timeout_seconds)
         publisher = AsyncPublisher(settings.kafka_bootstrap,
                                    request_timeout_ms=settings.features_producer_request_timeout_ms,
                                    **kafka_security(settings, "aiokafka"))
@@ -58,7 +58,7 @@ class FeaturesWorker:
         self.processor = Processor(self.redis, self.publish, feature_sets, rule, SALES_MONTHLY, metrics=metrics,
                                    layout=Layout.from_settings(settings),
                                    month_close=MonthClosePolicy.from_settings(settings),
-                                   redis_timeouts=redis_timeouts)
+                                   redis_wait=redis_backoff(settings))
         self.consumer = self._engine(settings, metrics)
         self._tasks: list[asyncio.Task[None]] = []
 

@@ -6,8 +6,8 @@ in this order: every contract topic exists (created with its partition count), t
 re-creates any the broker lost (the embedded broker keeps topics in memory only), every ``recheck_interval``
 seconds while one is missing or the broker is away; ``on_topics_back`` is called once every topic is there again
 after such a check. ``ready`` is true only while connected and no topic is missing. Consumers run with auto-commit
-off: each service commits once its effects are durable. :class:`GroupTimeouts` are every group consumer's,
-:class:`LinkRetry` the backoff of connecting and of resending.
+off: each service commits once its effects are durable. :class:`GroupTimeouts` are every group consumer's; the
+backoff of connecting and of resending is ``Settings.kafka_connect_retry_*`` / ``kafka_send_retry_*``.
 """
 
 from __future__ import annotations
@@ -59,22 +59,6 @@ class GroupTimeouts(SettingsParams, prefix="kafka_"):
                 "broker_rebalance_timeout": self.rebalance_timeout_ms / 1000}
 
 
-@dataclass(frozen=True)
-class LinkRetry(SettingsParams, prefix="kafka_"):
-    """A link's exponential backoff (``Settings.kafka_*_retry_*_seconds``): connecting, and resending a batch."""
-
-    connect_retry_min_seconds: float
-    connect_retry_max_seconds: float
-    send_retry_min_seconds: float
-    send_retry_max_seconds: float
-
-    def connect_wait(self) -> wait_exponential:
-        return wait_exponential(self.connect_retry_min_seconds, max=self.connect_retry_max_seconds)
-
-    def send_wait(self) -> wait_exponential:
-        return wait_exponential(self.send_retry_min_seconds, max=self.send_retry_max_seconds)
-
-
 class BrokerLink:
     """``await start()`` (connect in the background), ``getmany``, ``send``, ``await stop()``.
 
@@ -96,7 +80,10 @@ class BrokerLink:
         self.recheck_interval = check_interval if recheck_interval is None else recheck_interval
         self.on_topics_back = on_topics_back
         self.timeouts = GroupTimeouts.from_settings(settings)
-        self.retry = LinkRetry.from_settings(settings)
+        self.connect_wait = wait_exponential(settings.kafka_connect_retry_min_seconds,
+                                             max=settings.kafka_connect_retry_max_seconds)
+        self.send_wait = wait_exponential(settings.kafka_send_retry_min_seconds,
+                                          max=settings.kafka_send_retry_max_seconds)
         self.publisher = publisher or AsyncPublisher(self.bootstrap, **self.security)
         self.consumer: AIOKafkaConsumer | None = None
         self.connected = asyncio.Event()
@@ -139,7 +126,7 @@ class BrokerLink:
         if abandon is not None:
             give_up = stop_any(give_up, lambda _: abandon())
         retrying = AsyncRetrying(
-            stop=give_up, wait=self.retry.send_wait(), reraise=True, retry=retry_if_exception_type(Exception),
+            stop=give_up, wait=self.send_wait, reraise=True, retry=retry_if_exception_type(Exception),
             before_sleep=lambda state: log.warning(
                 "broker.send_retry", client=self.client, attempt=state.attempt_number,
                 error=repr(state.outcome.exception()) if state.outcome else None,
@@ -151,7 +138,7 @@ class BrokerLink:
 
     async def _keep(self) -> None:
         retry_forever = AsyncRetrying(
-            retry=retry_if_exception_type(Exception), wait=self.retry.connect_wait(), reraise=True,
+            retry=retry_if_exception_type(Exception), wait=self.connect_wait, reraise=True,
             before_sleep=lambda state: log.warning(
                 "broker.waiting", client=self.client, bootstrap=self.bootstrap, attempt=state.attempt_number,
                 error=repr(state.outcome.exception()) if state.outcome else None,

@@ -1,10 +1,21 @@
-"""``FeaturesWorker`` takes its Redis, producer and link timeouts from Settings (built, not started: no I/O)."""
+"""``FeaturesWorker`` takes its Redis, producer and broker-link timeouts from Settings (built, not started: no I/O)."""
 
 from __future__ import annotations
 
-from services.features.processor import RedisTimeouts
+from typing import Any
+
+from services.features.processor import Processor, redis_backoff
 from services.features.worker import FeaturesWorker
 from shared.config import Settings
+
+
+def _figures(worker: FeaturesWorker) -> dict[str, Any]:
+    pool = worker.redis.connection_pool.connection_kwargs
+    waits = {"redis": worker.processor.redis_wait, "connect": worker.link.connect_wait,
+             "send": worker.link.send_wait}
+    return {"socket": (pool["socket_timeout"], pool["socket_connect_timeout"]),
+            "request_timeout_ms": worker.link.publisher.overrides["request_timeout_ms"],
+            **{name: (wait.multiplier, wait.max) for name, wait in waits.items()}}
 
 
 def test_the_worker_passes_its_timeouts_down_from_settings() -> None:
@@ -15,14 +26,8 @@ def test_the_worker_passes_its_timeouts_down_from_settings() -> None:
                         kafka_send_retry_max_seconds=7.0)
     worker = FeaturesWorker(settings)
     try:
-        pool = worker.redis.connection_pool.connection_kwargs
-        assert (pool["socket_timeout"], pool["socket_connect_timeout"]) == (12.0, 3.0)
-        assert worker.processor.redis_timeouts == RedisTimeouts(12.0, 3.0, 0.3, 4.0)
-        wait = worker.processor._redis_wait()
-        assert (wait.multiplier, wait.max) == (0.3, 4.0)
-        assert worker.link.publisher.overrides["request_timeout_ms"] == 9_000
-        connect, send = worker.link.retry.connect_wait(), worker.link.retry.send_wait()
-        assert (connect.multiplier, connect.max, send.multiplier, send.max) == (0.4, 6.0, 0.5, 7.0)
+        assert _figures(worker) == {"socket": (12.0, 3.0), "request_timeout_ms": 9_000, "redis": (0.3, 4.0),
+                                    "connect": (0.4, 6.0), "send": (0.5, 7.0)}
     finally:
         worker.redis.close()
 
@@ -30,11 +35,9 @@ def test_the_worker_passes_its_timeouts_down_from_settings() -> None:
 def test_the_defaults_are_the_former_constants() -> None:
     worker = FeaturesWorker(Settings())
     try:
-        pool = worker.redis.connection_pool.connection_kwargs
-        assert (pool["socket_timeout"], pool["socket_connect_timeout"]) == (30.0, 5.0)
-        assert worker.link.publisher.overrides["request_timeout_ms"] == 15_000
-        redis_wait, connect, send = (worker.processor._redis_wait(), worker.link.retry.connect_wait(),
-                                     worker.link.retry.send_wait())
-        assert [(w.multiplier, w.max) for w in (redis_wait, connect, send)] == [(0.1, 2.0), (0.2, 5.0), (0.2, 3.0)]
+        assert _figures(worker) == {"socket": (30.0, 5.0), "request_timeout_ms": 15_000, "redis": (0.1, 2.0),
+                                    "connect": (0.2, 5.0), "send": (0.2, 3.0)}
     finally:
         worker.redis.close()
+    default = Processor(None, None, [], None, "t").redis_wait  # type: ignore[arg-type]
+    assert (default.multiplier, default.max) == (0.1, 2.0) == (redis_backoff().multiplier, redis_backoff().max)
