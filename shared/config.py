@@ -40,6 +40,13 @@ class Settings(BaseSettings):
     kafka_session_timeout_ms: int = Field(10_000, ge=1, description="Kafka group session timeout")
     kafka_heartbeat_interval_ms: int = Field(3_000, ge=1, description="Kafka group heartbeat interval")
     kafka_rebalance_timeout_ms: int = Field(20_000, ge=1, description="Kafka group rebalance timeout")
+    # every service's broker link (shared.bus.link.BrokerLink)
+    kafka_connect_retry_min_seconds: float = Field(0.2, gt=0, description="broker link: first wait before connecting "
+                                                   "again (doubled after each further failure ...)")
+    kafka_connect_retry_max_seconds: float = Field(5.0, gt=0, description="... up to this)")
+    kafka_send_retry_min_seconds: float = Field(0.2, gt=0, description="broker link: first wait before a failed "
+                                                "send is retried (doubled after each further failure ...)")
+    kafka_send_retry_max_seconds: float = Field(3.0, gt=0, description="... up to this)")
     # redis layout and cluster (feature store, assigner)
     redis_cluster: bool = Field(False, description="redis_url names one node of a Redis Cluster: every component "
                                 "uses redis-py's cluster client")
@@ -109,6 +116,17 @@ class Settings(BaseSettings):
     features_topic_check_seconds: float = Field(5.0, gt=0, description="features service: the contract topics are "
                                                 "checked (and re-created) this often ...")
     features_topic_retry_seconds: float = Field(1.0, gt=0, description="... and this often while one is missing")
+    features_redis_socket_timeout_seconds: float = Field(30.0, gt=0, description="features worker: a Redis command "
+                                                         "is given up after this (then retried)")
+    features_redis_connect_timeout_seconds: float = Field(5.0, gt=0, description="features worker: connecting to "
+                                                          "Redis is given up after this (then retried)")
+    features_redis_retry_min_seconds: float = Field(0.1, gt=0, description="features processor: Redis unavailable: "
+                                                    "first wait before a retry (doubled after each failure ...)")
+    features_redis_retry_max_seconds: float = Field(2.0, gt=0, description="... up to this)")
+    features_rebuild_redis_timeout_seconds: float = Field(60.0, gt=0, description="`stableseg features rebuild`: "
+                                                          "a Redis command (a wipe is one) is given up after this")
+    features_producer_request_timeout_ms: int = Field(15_000, ge=1, description="features worker: a produce "
+                                                      "request is given up after this (then sent again until acked)")
     features_engine: Literal["aiokafka", "faust"] = Field(
         "aiokafka", description="features consumer: aiokafka group consumer, or a faust-streaming app (same processor)"
     )

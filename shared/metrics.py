@@ -1,4 +1,4 @@
-"""Clustering quality and stability figures, JSON-serialisable (plain ints, floats, None, dicts)."""
+"""Clustering quality figures, JSON-serialisable (plain ints, floats, None, dicts)."""
 
 from __future__ import annotations
 
@@ -117,11 +117,3 @@ def clustering_report(
         report["ari"] = float(adjusted_rand_score(t, lab))
         report["ami"] = float(adjusted_mutual_info_score(t, lab))
     return report
-
-
-def seed_robustness(labels_a: Any, labels_b: Any) -> float:
-    """Adjusted Rand index between two fits on the same rows (e.g. different seeds); 1.0 = identical partition."""
-    a, b = _labels(labels_a, "labels_a"), _labels(labels_b, "labels_b")
-    if a.size != b.size:
-        raise ValueError(f"labels_b: expected {a.size} labels like labels_a, got {b.size}")
-    return float(adjusted_rand_score(a, b))

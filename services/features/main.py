@@ -1,14 +1,11 @@
 """``stableseg serve features``: consume ``sales.monthly`` into the Redis feature store (see ``worker.py``).
 
-Design (refined from the faust plan, see ``consumer.py``): the consumer is aiokafka's group consumer used
-directly, because faust's per-event machinery costs ~90 us of CPU per record on the project machine (a no-op
-faust agent with raw serializers reads ~11,400 records per CPU-second; ``bench/bench_stream.py --faust-baseline``
-measures it) while the target is 20,000 records/s, and because storing offsets outside Kafka needs the seek to
-happen inside the rebalance callback, which aiokafka's ``ConsumerRebalanceListener`` gives directly.
+The consumer is aiokafka's group consumer used directly (``consumer.py``): faust's per-event machinery costs more
+CPU per record than the stream's speed bar allows on the project machine, and storing offsets outside Kafka needs
+the seek to happen inside the rebalance callback, which aiokafka's ``ConsumerRebalanceListener`` gives directly.
 ``STABLESEG_FEATURES_ENGINE=faust`` runs the same processor under a faust-streaming app instead
-(``faust_engine.py``): correct (the same service tests pass), but ~6x the worker CPU per record (~9,800 against
-~60,000 records per CPU-second; 9,100 against 35,900 records/s end to end on 5M records), below the speed bar on
-this machine; the default stays ``aiokafka``.
+(``faust_engine.py``): correct (the same service tests pass) but several times the worker CPU per record, so the
+default stays ``aiokafka``. The README's features-engine table has the measured figures and the command.
 """
 
 from __future__ import annotations

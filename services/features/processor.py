@@ -29,6 +29,7 @@ from services.features.months import MonthCloser
 from services.features.parsing import SOURCE, fingerprint, parse
 from shared.bus import KafkaRecord, encode_event
 from shared.bus.topics import FEATURES_UPDATED, MONTHS_CLOSED
+from shared.config import settings_default
 from shared.feature_store.layout import EPOCH_KEY, Layout, check_layout
 from shared.feature_store.writer import StoreWriter
 from shared.features import EligibilityRule, FeatureSet
@@ -40,6 +41,15 @@ APPLY_CHUNK = 5000
 Publish = Callable[[Sequence[KafkaRecord]], Awaitable[None]]
 REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError, redis.exceptions.ClusterDownError,
                 redis.exceptions.TryAgainError)
+
+
+def redis_backoff(settings: Any = None) -> wait_exponential:
+    """The wait between retries of a Redis step: ``Settings.features_redis_retry_{min,max}_seconds`` of ``settings``
+    (``None``: their defaults)."""
+    def value(name: str) -> Any:
+        return settings_default(name) if settings is None else getattr(settings, name)
+
+    return wait_exponential(value("features_redis_retry_min_seconds"), max=value("features_redis_retry_max_seconds"))
 
 
 @dataclass
@@ -90,7 +100,8 @@ class Processor:
 
     def __init__(self, client: Any, publish: Publish, feature_sets: list[FeatureSet], rule: EligibilityRule,
                  topic: str, recompute_chunk: int = 2000, metrics: Any = None,
-                 layout: Layout | None = None, month_close: MonthClosePolicy | None = None) -> None:
+                 layout: Layout | None = None, month_close: MonthClosePolicy | None = None,
+                 redis_wait: wait_exponential | None = None) -> None:
         self.redis = client
         self.layout = layout or Layout.from_settings()
         self.state = StoreWriter(client, self.layout)
@@ -105,6 +116,7 @@ class Processor:
         self.highwaters: dict[int, int] = {}  # partition -> high watermark, kept current by the engine
         self.applied_to: dict[int, int] = {}  # partition -> next offset after what this worker applied
         self.month_gate = MonthGate(self.state, month_close or MonthClosePolicy())
+        self.redis_wait = redis_wait or redis_backoff()
         self._waiting: str | None = None
         self.epoch = -1
         self.stopping = False
@@ -114,7 +126,7 @@ class Processor:
 
     async def call(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run a blocking Redis step in a thread, retrying connection errors until it succeeds (or we stop)."""
-        retrying = AsyncRetrying(retry=retry_if_exception_type(REDIS_ERRORS), wait=wait_exponential(0.1, max=2),
+        retrying = AsyncRetrying(retry=retry_if_exception_type(REDIS_ERRORS), wait=self.redis_wait,
                                  before_sleep=self._redis_down, reraise=True)
         async for attempt in retrying:
             with attempt:

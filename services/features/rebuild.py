@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from services.features.month_gate import MonthClosePolicy
-from services.features.processor import Processor
+from services.features.processor import Processor, redis_backoff
 from shared.bus import AsyncPublisher, KafkaRecord
 from shared.bus.security import kafka_security
 from shared.bus.topics import SALES_MONTHLY
@@ -41,7 +41,7 @@ class RebuildSummary:
 
 async def rebuild_async(settings: Settings, publish: bool = False, progress: Progress | None = None,
                         max_records: int = 5000) -> RebuildSummary:
-    client = settings_client(settings, socket_timeout=60)
+    client = settings_client(settings, socket_timeout=settings.features_rebuild_redis_timeout_seconds)
     layout = Layout.from_settings(settings)
     store = FeatureStore(client=client, cluster=settings.redis_cluster, groups=layout.groups)
     security = kafka_security(settings, "aiokafka")
@@ -54,7 +54,8 @@ async def rebuild_async(settings: Settings, publish: bool = False, progress: Pro
     rule = EligibilityRule.from_settings(settings)
     feature_sets = stored_feature_sets(settings.feature_store_sets, settings.feature_set)
     quiet = MonthClosePolicy.from_settings(settings.model_copy(update={"month_close_quiet_seconds": 0.0}))
-    processor = Processor(client, send, feature_sets, rule, SALES_MONTHLY, layout=layout, month_close=quiet)
+    processor = Processor(client, send, feature_sets, rule, SALES_MONTHLY, layout=layout, month_close=quiet,
+                          redis_wait=redis_backoff(settings))
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None, enable_auto_commit=False,
                                 client_id="stableseg-rebuild", max_poll_records=max_records,
                                 max_partition_fetch_bytes=4 * 1024 * 1024, **security)

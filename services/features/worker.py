@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from services.features.consumer import SalesConsumer
 from services.features.engine import ConsumerTimings
 from services.features.month_gate import MonthClosePolicy
-from services.features.processor import Processor
+from services.features.processor import Processor, redis_backoff
 from shared.bus import AsyncPublisher, KafkaRecord
 from shared.bus.link import BrokerLink, GroupTimeouts
 from shared.bus.security import kafka_security
@@ -44,8 +44,10 @@ class FeaturesWorker:
 
     def __init__(self, settings: Settings, metrics: Any = None, *, keeper_interval: float | None = None) -> None:
         self.settings = settings
-        self.redis = settings_client(settings, socket_timeout=30, socket_connect_timeout=5)
-        publisher = AsyncPublisher(settings.kafka_bootstrap, request_timeout_ms=15_000,
+        self.redis = settings_client(settings, socket_timeout=settings.features_redis_socket_timeout_seconds,
+                                     socket_connect_timeout=settings.features_redis_connect_timeout_seconds)
+        publisher = AsyncPublisher(settings.kafka_bootstrap,
+                                   request_timeout_ms=settings.features_producer_request_timeout_ms,
                                    **kafka_security(settings, "aiokafka"))
         check = keeper_interval or settings.features_topic_check_seconds
         self.link = BrokerLink(settings, "features", publisher=publisher, check_interval=check,
@@ -55,7 +57,8 @@ class FeaturesWorker:
         feature_sets = stored_feature_sets(settings.feature_store_sets, settings.feature_set)
         self.processor = Processor(self.redis, self.publish, feature_sets, rule, SALES_MONTHLY, metrics=metrics,
                                    layout=Layout.from_settings(settings),
-                                   month_close=MonthClosePolicy.from_settings(settings))
+                                   month_close=MonthClosePolicy.from_settings(settings),
+                                   redis_wait=redis_backoff(settings))
         self.consumer = self._engine(settings, metrics)
         self._tasks: list[asyncio.Task[None]] = []
 

@@ -6,7 +6,8 @@ in this order: every contract topic exists (created with its partition count), t
 re-creates any the broker lost (the embedded broker keeps topics in memory only), every ``recheck_interval``
 seconds while one is missing or the broker is away; ``on_topics_back`` is called once every topic is there again
 after such a check. ``ready`` is true only while connected and no topic is missing. Consumers run with auto-commit
-off: each service commits once its effects are durable. :class:`GroupTimeouts` are every group consumer's.
+off: each service commits once its effects are durable. :class:`GroupTimeouts` are every group consumer's; the
+backoff of connecting and of resending is ``Settings.kafka_connect_retry_*`` / ``kafka_send_retry_*``.
 """
 
 from __future__ import annotations
@@ -79,6 +80,10 @@ class BrokerLink:
         self.recheck_interval = check_interval if recheck_interval is None else recheck_interval
         self.on_topics_back = on_topics_back
         self.timeouts = GroupTimeouts.from_settings(settings)
+        self.connect_wait = wait_exponential(settings.kafka_connect_retry_min_seconds,
+                                             max=settings.kafka_connect_retry_max_seconds)
+        self.send_wait = wait_exponential(settings.kafka_send_retry_min_seconds,
+                                          max=settings.kafka_send_retry_max_seconds)
         self.publisher = publisher or AsyncPublisher(self.bootstrap, **self.security)
         self.consumer: AIOKafkaConsumer | None = None
         self.connected = asyncio.Event()
@@ -121,7 +126,7 @@ class BrokerLink:
         if abandon is not None:
             give_up = stop_any(give_up, lambda _: abandon())
         retrying = AsyncRetrying(
-            stop=give_up, wait=wait_exponential(0.2, max=3), reraise=True, retry=retry_if_exception_type(Exception),
+            stop=give_up, wait=self.send_wait, reraise=True, retry=retry_if_exception_type(Exception),
             before_sleep=lambda state: log.warning(
                 "broker.send_retry", client=self.client, attempt=state.attempt_number,
                 error=repr(state.outcome.exception()) if state.outcome else None,
@@ -133,7 +138,7 @@ class BrokerLink:
 
     async def _keep(self) -> None:
         retry_forever = AsyncRetrying(
-            retry=retry_if_exception_type(Exception), wait=wait_exponential(0.2, max=5), reraise=True,
+            retry=retry_if_exception_type(Exception), wait=self.connect_wait, reraise=True,
             before_sleep=lambda state: log.warning(
                 "broker.waiting", client=self.client, bootstrap=self.bootstrap, attempt=state.attempt_number,
                 error=repr(state.outcome.exception()) if state.outcome else None,

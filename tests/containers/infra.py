@@ -28,28 +28,23 @@ class HostInfra:
         self.database = f"stableseg_ct_{uuid.uuid4().hex[:10]}"
         self.database_url = self.admin_url.set(database=self.database).render_as_string(hide_password=False)
 
-    def _admin(self) -> sa.Engine:
-        return sa.create_engine(self.admin_url, isolation_level="AUTOCOMMIT")
+    def _admin_execute(self, statement: str) -> None:
+        engine = sa.create_engine(self.admin_url, isolation_level="AUTOCOMMIT")
+        try:
+            with engine.connect() as conn:
+                conn.execute(sa.text(statement))
+        finally:
+            engine.dispose()
 
     def start(self) -> None:
         self.broker.start()
         self.redis.start()
-        engine = self._admin()
-        try:
-            with engine.connect() as conn:
-                conn.execute(sa.text(f'CREATE DATABASE "{self.database}"'))
-        finally:
-            engine.dispose()
+        self._admin_execute(f'CREATE DATABASE "{self.database}"')
 
     def stop(self) -> None:
         for process in (self.broker, self.redis):
             process.stop()
-        engine = self._admin()
-        try:
-            with engine.connect() as conn:
-                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)'))
-        finally:
-            engine.dispose()
+        self._admin_execute(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
         self.tmp.cleanup()
 
     def healthy(self, name: str) -> bool:

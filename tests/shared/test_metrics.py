@@ -1,4 +1,4 @@
-"""clustering_report and seed_robustness: hand-checked values, JSON output, input errors."""
+"""clustering_report: hand-checked values, JSON output, input errors."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from sklearn.datasets import make_blobs
 
 from shared import metrics
-from shared.metrics import clustering_report, gini, seed_robustness
+from shared.metrics import clustering_report, gini
 
 
 def test_counts_shares_and_gini_by_hand() -> None:
@@ -68,14 +68,6 @@ def test_large_inputs_are_sampled_deterministically(monkeypatch: pytest.MonkeyPa
     assert first["silhouette"] == second["silhouette"] and first["dbcv"] == second["dbcv"]
     assert first["silhouette"] != full["silhouette"]  # a sample was used ...
     assert first["silhouette"] == pytest.approx(full["silhouette"], abs=0.05)  # ... and it is representative
-
-
-def test_seed_robustness() -> None:
-    a = np.array([0, 0, 1, 1, -1, 2, 2])
-    assert seed_robustness(a, np.array([5, 5, 3, 3, -1, 4, 4])) == pytest.approx(1.0)
-    assert seed_robustness(a, np.array([0, 1, 0, 1, 2, -1, 0])) < 0.2
-    with pytest.raises(ValueError, match="labels_b: expected 7"):
-        seed_robustness(a, a[:3])
 
 
 def test_bad_input_names_field() -> None:

@@ -6,13 +6,15 @@ import dataclasses
 
 import pytest
 
+from services.features.engine import ConsumerTimings
 from services.features.month_gate import MonthClosePolicy
+from shared.bus.link import GroupTimeouts
 from shared.config import Settings, SettingsParams, settings_default
 from shared.features.eligibility import EligibilityRule
 from shared.model.gates import Gates
 from shared.segments.matching import MatchParams
 
-CLASSES = [Gates, MatchParams, EligibilityRule, MonthClosePolicy]
+CLASSES = [Gates, MatchParams, EligibilityRule, MonthClosePolicy, GroupTimeouts, ConsumerTimings]
 
 
 @pytest.mark.parametrize("cls", CLASSES)

@@ -18,6 +18,7 @@ from shared.bus import decode_event
 from shared.bus.topics import SALES_MONTHLY, SALES_REJECTED
 from shared.config import Settings
 from shared.stack import EmbeddedBroker, free_port
+from tests.services.ingest.bodies import UNUSABLE_BODIES, UNUSABLE_BODY_FIELDS
 
 pytestmark = pytest.mark.xdist_group("ingest")
 MAX_RECORDS = 200
@@ -173,21 +174,19 @@ def test_non_object_records_are_rejected(client: TestClient) -> None:
 
 
 @pytest.mark.parametrize(
-    ("content", "content_type", "status", "needle"),
+    UNUSABLE_BODY_FIELDS,
     [
-        (b'[{"shop_id": "S1", ', "application/json", 400, "line 1 column"),
-        (b'[{"shop_id": "S1", "sales_qty": NaN}]', "application/json", 400, "line 1 column"),
-        (b'{"shop_id": "S1"}', "application/json", 422, "JSON array"),
-        (b'{"shop_id": "S1"}\n{oops}', "application/x-ndjson", 400, "line 2"),
-        (b"shop_id\nS1", "text/csv", 415, "Content-Type"),
-        (orjson.dumps([{"shop_id": "S"}] * (MAX_RECORDS + 1)), "application/json", 413, f"limit is {MAX_RECORDS}"),
-        (b"[" + b" " * (10 * 1024 * 1024) + b"]", "application/json", 413, "limit is 8388608 bytes"),
+        *UNUSABLE_BODIES,
+        pytest.param(orjson.dumps([{"shop_id": "S"}] * (MAX_RECORDS + 1)), "application/json", 413,
+                     f"limit is {MAX_RECORDS}", id="records-limit"),
+        pytest.param(b"[" + b" " * (10 * 1024 * 1024) + b"]", "application/json", 413, "limit is 8388608 bytes",
+                     id="bytes-limit"),
     ],
 )
 def test_unusable_bodies_get_a_clear_4xx(
-    client: TestClient, content: bytes, content_type: str, status: int, needle: str
+    client: TestClient, body: bytes, content_type: str, status: int, needle: str
 ) -> None:
-    response = client.post("/v1/sales", content=content, headers={"Content-Type": content_type})
+    response = client.post("/v1/sales", content=body, headers={"Content-Type": content_type})
     assert response.status_code == status
     assert needle in response.json()["detail"]
 

@@ -18,6 +18,7 @@ from services.ingest.parsing import BodyError, parse_records
 from shared.bus import decode_event, encode_event
 from shared.bus.topics import SALES_MONTHLY
 from shared.schemas import SalesRecord
+from tests.services.ingest.bodies import UNUSABLE_BODIES, UNUSABLE_BODY_FIELDS
 
 RECORD = {"shop_id": "S1", "product_id": "P1", "year": 2020, "month": 3, "sales_qty": 4.5}
 
@@ -31,20 +32,7 @@ def test_json_array_and_ndjson_give_the_same_records() -> None:
     assert parse_records(orjson.dumps(records), None, 10) == records  # no Content-Type: JSON
 
 
-@pytest.mark.parametrize(
-    ("body", "content_type", "status", "needle"),
-    [
-        (b'[{"shop_id": "S1",', "application/json", 400, "line 1 column"),
-        (b"", "application/json", 400, "malformed JSON"),
-        (b'[{"sales_qty": NaN}]', "application/json", 400, "line 1 column 16"),
-        (b'[{"sales_qty": 1e999}]', "application/json", 400, "infinity"),
-        (b"\xff\xfe", "application/json", 400, "UTF-8"),
-        (b'{"shop_id": "S1"}', "application/json", 422, "got a JSON object"),
-        (b'"text"', "application/json", 422, "got a JSON string"),
-        (b'{"a": 1}\n{"a": 2}\n{"a": 3', "application/x-ndjson", 400, "line 3"),
-        (b"shop_id,product_id\nS1,P1\n", "text/csv", 415, "text/csv"),
-    ],
-)
+@pytest.mark.parametrize(UNUSABLE_BODY_FIELDS, UNUSABLE_BODIES)
 def test_unusable_bodies_are_refused_with_a_clear_detail(body: bytes, content_type: str, status: int, needle: str):
     with pytest.raises(BodyError) as info:
         parse_records(body, content_type, 10)

@@ -29,6 +29,7 @@ from services.trainer.publication import ABANDONED, recover, register_published,
 from services.trainer.snapshot import prepare_snapshot
 from shared.artifacts import verify_manifest
 from shared.bus.topics import MONTHS_CLOSED, TRAINING_REQUESTS
+from shared.config import Settings
 from shared.data.generator import generate_frames
 from shared.features import build_features
 from shared.model.params import ModelParams
@@ -88,6 +89,15 @@ def _publish_reference(database_url: str, artifact_uri: str, reference: dict) ->
         info = register_published(registry, reference["snapshot"], PARAMS, reference["metrics"], {}, uri,
                                   reference["sha256"])
     return info.version
+
+
+def _reference_current(tmp_path: Path, bootstrap: str, redis_url: str, database_url: str, features: pd.DataFrame,
+                       reference: dict, **overrides: Any) -> tuple[Settings, int]:
+    """The feature store loaded, the trainer's settings, and the reference model already current; returns the
+    settings and the current version."""
+    load_feature_store(redis_url, features)
+    settings = trainer_settings(tmp_path, bootstrap, redis_url, database_url, **overrides)
+    return settings, _publish_reference(database_url, settings.effective_artifact_uri, reference)
 
 
 def test_concurrent_requests_and_a_backfill_publish_exactly_one_reproducible_version(
@@ -166,10 +176,9 @@ def test_gated_model_is_rejected_with_reason_and_current_stays(
     tmp_path: Path, fresh_kafka_bootstrap: str, redis_url: str, features: pd.DataFrame, executor: FitExecutor,
     reference: dict,
 ) -> None:
-    load_feature_store(redis_url, features)
     database_url = f"sqlite:///{tmp_path / 'gate.db'}"
-    settings = trainer_settings(tmp_path, fresh_kafka_bootstrap, redis_url, database_url, gate_min_clusters=50)
-    current = _publish_reference(database_url, settings.effective_artifact_uri, reference)
+    settings, current = _reference_current(tmp_path, fresh_kafka_bootstrap, redis_url, database_url, features,
+                                           reference, gate_min_clusters=50)
     with RunningTrainer(settings, executor=executor) as trainer:
         send_request(fresh_kafka_bootstrap, reason="gate")
         wait_for(lambda: trainer.status()["last_outcome"], 180, "the training to finish")
@@ -195,10 +204,8 @@ def test_crash_mid_publication_leaves_no_half_registered_version(
     reference: dict,
 ) -> None:
     """The service path on SQLite; the same steps on both backends without a fit in the recovery test below."""
-    load_feature_store(redis_url, features)
     sql_url = f"sqlite:///{tmp_path / 'crash.db'}"
-    settings = trainer_settings(tmp_path, fresh_kafka_bootstrap, redis_url, sql_url)
-    current = _publish_reference(sql_url, settings.effective_artifact_uri, reference)
+    settings, current = _reference_current(tmp_path, fresh_kafka_bootstrap, redis_url, sql_url, features, reference)
     seen: dict[str, Any] = {}
 
     def crash_after_registering(step: str) -> None:
