@@ -83,6 +83,11 @@ class Settings(BaseSettings):
         "January's first month drops retailers)",
     )
     features_batch_records: int = Field(5000, ge=1, description="max records the features service applies per batch")
+    features_gc_threshold: int = Field(
+        50_000, ge=0, description="features worker: container allocations between the garbage collector's young "
+        "collections (CPython's default, 700, made each batch's records be walked many times over); 0 keeps the "
+        "interpreter's"
+    )
     month_close_min_share: float = Field(
         0.8, ge=0.0, le=1.0, description="months.closed: a month's retailers must reach this share of the month before"
     )

@@ -12,6 +12,7 @@ and the consumer waits (it never crash-loops). Redis data is never touched by a 
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -27,6 +28,7 @@ from shared.bus.topics import SALES_MONTHLY
 from shared.config import Settings
 from shared.feature_store.layout import Layout
 from shared.features import EligibilityRule, stored_feature_sets
+from shared.http import freeze_heap
 from shared.logging import get_logger
 from shared.redis_client import settings_client
 from shared.tasks import cancel_all
@@ -37,6 +39,15 @@ if TYPE_CHECKING:
 log = get_logger("stableseg.features.worker")
 GROUP_ID = "stableseg-features"
 logging.getLogger("kafka").setLevel(logging.WARNING)  # kafka-python (topic checks) logs every connection at INFO
+
+
+def tune_collector(threshold: int) -> None:
+    """Freeze the start-up heap (``shared.http.freeze_heap``) and make young collections rarer: a batch allocates
+    a few container objects per record, and each young collection walks every one still alive."""
+    objects = freeze_heap()
+    if threshold:
+        gc.set_threshold(threshold, *gc.get_threshold()[1:])
+    log.info("features.collector_tuned", frozen=objects, threshold=gc.get_threshold())
 
 
 class FeaturesWorker:
@@ -77,6 +88,7 @@ class FeaturesWorker:
                              security=kafka_security(settings, "aiokafka"), **options)
 
     async def start(self) -> None:
+        tune_collector(self.settings.features_gc_threshold)
         await self.link.start()
         self._tasks = [asyncio.create_task(self._consume(), name="features-consumer")]
 
