@@ -21,6 +21,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
 from services.features.engine import EngineBase
+from services.features.fetch import lean_options
 from shared.logging import get_logger
 
 log = get_logger("stableseg.features.consumer")
@@ -53,7 +54,8 @@ class SalesConsumer(EngineBase):
             bootstrap_servers=self.bootstrap, group_id=self.group_id, client_id="stableseg-features",
             enable_auto_commit=False, auto_offset_reset="earliest", max_poll_records=self.max_records,
             max_partition_fetch_bytes=4 * 1024 * 1024, fetch_max_bytes=32 * 1024 * 1024,
-            max_poll_interval_ms=self.timings.max_poll_interval_ms, **self.timeouts.aiokafka(), **self.security,
+            max_poll_interval_ms=self.timings.max_poll_interval_ms, **self.timeouts.aiokafka(), **lean_options(),
+            **self.security,
         )
 
     async def position(self, assigned: set[TopicPartition]) -> None:

@@ -55,26 +55,18 @@ import asyncio
 import logging
 import time
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import faust
 from faust.types import TP
 
 from services.features.engine import EngineBase
-from services.features.processor import Outcome
+from services.features.processor import Outcome, Record
 from shared.logging import get_logger
 
 log = get_logger("stableseg.features.faust")
 for _name in ("faust", "mode", "aiokafka"):
     logging.getLogger(_name).setLevel(logging.WARNING)
-
-
-class Record(NamedTuple):
-    """What ``Processor.prepare`` reads of a Kafka record (faust's message timestamps are float seconds)."""
-
-    offset: int
-    value: bytes | None
-    timestamp: int
 
 
 Taken = tuple[dict[int, list[Record]], dict[int, list[Any]], set[int]]  # records, their events, holes

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 import redis
@@ -50,6 +50,14 @@ def redis_backoff(settings: Any = None) -> wait_exponential:
         return settings_default(name) if settings is None else getattr(settings, name)
 
     return wait_exponential(value("features_redis_retry_min_seconds"), max=value("features_redis_retry_max_seconds"))
+
+
+class Record(NamedTuple):
+    """What ``Processor.prepare`` reads of a Kafka record (aiokafka's ``ConsumerRecord`` has the same attributes)."""
+
+    offset: int
+    value: bytes | None
+    timestamp: int  # ms
 
 
 @dataclass

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from services.features.fetch import lean_options
 from services.features.month_gate import MonthClosePolicy
 from services.features.processor import Processor, redis_backoff
 from shared.bus import AsyncPublisher, KafkaRecord
@@ -58,7 +59,7 @@ async def rebuild_async(settings: Settings, publish: bool = False, progress: Pro
                           redis_wait=redis_backoff(settings))
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None, enable_auto_commit=False,
                                 client_id="stableseg-rebuild", max_poll_records=max_records,
-                                max_partition_fetch_bytes=4 * 1024 * 1024, **security)
+                                max_partition_fetch_bytes=4 * 1024 * 1024, **lean_options(), **security)
     if publisher is not None:
         await publisher.start()
     await consumer.start()
