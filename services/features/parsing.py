@@ -78,19 +78,19 @@ def _reject(raw: Any, errors: list[dict[str, str]]) -> KafkaRecord:
 
 
 def parse(offset: int, value: bytes | None, timestamp: int) -> tuple[list, KafkaRecord | None]:
-    """(APPLY row ``[offset, fingerprint, ts, shop, product, month index, qty]``, rejection or None). A rejected
-    record's row has an empty shop: it only advances the offset. The fingerprint is left empty (see APPLY)."""
+    """(APPLY row ``[offset, ts, shop, product, month index, qty]``, rejection or None). A rejected record's row
+    has an empty shop: it only advances the offset."""
     try:
         raw: Any = orjson.loads(value) if value else None
     except orjson.JSONDecodeError as exc:
         text = value.decode("utf-8", "replace") if value else ""
-        return [offset, "", timestamp, "", "", 0, 0.0], _reject(text, [{"field": "value", "message": str(exc)}])
+        return [offset, timestamp, "", "", 0, 0.0], _reject(text, [{"field": "value", "message": str(exc)}])
     fast = _fast(raw)
     if fast is not None:
         shop, product, year, month, qty = fast
-        return [offset, "", timestamp, shop, product, month_index(year, month), qty], None
+        return [offset, timestamp, shop, product, month_index(year, month), qty], None
     sale, errors = validate_record(raw)
     if sale is None:
-        return [offset, "", timestamp, "", "", 0, 0.0], _reject(raw, errors)
+        return [offset, timestamp, "", "", 0, 0.0], _reject(raw, errors)
     k = month_index(sale.year, sale.month)
-    return [offset, "", timestamp, sale.shop_id, sale.product_id, k, float(sale.sales_qty) + 0.0], None
+    return [offset, timestamp, sale.shop_id, sale.product_id, k, float(sale.sales_qty) + 0.0], None

@@ -74,10 +74,20 @@ class Outcome:
 
 
 @dataclass
+class Rows:
+    """One partition's APPLY rows (``parsing.parse``, offset order), each row's slot group, and the fingerprints
+    of the rows where an APPLY call starts or ends (row index -> fingerprint)."""
+
+    rows: list[list]
+    groups: list[int]
+    fingerprints: dict[int, str]
+
+
+@dataclass
 class Prepared:
     """Parsed rows per partition and the rejection events of one batch (partition -> ``(offset, event)``)."""
 
-    rows: dict[int, list[list]]
+    rows: dict[int, Rows]
     rejects: dict[int, list[tuple[int, KafkaRecord]]] = field(default_factory=dict)
     holes: dict[int, int] = field(default_factory=dict)  # partition -> first offset missing after its run
 
@@ -181,7 +191,7 @@ class Processor:
 
     def prepare(self, batches: dict[int, list[Any]]) -> Prepared:
         """Step 1, CPU only (no I/O): decode and validate; the consumer overlaps it with the previous commit."""
-        parsed: dict[int, list[list]] = {}
+        parsed: dict[int, Rows] = {}
         rejects: dict[int, list[tuple[int, KafkaRecord]]] = {}
         holes: dict[int, int] = {}
         for partition, records in batches.items():
@@ -191,16 +201,26 @@ class Processor:
                             next=records[run].offset)
                 holes[partition] = records[run - 1].offset + 1
                 records = records[:run]
-            rows = parsed.setdefault(partition, [])
-            for record in records:
-                row, reject = parse(record.offset, record.value, record.timestamp)
-                rows.append(row)
-                if reject is not None:
-                    rejects.setdefault(partition, []).append((record.offset, reject))
-            for chunk_start in range(0, len(rows), APPLY_CHUNK):  # first and last of each APPLY call
-                for i in {chunk_start, min(chunk_start + APPLY_CHUNK, len(rows)) - 1}:
-                    rows[i][1] = fingerprint(records[i].value, records[i].timestamp)
-        return Prepared(parsed, rejects, holes)
+            parsed[partition] = self._rows(records, rejects.setdefault(partition, []))
+        return Prepared(parsed, {p: items for p, items in rejects.items() if items}, holes)
+
+    def _rows(self, records: Sequence[Any], rejects: list[tuple[int, KafkaRecord]]) -> Rows:
+        """One partition's records -> ``Rows`` (its rejection events appended to ``rejects``)."""
+        rows: list[list] = []
+        groups: list[int] = []
+        group_of, known = self.layout.group, {"": 0}  # a rejected row (empty shop) goes with group 0
+        for record in records:
+            row, reject = parse(record.offset, record.value, record.timestamp)
+            rows.append(row)
+            group = known.get(row[2])
+            if group is None:
+                group = known[row[2]] = group_of(row[2])
+            groups.append(group)
+            if reject is not None:
+                rejects.append((record.offset, reject))
+        edges = {i for start in range(0, len(rows), APPLY_CHUNK)  # first and last of each APPLY call
+                 for i in (start, min(start + APPLY_CHUNK, len(rows)) - 1)}
+        return Rows(rows, groups, {i: fingerprint(records[i].value, records[i].timestamp) for i in edges})
 
     async def commit(self, prepared: Prepared) -> Outcome:
         """Steps 2-4 (see the module docstring)."""
@@ -213,11 +233,13 @@ class Processor:
             out.rejected = len(rejects)
         dirty: set[str] = set()
         latest = -1
-        for partition, rows in parsed.items():
-            for start in range(0, len(rows), APPLY_CHUNK):
-                chunk = rows[start : start + APPLY_CHUNK]
+        for partition, part in parsed.items():
+            for start in range(0, len(part.rows), APPLY_CHUNK):
+                end = min(start + APPLY_CHUNK, len(part.rows))
                 floor = self.floors.get(partition, 0)
-                res = await self.call(self.state.apply, self.epoch, self.partition_key(partition), floor, chunk)
+                res = await self.call(self.state.apply, self.epoch, self.partition_key(partition), floor,
+                                      part.rows[start:end], part.groups[start:end],
+                                      (part.fingerprints[start], part.fingerprints[end - 1]))
                 latest = max(latest, res.latest_month)
                 out.applied += res.applied
                 out.duplicates += res.duplicates

@@ -6,8 +6,9 @@ the same transaction as the effects). Every script first checks the fence: an ep
 refused ("epoch"), a newer one raises the fence.
 
 APPLY (one partition chunk's records of the group, in offset order). ARGV: epoch, group prefix, partition key,
-floor, first and last offset of the WHOLE chunk (all groups), their fingerprints, and a JSON array of rows
-``[offset, timestamp_ms, shop, product, month index, qty]`` (an empty shop marks a rejected record).
+floor, first and last offset of the WHOLE chunk (all groups), their fingerprints, and the rows as one flat JSON
+array, six values a row: offset, timestamp_ms, shop, product, month index, qty (an empty shop marks a rejected
+record).
   ``prev`` = max(stored offset, floor - 1). Rows at or below ``prev`` are duplicates. When the chunk starts or ends
   at the stored record but with another fingerprint, the log is not the one we applied (topic re-created): stop
   with "changed". A chunk starting above ``prev + 1`` is a gap (the store is behind the consumer): "gap".
@@ -123,25 +124,25 @@ if first > prev + 1 then return {'gap', 0, 0, string.format('%d', prev + 1), -1}
 local rows = cjson.decode(ARGV[9])
 local applied, dups, maxk = 0, 0, -1
 local shops, order = {}, {}
-for _, r in ipairs(rows) do
-  if r[1] <= prev then
+for i = 1, #rows, 6 do
+  if rows[i] <= prev then
     dups = dups + 1
   else
     applied = applied + 1
-    local shop = r[3]
+    local shop = rows[i + 2]
     if shop ~= '' then
       local s = shops[shop]
       if not s then s = load_shop(P, shop); shops[shop] = s; order[#order + 1] = shop end
-      local idx = s.pidx[r[4]]
+      local product, k, qty = rows[i + 3], rows[i + 4], rows[i + 5]
+      local idx = s.pidx[product]
       if not idx then
-        idx = s.n; s.n = s.n + 1; s.pidx[r[4]] = idx; s.plist[idx] = r[4]
+        idx = s.n; s.n = s.n + 1; s.pidx[product] = idx; s.plist[idx] = product
         s.pchanged[math.floor(idx / 8)] = true
       end
-      local k = r[5]
       local cells = month_cells(s, k)
-      if cells[idx] ~= r[6] then
-        cells[idx] = r[6]; s.mchanged[k] = true; s.changes = s.changes + 1
-        if r[2] > s.ts then s.ts = r[2] end
+      if cells[idx] ~= qty then
+        cells[idx] = qty; s.mchanged[k] = true; s.changes = s.changes + 1
+        if rows[i + 1] > s.ts then s.ts = rows[i + 1] end
       end
       if k > maxk then maxk = k end
     end

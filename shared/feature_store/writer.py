@@ -47,17 +47,18 @@ class StoreWriter:
         self._write = Script(client, WRITE)
         self._forget = Script(client, FORGET)
 
-    def apply(self, epoch: int, partition_key: str, floor: int, rows: list[list]) -> ApplyResult:
-        """Rows ``[offset, fingerprint, ts, shop, product, month index, qty]`` of one partition (offset order):
-        one APPLY per slot group, all in one pipeline."""
+    def apply(self, epoch: int, partition_key: str, floor: int, rows: list[list], groups: list[int],
+              fingerprints: tuple[str, str]) -> ApplyResult:
+        """Rows ``[offset, ts, shop, product, month index, qty]`` of one partition (offset order), each row's slot
+        group (a rejected row's, empty shop: any) and the fingerprints of the first and last row: one APPLY per
+        slot group, all in one pipeline."""
         layout = self.layout
-        per_group: list[list[list]] = [[] for _ in range(layout.groups)]
-        for row in rows:
-            shop = row[3]
-            per_group[layout.group(shop) if shop else 0].append([row[0], row[2], shop, row[4], row[5], row[6]])
-        head = [partition_key, floor, rows[0][0], rows[-1][0], rows[0][1], rows[-1][1]]
-        calls = [([layout.fence(g)], [epoch, layout.group_prefix(epoch, g), *head, orjson.dumps(group_rows)])
-                 for g, group_rows in enumerate(per_group)]
+        per_group: list[list] = [[] for _ in range(layout.groups)]
+        for row, group in zip(rows, groups, strict=True):
+            per_group[group] += row
+        head = [partition_key, floor, rows[0][0], rows[-1][0], *fingerprints]
+        calls = [([layout.fence(g)], [epoch, layout.group_prefix(epoch, g), *head, orjson.dumps(flat)])
+                 for g, flat in enumerate(per_group)]
         return _combine(self._apply.run_many(calls))
 
     def write(self, epoch: int, entries: list[tuple[str, int, list]]) -> int:
