@@ -6,9 +6,10 @@ by a memory-only broker restart, and the partition restarts from the beginning).
 fetch responses: tansu v0.6.0-510f3e2 answers ListOffsets(latest) with a stale, too low offset (seen: 1760 for a
 partition whose fetches report 2861), so end offsets from ListOffsets are never used.
 
-Batches come from ``getmany`` (up to ``max_records``); the processor reports
-gaps (store behind the consumer, e.g. after a wipe) and the consumer seeks back. Kafka commits mirror the Redis
-offsets for lag tooling only; they are never read back. Errors never end the loop: it backs off and retries.
+Batches come from ``getmany`` (up to ``max_records``), their records decoded by ``fetch.py`` (offset, value and
+timestamp only); the processor reports gaps (store behind the consumer, e.g. after a wipe) and the consumer seeks
+back. Kafka commits mirror the Redis offsets for lag tooling only; they are never read back. Errors never end the
+loop: it backs off and retries.
 """
 
 from __future__ import annotations
