@@ -1,7 +1,7 @@
 """Consumed record -> APPLY row, or a ``sales.rejected`` event.
 
 The record is the Kafka value in both CloudEvents binary mode and plain JSON, so the ``ce_*`` headers are not
-parsed per record (``decode_event`` costs ~60 us a record here, three times the whole per-record budget).
+parsed per record (``decode_event`` costs several times the whole per-record budget).
 Validation: ``fast_record`` accepts only the plain, obviously valid shape (exact types, ranges) and hands
 everything else to the contract's ``validate_record``, which decides and words the errors; a property test keeps
 the two in agreement.
