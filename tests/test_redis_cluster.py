@@ -16,6 +16,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 from redis.cluster import RedisCluster
@@ -99,9 +100,17 @@ def _caught_up(settings: Settings) -> bool:
         ends = end_offsets(settings.kafka_bootstrap)
         if None in ends.values():
             return False
-        return all(stored.get(p, -1) == end - 1 for p, end in ends.items() if end) and store.dirty_count() == 0
+        caught_up = all(stored.get(p, -1) == end - 1 for p, end in ends.items() if end)
+        return caught_up and store.dirty_count() == 0 and store.outbox_length() == 0  # months closed too
     finally:
         store.close()
+
+
+def _split_by_month(sales: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The records of the first two thirds of the months, and the rest."""
+    month = sales["year"] * 12 + sales["month"]
+    cut = month.min() + (month.max() - month.min()) * 2 // 3
+    return sales[month <= cut], sales[month > cut]
 
 
 def test_redis_cluster_two_workers_and_one_killed_mid_stream(
@@ -117,11 +126,13 @@ def test_redis_cluster_two_workers_and_one_killed_mid_stream(
     try:
         ready = (first, second)
         wait_for_worker(lambda: all(w.get("/readyz").status_code == 200 for w in ready), 90, "both ready", first)
-        total = load_sales(s, sales, tmp_path)
+        earlier, later = _split_by_month(sales)  # the rest is produced after the kill: the stream goes on
+        first_part = load_sales(s, earlier, tmp_path, "earlier.csv")
         store = FeatureStore(cluster_url, cluster=True, groups=s.feature_store_slot_groups)
         wait_for_worker(lambda: sum(o + 1 for o, _ in store.offsets().values()) > 0, 120, "the first batches", first)
         first.kill(signal.SIGKILL)
-        assert sum(o + 1 for o, _ in store.offsets().values()) < total, "finished before the kill: use more data"
+        assert sum(o + 1 for o, _ in store.offsets().values()) <= first_part
+        assert load_sales(s, later, tmp_path, "later.csv") == len(later)
         wait_for_worker(lambda: _caught_up(s), 240, "the surviving worker to catch up", second)
         assert_store_matches_batch(store, sales)
         assert "features.partitions_assigned" in first.logs() and "features.partitions_assigned" in second.logs()
