@@ -182,10 +182,17 @@ class Settings(BaseSettings):
         200_000, ge=100, description="the autoencoder is trained on at most this many rows (evenly spaced in shop_id "
         "order) and embeds every row; None: trained on every row (the epoch floor makes 1M rows ~5x the cost)"
     )
-    autoencoder_members: int = Field(
-        4, ge=1, description="autoencoders (seeded seed x members ... seed x members + members - 1) whose latent "
+    autoencoder_members: int | None = Field(
+        None, ge=1, description="autoencoders (seeded seed x members ... seed x members + members - 1) whose latent "
         "spaces, concatenated, are the served embedding: an ensemble depends less on the seed than one autoencoder; "
-        "1: one autoencoder (seeded seed)"
+        "1: one autoencoder (seeded seed); None: autoencoder_ensemble_rows / the eligible retailers, within "
+        "[autoencoder_members_min, autoencoder_members_max] (more members where the data are few)"
+    )
+    autoencoder_members_min: int = Field(4, ge=1)
+    autoencoder_members_max: int = Field(8, ge=1)
+    autoencoder_ensemble_rows: int = Field(
+        60_000, ge=1, description="the derived ensemble has about this many member-rows: 8 members up to 7,500 "
+        "eligible retailers, 4 from 15,000 (a member's cost is its gradient steps, fewer rows mean smaller batches)"
     )
     autoencoder_member_rows: int = Field(
         15_000, ge=100, description="each member trains on this many evenly spaced rows (all when fewer), or on its "

@@ -1,8 +1,9 @@
 """Hyper-parameters of one model fit (autoencoder, density clustering, model selection), validated by pydantic.
 
 Defaults are the ``Settings`` defaults (one home, :func:`shared.config.settings_default`); a field of the same name
-in ``Settings`` sets it (``STABLESEG_<FIELD>``). ``None`` for ``epochs``, ``batch_size``, ``min_cluster_size`` and
-``min_samples`` means "derived from the data" by the documented rules of :mod:`shared.model.schedule`.
+in ``Settings`` sets it (``STABLESEG_<FIELD>``). ``None`` for ``epochs``, ``batch_size``, ``min_cluster_size``,
+``min_samples`` and ``autoencoder_members`` means "derived from the data" by the documented rules of
+:mod:`shared.model.schedule`.
 """
 
 from __future__ import annotations
@@ -52,7 +53,10 @@ class ModelParams(BaseModel):
     raw_baseline_max_rows: int | None = _d("raw_baseline_max_rows", ge=100)
     cluster_fit_max_rows: int | None = _d("cluster_fit_max_rows", ge=100)
     autoencoder_max_rows: int | None = _d("autoencoder_max_rows", ge=100)
-    autoencoder_members: int = _d("autoencoder_members", ge=1)
+    autoencoder_members: int | None = _d("autoencoder_members", ge=1)
+    autoencoder_members_min: int = _d("autoencoder_members_min", ge=1)
+    autoencoder_members_max: int = _d("autoencoder_members_max", ge=1)
+    autoencoder_ensemble_rows: int = _d("autoencoder_ensemble_rows", ge=1)
     autoencoder_member_rows: int = _d("autoencoder_member_rows", ge=100)
     min_eligible_retailers: int = _d("min_eligible_retailers", ge=2)
     selection_density_factors: tuple[float, ...] = Field(
@@ -68,6 +72,12 @@ class ModelParams(BaseModel):
     def from_settings(cls, settings: Any, **overrides: Any) -> ModelParams:
         """Every field the settings object has (e.g. ``STABLESEG_EPOCHS``), then the profile, then ``overrides``."""
         return params_from_settings(cls, settings, **{**profile_overrides(settings, cls), **overrides})
+
+    def for_rows(self, n_rows: int) -> ModelParams:
+        """These parameters with the ensemble size derived for ``n_rows`` retailers (when not set)."""
+        from shared.model.schedule import ensemble_members
+
+        return self.model_copy(update={"autoencoder_members": ensemble_members(n_rows, self)})
 
     def autoencoder_kwargs(self, n_rows: int) -> dict[str, Any]:
         """Keyword arguments of :class:`~shared.model.autoencoder.Autoencoder` for ``n_rows`` training rows."""

@@ -5,6 +5,10 @@ Training: the autoencoder needs a number of gradient steps, not a number of epoc
 train_batch_max]`` and the epoch budget is ``train_target_steps`` / steps per epoch within ``[train_epochs_min,
 train_epochs_max]``; early stopping on the validation loss ends the fit sooner (best weights restored).
 
+Ensemble: ``autoencoder_members = autoencoder_ensemble_rows / n`` within ``[autoencoder_members_min,
+autoencoder_members_max]``: one autoencoder's embedding depends on its seed most where the data are few, and a
+member costs its gradient steps, so small data get more members at about the same price as large data get four.
+
 Density: ``min_cluster_size = min_cluster_share x n`` within ``[min_cluster_size_floor,
 min_cluster_size_ceiling]`` (a segment worth acting on holds at least that share of the retailers), and
 ``min_samples = min_cluster_size / 10``, at least ``min_samples_floor`` (small core neighbourhoods keep sparse
@@ -53,6 +57,14 @@ def training_schedule(n_rows: int, params: ModelParams) -> TrainingSchedule:
     epochs = params.epochs or _clip(math.ceil(params.train_target_steps / steps_per_epoch), params.train_epochs_min,
                                     params.train_epochs_max)
     return TrainingSchedule(batch_size=int(batch), epochs=int(epochs))
+
+
+def ensemble_members(n_rows: int, params: ModelParams) -> int:
+    """How many autoencoders the ensemble for ``n_rows`` retailers has (an explicit ``autoencoder_members`` wins)."""
+    if params.autoencoder_members is not None:
+        return params.autoencoder_members
+    return _clip(params.autoencoder_ensemble_rows // max(1, n_rows), params.autoencoder_members_min,
+                 params.autoencoder_members_max)
 
 
 def density(n_rows: int, params: ModelParams, factor: float = 1.0) -> Density:

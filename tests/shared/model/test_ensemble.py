@@ -13,6 +13,7 @@ from shared.model import ModelBundle, ModelParams, fit_bundle
 from shared.model.autoencoder import Autoencoder
 from shared.model.fit import member_rows
 from shared.model.numpy_encoder import EnsembleEncoder, NumpyEncoder, encoder_of, load_encoder
+from shared.model.schedule import ensemble_members
 
 
 def _features(n: int = 240) -> pd.DataFrame:
@@ -36,6 +37,15 @@ def test_member_rows_share_the_rows_out_once_there_are_enough() -> None:
     some = member_rows(np.arange(200), params)
     assert [len(r) for r in some] == [100] * 4 and not np.array_equal(some[0], some[2])  # every 2nd row, shifted
     assert member_rows(np.arange(1000), ModelParams(autoencoder_members=1))[0].tolist() == list(range(1000))
+
+
+def test_the_ensemble_grows_where_the_data_are_few() -> None:
+    derived = ModelParams()
+    assert [ensemble_members(n, derived) for n in (30, 1000, 7500, 8000, 10_000, 12_000, 15_000, 1_000_000)] == [
+        8, 8, 8, 7, 6, 5, 4, 4]
+    assert ensemble_members(1000, ModelParams(autoencoder_members=2)) == 2  # explicit wins
+    assert ensemble_members(1000, ModelParams(autoencoder_members_max=6, autoencoder_ensemble_rows=3000)) == 4
+    assert ModelParams().for_rows(5000).autoencoder_members == 8 and ModelParams().autoencoder_members is None
 
 
 def test_the_ensemble_concatenates_and_its_file_is_byte_stable(tmp_path: Path, members: list) -> None:
@@ -88,3 +98,14 @@ def test_the_selection_seed_agreement_compares_the_ensemble_halves() -> None:
 
         expected = adjusted_rand_score(labels(latent[:, :dim]), labels(latent[:, dim:]))
         assert candidate["seed_agreement"] == pytest.approx(expected, abs=1e-6)
+
+
+def test_a_fit_with_the_derived_ensemble_records_its_size(tmp_path: Path) -> None:
+    """No ``autoencoder_members``: 240 retailers get the largest ensemble, recorded in the metrics and the bundle's
+    parameters (a loaded model does not derive it again)."""
+    features = _features()
+    params = ModelParams(epochs=2, batch_size=64, min_cluster_size=15, raw_baseline=False, autoencoder_members_max=5)
+    bundle, metrics = fit_bundle(features, "behaviour-v4", params)
+    assert metrics["autoencoder"]["members"] == 5 and len(bundle.encoder.members) == 5
+    bundle.save(tmp_path / "derived")
+    assert ModelBundle.load(tmp_path / "derived").params.autoencoder_members == 5
