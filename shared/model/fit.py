@@ -279,7 +279,7 @@ def fit_bundle(
     params = params or ModelParams()
     stages = _Stages(progress)
     data = _validate(features, params)
-    params = params.for_rows(len(data))  # the derived ensemble size, recorded with the bundle
+    params = params.with_ensemble_for(len(data))  # the derived ensemble size, recorded with the bundle
     truth_values = _truth_for(truth, data.index)
     rows = _Rows.for_rows(len(data), params)
     spaces = _fit_spaces(data, params, stages)

@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.config import params_from_settings, profile_overrides, settings_default
+from shared.model.schedule import ensemble_members, training_schedule
 
 
 def _d(name: str, **constraints: Any) -> Any:
@@ -73,16 +74,12 @@ class ModelParams(BaseModel):
         """Every field the settings object has (e.g. ``STABLESEG_EPOCHS``), then the profile, then ``overrides``."""
         return params_from_settings(cls, settings, **{**profile_overrides(settings, cls), **overrides})
 
-    def for_rows(self, n_rows: int) -> ModelParams:
+    def with_ensemble_for(self, n_rows: int) -> ModelParams:
         """These parameters with the ensemble size derived for ``n_rows`` retailers (when not set)."""
-        from shared.model.schedule import ensemble_members
-
         return self.model_copy(update={"autoencoder_members": ensemble_members(n_rows, self)})
 
     def autoencoder_kwargs(self, n_rows: int) -> dict[str, Any]:
         """Keyword arguments of :class:`~shared.model.autoencoder.Autoencoder` for ``n_rows`` training rows."""
-        from shared.model.schedule import training_schedule
-
         schedule = training_schedule(n_rows, self)
         fixed = self.model_dump(include={"latent_dim", "validation_split", "patience", "l2", "learning_rate", "seed"})
         return {**fixed, "epochs": schedule.epochs, "batch_size": schedule.batch_size,

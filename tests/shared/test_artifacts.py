@@ -173,7 +173,7 @@ def test_round_trip_same_predictions_without_tensorflow(
     bundle.save(tmp_path / "m")
     loaded = ModelBundle.load(tmp_path / "m", expected_sha256=manifest_sha256(tmp_path / "m"))
     assert loaded.feature_set == "test-v1" and loaded.columns == bundle.columns
-    assert loaded.params == PARAMS.for_rows(len(frame)) and loaded.params.autoencoder_members is not None
+    assert loaded.params == PARAMS.with_ensemble_for(len(frame))  # the derived ensemble size is kept
     for a, b in zip(bundle.assign(frame), loaded.assign(frame), strict=True):
         assert np.array_equal(a, b)
     for a, b in zip(bundle.assign_raw(frame), loaded.assign_raw(frame), strict=True):

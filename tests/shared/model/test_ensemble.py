@@ -45,7 +45,7 @@ def test_the_ensemble_grows_where_the_data_are_few() -> None:
         8, 8, 8, 7, 6, 5, 4, 4]
     assert ensemble_members(1000, ModelParams(autoencoder_members=2)) == 2  # explicit wins
     assert ensemble_members(1000, ModelParams(autoencoder_members_max=6, autoencoder_ensemble_rows=3000)) == 4
-    assert ModelParams().for_rows(5000).autoencoder_members == 8 and ModelParams().autoencoder_members is None
+    assert ModelParams().with_ensemble_for(5000).autoencoder_members == 8 and ModelParams().autoencoder_members is None
 
 
 def test_the_ensemble_concatenates_and_its_file_is_byte_stable(tmp_path: Path, members: list) -> None:
