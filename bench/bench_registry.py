@@ -50,16 +50,17 @@ def run(url: str, rows: int) -> dict[str, object]:
     shops = [f"shop-{i:06d}" for i in range(rows)]
     with Registry(url) as reg:
         result: dict[str, object] = {"backend": reg.engine.dialect.name, "rows": rows, "unit": "seconds"}
-        result["register_20_versions"] = _timed(lambda: [reg.register_candidate(
+        result["register_20_versions"] = _timed(lambda: [reg.versions.register_candidate(
             feature_set="b", params={}, metrics={}, training_rows=rows, data_as_of="2024-01", seed=1)
             for _ in range(20)])
         first = [AssignmentChange(s, f"seg-{i % 7:04d}", "assigned", 0.8) for i, s in enumerate(shops)]
-        result["open_all"] = _timed(lambda: reg.record_assignments(first, 1, T0))
+        result["open_all"] = _timed(lambda: reg.assignments.record_assignments(first, 1, T0))
         moved = [AssignmentChange(s, f"seg-{(i + 1) % 7:04d}", "assigned", 0.7) for i, s in enumerate(shops)]
-        result["close_and_reopen_all"] = _timed(lambda: reg.record_assignments(moved, 2, T0 + timedelta(days=30)))
-        result["replay_no_change"] = _timed(lambda: reg.record_assignments(moved, 2, T0 + timedelta(days=30)))
-        result["read_all_current"] = _timed(reg.current_assignments)
-        result["history_1000_shops"] = _timed(lambda: [reg.history(s) for s in shops[:1000]])
+        later = T0 + timedelta(days=30)
+        result["close_and_reopen_all"] = _timed(lambda: reg.assignments.record_assignments(moved, 2, later))
+        result["replay_no_change"] = _timed(lambda: reg.assignments.record_assignments(moved, 2, later))
+        result["read_all_current"] = _timed(reg.assignments.current_assignments)
+        result["history_1000_shops"] = _timed(lambda: [reg.assignments.history(s) for s in shops[:1000]])
     return result
 
 

@@ -199,10 +199,10 @@ def trainer_child(features: Path = typer.Option(...), out: Path = typer.Option(.
         uri = store_artifact(ArtifactStore(str(out / "artifacts")), result["directory"], feature_set,
                              result["sha256"])
         registry = Registry(url)
-        number = registry.register_candidate(feature_set=feature_set, params={}, metrics={},
-                                             training_rows=snapshot.rows, data_as_of=snapshot.data_as_of,
-                                             seed=params.seed, artifact_uri=uri, sha256=result["sha256"])
-        registry.mark_published(number)
+        number = registry.versions.register_candidate(feature_set=feature_set, params={}, metrics={},
+                                                      training_rows=snapshot.rows, data_as_of=snapshot.data_as_of,
+                                                      seed=params.seed, artifact_uri=uri, sha256=result["sha256"])
+        registry.versions.mark_published(number)
         registry.close()
         seconds["publish"] = time.perf_counter() - t1
         seconds["snapshot_to_published"] = time.perf_counter() - t0

@@ -56,7 +56,7 @@ def relabel_once(registry: Registry, version: int, labels: np.ndarray, previous:
     changes = [AssignmentChange(f"S{i:06d}", None if labels[i] < 0 else segments[labels[i]],
                                 "noise" if labels[i] < 0 else "assigned", 0.0 if labels[i] < 0 else 0.9, reason)
                for i in moved]
-    registry.record_assignments(changes, version, at=utcnow())
+    registry.assignments.record_assignments(changes, version, at=utcnow())
     sizes = np.bincount(labels[labels >= 0], minlength=len(segments))
     rows = [SegmentInfo(sid, f"segment {n}", 1, version, size=int(sizes[n]), profile=profile[sid])
             for n, sid in enumerate(segments)]
@@ -64,7 +64,7 @@ def relabel_once(registry: Registry, version: int, labels: np.ndarray, previous:
                "continued": [] if version == 1 else [{"segment": s, "cluster": n, "jaccard": 0.95}
                                                      for n, s in enumerate(segments)],
                "born": segments if version == 1 else [], "retired": [], "split": [], "merged": []}
-    registry.upsert_segments(rows, next_number=len(segments) + 1, lineage=lineage)
+    registry.segments.upsert_segments(rows, next_number=len(segments) + 1, lineage=lineage)
 
 
 def build_state(settings: Settings, retailers: int, n_segments: int, versions: int, move: float) -> list[str]:
@@ -76,10 +76,10 @@ def build_state(settings: Settings, retailers: int, n_segments: int, versions: i
     labels = np.where(rng.random(retailers) < 0.08, -1, rng.integers(0, n_segments, retailers))
     previous = None
     for version in range(1, versions + 1):
-        number = registry.register_candidate(feature_set=FEATURE_SET, params={}, training_rows=retailers, seed=version,
-                                             metrics={"latent": {"clusters": n_segments, "noise_ratio": 0.08,
-                                                                 "largest_share": 0.06}}, data_as_of="2025-12")
-        registry.mark_published(number, f"file:///nowhere/v{number}", "ab" * 32)
+        latent = {"clusters": n_segments, "noise_ratio": 0.08, "largest_share": 0.06}
+        number = registry.versions.register_candidate(feature_set=FEATURE_SET, params={}, training_rows=retailers,
+                                                      seed=version, metrics={"latent": latent}, data_as_of="2025-12")
+        registry.versions.mark_published(number, f"file:///nowhere/v{number}", "ab" * 32)
         if previous is not None:
             shift = rng.random(retailers) < move
             labels = np.where(shift, rng.integers(-1, n_segments, retailers), labels)

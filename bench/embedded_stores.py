@@ -49,10 +49,10 @@ def embedded_stores() -> Iterator[Stores]:
 
 def publish_version(registry: Registry, feature_set: str, version: int, rows: int, artifact_uri: str) -> int:
     """Register and publish model ``version`` (a placeholder artifact, sha256 = the version in hex); its number."""
-    number = registry.register_candidate(feature_set=feature_set, params={}, metrics={}, training_rows=rows,
-                                         data_as_of="2025-12", seed=version, artifact_uri=artifact_uri,
-                                         sha256=f"{version:064x}")
-    registry.mark_published(number)
+    number = registry.versions.register_candidate(feature_set=feature_set, params={}, metrics={}, training_rows=rows,
+                                                  data_as_of="2025-12", seed=version, artifact_uri=artifact_uri,
+                                                  sha256=f"{version:064x}")
+    registry.versions.mark_published(number)
     return number
 
 

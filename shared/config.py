@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     kafka_send_retry_min_seconds: float = Field(0.2, gt=0, description="broker link: first wait before a failed "
                                                 "send is retried (doubled after each further failure ...)")
     kafka_send_retry_max_seconds: float = Field(3.0, gt=0, description="... up to this)")
+    kafka_topic_check_seconds: float = Field(5.0, gt=0, description="broker link (every service): the contract "
+                                             "topics are checked (and re-created) this often ...")
+    kafka_topic_retry_seconds: float = Field(1.0, gt=0, description="... and this often while one is missing")
     # redis layout and cluster (feature store, assigner)
     redis_cluster: bool = Field(False, description="redis_url names one node of a Redis Cluster: every component "
                                 "uses redis-py's cluster client")
@@ -118,9 +121,6 @@ class Settings(BaseSettings):
     features_consumer_max_poll_interval_ms: int = Field(
         600_000, ge=1, description="aiokafka: the longest pause between fetches before the group drops the member"
     )
-    features_topic_check_seconds: float = Field(5.0, gt=0, description="features service: the contract topics are "
-                                                "checked (and re-created) this often ...")
-    features_topic_retry_seconds: float = Field(1.0, gt=0, description="... and this often while one is missing")
     features_redis_socket_timeout_seconds: float = Field(30.0, gt=0, description="features worker: a Redis command "
                                                          "is given up after this (then retried)")
     features_redis_connect_timeout_seconds: float = Field(5.0, gt=0, description="features worker: connecting to "

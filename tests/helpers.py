@@ -125,16 +125,17 @@ def quick_bundle(features: pd.DataFrame, seed: int = 0, dim: int = 6, min_cluste
 def publish_bundle(registry: Registry, artifacts: ArtifactStore, bundle: ModelBundle, workdir: Path,
                    data_as_of: str = "2025-12") -> ModelVersionInfo:
     """Save, upload and register ``bundle`` as the next published (current) version, as the trainer does."""
-    version = len(registry.list_versions()) + 1
+    version = len(registry.versions.list_versions()) + 1
     directory = workdir / f"bundle-{version}"
     bundle.save(directory, meta={"note": f"test v{version}"})
     sha = manifest_sha256(directory)
     uri = artifacts.put_dir(directory, f"model-test-{version}-{sha[:12]}")
-    number = registry.register_candidate(feature_set=bundle.feature_set, params=bundle.params.model_dump(),
-                                         metrics={"latent": {"clusters": bundle.latent_clusterer.n_clusters_}},
-                                         training_rows=len(bundle.latent_clusterer.labels_), data_as_of=data_as_of,
-                                         seed=bundle.params.seed, artifact_uri=uri, sha256=sha)
-    return registry.mark_published(number)
+    number = registry.versions.register_candidate(feature_set=bundle.feature_set, params=bundle.params.model_dump(),
+                                                  metrics={"latent": {"clusters": bundle.latent_clusterer.n_clusters_}},
+                                                  training_rows=len(bundle.latent_clusterer.labels_),
+                                                  data_as_of=data_as_of, seed=bundle.params.seed, artifact_uri=uri,
+                                                  sha256=sha)
+    return registry.versions.mark_published(number)
 
 
 def load_feature_store(redis_url: str, sales: pd.DataFrame, revision: int = 1,

@@ -22,7 +22,7 @@ def create_app(settings: Settings, link: KafkaLink | None = None) -> FastAPI:
 
     async def database_ready() -> bool:
         registry = holder["service"].registry
-        return registry is not None and await asyncio.to_thread(registry.get_next_segment_number) >= 1
+        return registry is not None and await asyncio.to_thread(registry.segments.get_next_segment_number) >= 1
 
     reader = AsyncReader(settings.redis_url, cluster=settings.redis_cluster)
     checks = {"redis": reader.ping, "database": database_ready, "kafka": lambda: holder["service"].link.ready}

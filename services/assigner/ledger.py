@@ -38,8 +38,8 @@ def load_book(registry: Registry, store: AssignmentStore) -> Book:
     """The state a relabel continues from."""
     serving = store.serving()
     states = store.states()
-    segments = {s.segment_id: s for s in registry.list_segments(status="active")}
-    state = SegmentIdState(registry.get_next_segment_number())
+    segments = {s.segment_id: s for s in registry.segments.list_segments(status="active")}
+    state = SegmentIdState(registry.segments.get_next_segment_number())
     columns = ["segment", "status", "strength", "since", "reason"]
     version = None if serving is None else int(serving["version"])
     return Book(states[columns] if len(states) else empty_states(), segments, state, version)
@@ -79,28 +79,28 @@ def serving_record(outcome: RelabelOutcome, model: dict[str, Any]) -> dict[str, 
 
 def persist_sql(registry: Registry, pending: PendingRelabel) -> None:
     """Segments + retirements + id counter + lineage (one transaction), then the history rows (another)."""
-    registry.upsert_segments(pending.segment_infos(), next_number=pending.next_number, retire=pending.retired,
-                             lineage=pending.lineage)
+    registry.segments.upsert_segments(pending.segment_infos(), next_number=pending.next_number, retire=pending.retired,
+                                      lineage=pending.lineage)
     record_history(registry, pending.history, pending.version, pending.time)
 
 
 def record_history(registry: Registry, rows: list[list[Any]], version: int, at: datetime) -> int:
     changes = [AssignmentChange(shop, seg, HISTORY_STATUS[status], strength, reason)
                for shop, seg, status, strength, reason in rows]
-    return registry.record_assignments(changes, version, at=at) if changes else 0
+    return registry.assignments.record_assignments(changes, version, at=at) if changes else 0
 
 
 def rebuild_from_sql(registry: Registry, store: AssignmentStore) -> int | None:
     """Recreate the Redis generation from SQL (current history rows + active segments) when Redis lost it;
     returns the serving version, None when SQL holds no relabel either."""
-    segments = {s.segment_id: s for s in registry.list_segments(status="active")}
+    segments = {s.segment_id: s for s in registry.segments.list_segments(status="active")}
     versions = {s.profile.get("source", {}).get("model_version") for s in segments.values()} - {None}
     if len(versions) != 1:
         return None
     version = int(versions.pop())
-    info = registry.get(version)
+    info = registry.versions.get(version)
     serving = Serving.from_segments(version, info.feature_set, segments)
-    current = registry.current_assignments()
+    current = registry.assignments.current_assignments()
     index = pd.Index(list(current), name="shop_id", dtype=object)
     rows = list(current.values())
     states = pd.DataFrame({

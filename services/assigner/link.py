@@ -28,8 +28,8 @@ MAX_RECORDS = 2000  # per poll: one online batch of features.updated
 class KafkaLink(BrokerLink):
     """The shared link plus ``commit`` past applied records and ``rewind`` to re-read unapplied ones."""
 
-    def __init__(self, settings: Settings, group_id: str = GROUP_ID, check_interval: float = 10.0) -> None:
-        super().__init__(settings, "assigner", consume=TOPICS, group_id=group_id, check_interval=check_interval)
+    def __init__(self, settings: Settings, group_id: str = GROUP_ID) -> None:
+        super().__init__(settings, "assigner", consume=TOPICS, group_id=group_id)
 
     async def getmany(self, timeout_ms: int = 1000, max_records: int | None = MAX_RECORDS) -> list[ConsumerRecord]:
         return await super().getmany(timeout_ms, max_records)

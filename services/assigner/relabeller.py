@@ -101,7 +101,7 @@ class Relabeller:
         registry = self.registry()
         await asyncio.to_thread(persist_sql, registry, pending)
         if pending.promote:
-            await asyncio.to_thread(registry.promote, pending.version)
+            await asyncio.to_thread(registry.versions.promote, pending.version)
         records = await asyncio.to_thread(pending.event_records, SOURCE)  # one encoded event per change
         await publish(self.link, self.metrics, records, pending.changes)
         await asyncio.to_thread(self.store.switch, gen)

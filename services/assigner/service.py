@@ -107,7 +107,7 @@ class AssignerService:
         record = await asyncio.to_thread(self.store.serving)
         if record is None:
             return
-        info = await asyncio.to_thread(self._registry().get, int(record["version"]))
+        info = await asyncio.to_thread(self._registry().versions.get, int(record["version"]))
         try:
             bundle = await asyncio.to_thread(self.loader.load, info)
         except ModelRefused as exc:  # the assignments still answer; online assignment waits for a good model
@@ -117,10 +117,10 @@ class AssignerService:
 
     async def _catch_up(self) -> None:
         """Apply the registry's current version if it was published while we were away (and never applied)."""
-        current = await asyncio.to_thread(self._registry().current)
+        current = await asyncio.to_thread(self._registry().versions.current)
         if current is None or (self.serving is not None and self.serving.version == current.version):
             return
-        if await asyncio.to_thread(self._registry().get_lineage, current.version) is None:
+        if await asyncio.to_thread(self._registry().segments.get_lineage, current.version) is None:
             with contextlib.suppress(ModelRefused):
                 await self._apply(current, None, "catch-up")
 
@@ -180,12 +180,12 @@ class AssignerService:
             log.info("assigner.announcement_duplicate", version=version)
             return
         try:
-            info = await asyncio.to_thread(self._registry().get, version)
+            info = await asyncio.to_thread(self._registry().versions.get, version)
         except NotFoundError:
             self.metrics.refusals.inc()
             log.error("assigner.model_refused", version=version, error="not in the registry")
             return
-        if await asyncio.to_thread(self._registry().get_lineage, version) is not None:
+        if await asyncio.to_thread(self._registry().segments.get_lineage, version) is not None:
             log.info("assigner.announcement_already_applied", version=version)
             return
         with contextlib.suppress(ModelRefused):
@@ -210,9 +210,9 @@ class AssignerService:
         ModelRefused (nothing changed)."""
         async with self.lock:
             await self._resume_pending()
-            info = await asyncio.to_thread(self._registry().get, version)
+            info = await asyncio.to_thread(self._registry().versions.get, version)
             if self.serving is not None and self.serving.version == version:
-                await asyncio.to_thread(self._registry().promote, version)
+                await asyncio.to_thread(self._registry().versions.promote, version)
                 return {"version": version, "previous_version": version, "changes": 0, "lineage": None}
             pending = await self._apply(info, None, "promote")
             return {"version": version, "previous_version": pending.previous_version, "counts": pending.counts,
@@ -229,7 +229,7 @@ class AssignerService:
         pending = await self.relabeller.resume()
         if pending is None:
             return
-        info = await asyncio.to_thread(self._registry().get, pending.version)
+        info = await asyncio.to_thread(self._registry().versions.get, pending.version)
         record = await asyncio.to_thread(self.store.serving)
         with contextlib.suppress(ModelRefused):
             self._serve(await asyncio.to_thread(self.loader.load, info), Serving.from_json(record))

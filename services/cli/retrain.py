@@ -60,7 +60,7 @@ class _RegistryWatch:
             from shared.storage import Registry
 
             self.registry = Registry(settings.effective_database_url)
-            self.baseline = max((v.version for v in self.registry.list_versions()), default=0)
+            self.baseline = max((v.version for v in self.registry.versions.list_versions()), default=0)
         except Exception:
             self.registry = None
 
@@ -68,7 +68,7 @@ class _RegistryWatch:
         if self.registry is None:
             return None
         try:
-            versions = self.registry.list_versions(status="rejected")
+            versions = self.registry.versions.list_versions(status="rejected")
         except Exception:
             return None
         from services.trainer.publication import ABANDONED  # the trainer's modules load scikit-learn: only here

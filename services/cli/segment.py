@@ -42,7 +42,7 @@ def _segment_trust(segment_id: str | None) -> dict[str, Any]:
         return {}
     try:
         with Registry(get_settings().effective_database_url) as registry:
-            info = registry.get_segment(segment_id)
+            info = registry.segments.get_segment(segment_id)
     except SQLAlchemyError:  # the segment is in Redis but the registry cannot say more: trust unknown
         return {"trust": None, "trust_level": None}
     trust = info.profile.get("trust") if info is not None and isinstance(info.profile, dict) else None
@@ -56,7 +56,7 @@ def _from_stores(shop_id: str, history: bool) -> tuple[int, dict[str, Any]]:
     settings = get_settings()
     if history:
         with Registry(settings.effective_database_url) as registry:
-            rows = registry.history(shop_id)
+            rows = registry.assignments.history(shop_id)
         if not rows:
             return 404, {"detail": f"retailer {shop_id!r} has no recorded segment history"}
         return 200, {"shop_id": shop_id, "history": [

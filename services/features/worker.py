@@ -60,9 +60,7 @@ class FeaturesWorker:
         publisher = AsyncPublisher(settings.kafka_bootstrap,
                                    request_timeout_ms=settings.features_producer_request_timeout_ms,
                                    **kafka_security(settings, "aiokafka"))
-        check = keeper_interval or settings.features_topic_check_seconds
-        self.link = BrokerLink(settings, "features", publisher=publisher, check_interval=check,
-                               recheck_interval=min(check, settings.features_topic_retry_seconds),
+        self.link = BrokerLink(settings, "features", publisher=publisher, check_interval=keeper_interval,
                                on_topics_back=self._topics_back)
         rule = EligibilityRule.from_settings(settings)
         feature_sets = stored_feature_sets(settings.feature_store_sets, settings.feature_set)

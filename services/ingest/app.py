@@ -11,7 +11,7 @@ from shared.config import Settings
 from shared.http import component_lifespan, create_service_app
 
 
-def create_app(settings: Settings, topic_check_interval: float = 5.0) -> FastAPI:
+def create_app(settings: Settings, topic_check_interval: float | None = None) -> FastAPI:
     """The ingest FastAPI app. Ready (``/readyz``) once the broker is reachable and every topic exists."""
     link = BrokerLink(settings, check_interval=topic_check_interval)
     app = create_service_app("ingest", settings, {"kafka": lambda: link.ready},

@@ -25,7 +25,7 @@ class BrokerUnavailable(Exception):
 class BrokerLink(SharedBrokerLink):
     """A producer-only link; :meth:`publish` answers within the configured ack timeout or raises."""
 
-    def __init__(self, settings: Settings, check_interval: float = 5.0) -> None:
+    def __init__(self, settings: Settings, check_interval: float | None = None) -> None:
         self.ack_timeout = settings.ingest_ack_timeout_seconds
         publisher = AsyncPublisher(settings.kafka_bootstrap, request_timeout_ms=int(self.ack_timeout * 1000),
                                    **kafka_security(settings, "aiokafka"))

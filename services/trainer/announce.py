@@ -94,7 +94,7 @@ async def reconcile(registry: Registry, bootstrap: str, send: Callable[[KafkaRec
     """Announce the current version if the last ``models.published`` record is older (a crash or a broker outage
     after publishing, or a memory-only broker that lost the topic). True when nothing is left to announce."""
     try:
-        current = await asyncio.to_thread(registry.current)
+        current = await asyncio.to_thread(registry.versions.current)
         if current is None or current.status != "published":
             return True
         last = await asyncio.to_thread(last_announced_version, bootstrap, 5.0, security)

@@ -24,8 +24,8 @@ GROUP_ID = "stableseg-trainer"
 class KafkaLink(BrokerLink):
     """The shared link plus ``commit`` of processed trigger offsets and ``send_one``."""
 
-    def __init__(self, settings: Settings, topics: Sequence[str], check_interval: float = 10.0) -> None:
-        super().__init__(settings, "trainer", consume=topics, group_id=GROUP_ID, check_interval=check_interval)
+    def __init__(self, settings: Settings, topics: Sequence[str]) -> None:
+        super().__init__(settings, "trainer", consume=topics, group_id=GROUP_ID)
 
     async def commit(self, offsets: dict[tuple[str, int], int]) -> None:
         """Commit "processed up to and including ``offset``" per (topic, partition); failures are logged only."""

@@ -73,12 +73,12 @@ def register_published(
     artifact_uri: str, sha256: str, before_publish: Any = None,
 ) -> ModelVersionInfo:
     """Register the candidate with its artifact, then publish it and point ``current`` at it."""
-    version = registry.register_candidate(
+    version = registry.versions.register_candidate(
         **_version_fields(snapshot, params, metrics, tags), artifact_uri=artifact_uri, sha256=sha256
     )
     if before_publish is not None:
         before_publish(version)
-    return registry.mark_published(version)
+    return registry.versions.mark_published(version)
 
 
 def register_rejected(
@@ -86,18 +86,18 @@ def register_rejected(
     reason: str,
 ) -> ModelVersionInfo:
     """Record a model that failed the quality gates (no artifact; ``current`` stays where it is)."""
-    version = registry.register_candidate(**_version_fields(snapshot, params, metrics, tags))
-    registry.mark_rejected(version, reason)
-    return registry.get(version)
+    version = registry.versions.register_candidate(**_version_fields(snapshot, params, metrics, tags))
+    registry.versions.mark_rejected(version, reason)
+    return registry.versions.get(version)
 
 
 def recover(registry: Registry, store: ArtifactStore) -> dict[str, list]:
     """After a crash (call with the training lock held): reject stale candidates, delete unreferenced artifacts."""
     rejected = []
-    for info in registry.list_versions(status="candidate"):
-        registry.mark_rejected(info.version, ABANDONED)
+    for info in registry.versions.list_versions(status="candidate"):
+        registry.versions.mark_rejected(info.version, ABANDONED)
         rejected.append(info.version)
-    referenced = {info.artifact_uri for info in registry.list_versions() if info.artifact_uri}
+    referenced = {info.artifact_uri for info in registry.versions.list_versions() if info.artifact_uri}
     deleted = []
     for name in store.list_names():
         if name.startswith(ARTIFACT_PREFIX) and store.uri_for(name) not in referenced:
@@ -112,7 +112,7 @@ def served_by_version(registry: Registry, since: datetime) -> int | None:
     """A finished version (published or gate-rejected; not abandoned) whose snapshot was taken at or after
     ``since``: triggers that arrived before that snapshot are already served by it. ``created_at`` of a version
     is the moment its training read the snapshot."""
-    for info in reversed(registry.list_versions()):
+    for info in reversed(registry.versions.list_versions()):
         finished = info.status in ("published", "rejected", "retired") and info.reason != ABANDONED
         if finished and info.created_at >= since:
             return info.version

@@ -159,9 +159,10 @@ class TrainerService:
     async def _run_due(self, context: TrainingContext) -> None:
         registry = context.registry
         waited = False
-        while not await asyncio.to_thread(registry.acquire_training_lock, self.owner, self.lock_ttl):
+        while not await asyncio.to_thread(registry.locks.acquire_training_lock, self.owner, self.lock_ttl):
             if not waited:
-                log.info("trainer.waiting_for_lock", holder=await asyncio.to_thread(registry.lock_holder, "training"))
+                holder = await asyncio.to_thread(registry.locks.lock_holder, "training")
+                log.info("trainer.waiting_for_lock", holder=holder)
                 waited = True
             await asyncio.sleep(self.lock_poll)
         batch = self.triggers.take()
@@ -175,7 +176,7 @@ class TrainerService:
             renew.cancel()
             self.training = False
             self.metrics.in_progress.set(0)
-            await asyncio.to_thread(registry.release_training_lock, self.owner)
+            await asyncio.to_thread(registry.locks.release_training_lock, self.owner)
         if batch is not None:
             await self.link.commit(batch.offsets)
 
@@ -201,7 +202,7 @@ class TrainerService:
     async def _renew_lock(self, registry: Registry) -> None:
         while True:
             await asyncio.sleep(self.lock_ttl / 3)
-            if not await asyncio.to_thread(registry.acquire_training_lock, self.owner, self.lock_ttl):
+            if not await asyncio.to_thread(registry.locks.acquire_training_lock, self.owner, self.lock_ttl):
                 log.error("trainer.lock_lost", owner=self.owner)
 
     # --- announcements ---------------------------------------------------------------------------------------

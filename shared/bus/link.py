@@ -67,7 +67,7 @@ class BrokerLink:
     """
 
     def __init__(self, settings: Settings, client: str, *, consume: Sequence[str] = (), group_id: str | None = None,
-                 check_interval: float = 10.0, publisher: AsyncPublisher | None = None,
+                 check_interval: float | None = None, publisher: AsyncPublisher | None = None,
                  recheck_interval: float | None = None, on_topics_back: Callable[[], None] | None = None) -> None:
         self.bootstrap = settings.kafka_bootstrap
         self.security = kafka_security(settings, "aiokafka")
@@ -76,8 +76,8 @@ class BrokerLink:
         self.client = client
         self.topics = list(consume)
         self.group_id = group_id
-        self.check_interval = check_interval
-        self.recheck_interval = check_interval if recheck_interval is None else recheck_interval
+        self.check_interval = check_interval or settings.kafka_topic_check_seconds
+        self.recheck_interval = recheck_interval or min(self.check_interval, settings.kafka_topic_retry_seconds)
         self.on_topics_back = on_topics_back
         self.timeouts = GroupTimeouts.from_settings(settings)
         self.connect_wait = wait_exponential(settings.kafka_connect_retry_min_seconds,

@@ -44,7 +44,7 @@ class SegmentInfo:
 
 @dataclass(frozen=True, slots=True)
 class AssignmentChange:
-    """One retailer's new state, as recorded by ``Registry.record_assignments``."""
+    """One retailer's new state, as recorded by ``AssignmentHistory.record_assignments``."""
 
     shop_id: str
     segment_id: str | None

@@ -24,7 +24,7 @@ def model_out(info: ModelVersionInfo, serving: int | None) -> ModelOut:
 async def list_models(registry: RegistryDep, reader: Reader) -> ModelList:
     serving = await reader.serving()
     version = None if serving is None else int(serving["version"])
-    rows = await asyncio.to_thread(registry.list_versions)
+    rows = await asyncio.to_thread(registry.versions.list_versions)
     return ModelList(serving_version=version, models=[model_out(r, version) for r in rows])
 
 
@@ -32,4 +32,4 @@ async def list_models(registry: RegistryDep, reader: Reader) -> ModelList:
             summary="The version serving segments now")
 async def current_model(registry: RegistryDep, serving: ServingRecord) -> ModelOut:
     version = int(serving["version"])
-    return model_out(await asyncio.to_thread(registry.get, version), version)
+    return model_out(await asyncio.to_thread(registry.versions.get, version), version)

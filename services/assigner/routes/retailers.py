@@ -53,11 +53,11 @@ async def retailer_segment(request: Request, shop_id: str = ShopId) -> Response:
             summary="The retailer's segment over time")
 async def retailer_history(service: Service, reader: Reader, registry: RegistryDep,
                            shop_id: str = ShopId) -> RetailerHistory:
-    rows = await asyncio.to_thread(registry.history, shop_id)
+    rows = await asyncio.to_thread(registry.assignments.history, shop_id)
     if not rows:
         await _without_assignment(service, reader, shop_id)  # 503 / 404 as for the segment
         return RetailerHistory(shop_id=shop_id, history=[])
-    names = {s.segment_id: s.name for s in await asyncio.to_thread(registry.list_segments)}
+    names = {s.segment_id: s.name for s in await asyncio.to_thread(registry.segments.list_segments)}
     return RetailerHistory(shop_id=shop_id, history=[
         HistoryEntry(segment_id=r.segment_id, segment_name=names.get(r.segment_id or ""), status=r.status,
                      strength=r.strength, model_version=r.model_version, reason=r.reason, valid_from=r.valid_from,

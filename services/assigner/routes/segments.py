@@ -28,7 +28,7 @@ def segment_out(info: SegmentInfo) -> SegmentOut:
             summary="Segments (the serving model's by default)")
 async def list_segments(registry: RegistryDep, serving: ServingRecord,
                         status: Literal["active", "retired", "all"] = Query("active")) -> SegmentList:
-    rows = await asyncio.to_thread(registry.list_segments, None if status == "all" else status)
+    rows = await asyncio.to_thread(registry.segments.list_segments, None if status == "all" else status)
     return SegmentList(model_version=int(serving["version"]), segments=[segment_out(s) for s in rows])
 
 
@@ -39,7 +39,7 @@ async def get_segment(segment_id: str, registry: RegistryDep) -> SegmentOut:
         parse_segment_id(segment_id)
     except ValueError as exc:
         raise HTTPException(404, f"segment_id: {exc}") from None
-    info = await asyncio.to_thread(registry.get_segment, segment_id)
+    info = await asyncio.to_thread(registry.segments.get_segment, segment_id)
     if info is None:
         raise HTTPException(404, f"segment {segment_id!r} does not exist")
     return segment_out(info)

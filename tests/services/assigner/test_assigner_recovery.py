@@ -108,15 +108,16 @@ def test_relabel_stopped_after_staging_is_finished_at_start(world: dict[str, Any
     store = AssignmentStore(settings.redis_url)
     store.stage(next_states(outcome, None, at), serving_record(outcome, model),
                 PendingRelabel.from_outcome(outcome, model, at, "published").to_json())
-    assert store.gen() is None and world["registry"].list_segments() == []
+    assert store.gen() is None and world["registry"].segments.list_segments() == []
 
     app, client = start(settings)
     with client:
         wait_for(lambda: app.state.assigner.initialised.is_set(), what="initialisation")
         assert store.gen() is not None and store.pending() is None
-        assert [s.segment_id for s in world["registry"].list_segments()] == [s.segment_id for s in outcome.segments]
-        assert world["registry"].get_lineage(1).payload == outcome.lineage
-        assert world["registry"].get_next_segment_number() == outcome.state.next_number
+        segments = world["registry"].segments
+        assert [s.segment_id for s in segments.list_segments()] == [s.segment_id for s in outcome.segments]
+        assert segments.get_lineage(1).payload == outcome.lineage
+        assert segments.get_next_segment_number() == outcome.state.next_number
         lineage = wait_for(lambda: world["bus"].lineage_of(1), what="the lineage event")
         assert lineage == outcome.lineage
         assert len([c for c in world["bus"].changes if c["model_version"] == 1]) == len(outcome.changes)
@@ -145,7 +146,7 @@ def test_lost_redis_is_rebuilt_from_sql_and_missed_model_is_caught_up(world: dic
         after = store.states()
         pd.testing.assert_series_equal(after["segment"], before["segment"])
         pd.testing.assert_series_equal(after["status"], before["status"])
-        assert app.state.assigner.serving.version == 1 and registry.get_lineage(1) is not None
+        assert app.state.assigner.serving.version == 1 and registry.segments.get_lineage(1) is not None
         shop = str(before.index[before["status"] == "assigned"][0])
         assert client.get(f"/v1/retailers/{shop}/segment").json()["segment_id"] == before.loc[shop, "segment"]
     store.close()

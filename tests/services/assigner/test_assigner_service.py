@@ -133,7 +133,8 @@ def test_assigner_end_to_end(world: dict[str, Any]) -> None:
         assert online[newcomer]["reason"] == "new-retailer" and online[newcomer]["from_segment"] is None
         # online only adds: the retailer that turned ineligible keeps its segment until a retrain decides
         assert leaving not in online and segment(client, leaving)["segment_id"] == states2.loc[leaving, "segment"]
-        assert [h.status for h in registry.history(leaving)][-1] == states2.loc[leaving, "status"] != "ineligible"
+        statuses = [h.status for h in registry.assignments.history(leaving)]
+        assert statuses[-1] == states2.loc[leaving, "status"] != "ineligible"
 
         # --- admin roll back to version 1 ----------------------------------------------------------------------
         assert client.post("/v1/models/1/promote").status_code == 401
@@ -143,7 +144,7 @@ def test_assigner_end_to_end(world: dict[str, Any]) -> None:
         assert client.post("/v1/models/3/promote", headers=auth).status_code == 409
         rolled = client.post("/v1/models/1/promote", headers=auth)
         assert rolled.status_code == 200, rolled.text
-        assert rolled.json()["previous_version"] == 2 and registry.current().version == 1
+        assert rolled.json()["previous_version"] == 2 and registry.versions.current().version == 1
         assert client.get("/v1/models/current").json()["version"] == 1
         assert segment(client, str(assigned.index[0]))["model_version"] == 1
         assert client.post("/v1/retrain", headers=auth, json={"reason": "test"}).status_code == 202

@@ -51,13 +51,15 @@ def test_segment_command_reads_the_stores_when_the_api_is_down(env: str, redis_u
     assert unknown.exit_code == 1 and "has no assignment" in unknown.output
 
     with Registry.open(env) as registry:
-        number = registry.register_candidate(feature_set="behaviour-v2", params={}, metrics={}, training_rows=1,
-                                             data_as_of="2025-01", seed=1, artifact_uri="x", sha256="0" * 64)
-        registry.mark_published(number)
-        registry.record_assignments([AssignmentChange("S1", None, "noise", 0.0, "new-retailer")], number,
-                                    at=datetime(2025, 1, 1, tzinfo=UTC))
-        registry.record_assignments([AssignmentChange("S1", "seg-0003", "assigned", 0.8, "retrain")], number,
-                                    at=datetime(2025, 3, 1, tzinfo=UTC))
+        number = registry.versions.register_candidate(feature_set="behaviour-v2", params={}, metrics={},
+                                                      training_rows=1, data_as_of="2025-01", seed=1, artifact_uri="x",
+                                                      sha256="0" * 64)
+        registry.versions.mark_published(number)
+        assignments = registry.assignments
+        assignments.record_assignments([AssignmentChange("S1", None, "noise", 0.0, "new-retailer")], number,
+                                       at=datetime(2025, 1, 1, tzinfo=UTC))
+        assignments.record_assignments([AssignmentChange("S1", "seg-0003", "assigned", 0.8, "retrain")], number,
+                                       at=datetime(2025, 3, 1, tzinfo=UTC))
     history = runner.invoke(app, ["segment", "S1", "--url", closed, "--history", "--json"])
     assert history.exit_code == 0, history.output
     rows = json.loads(history.output)["history"]

@@ -147,8 +147,8 @@ def test_concurrent_requests_and_a_backfill_publish_exactly_one_reproducible_ver
     assert health_during_training and max(health_during_training) < 2.0  # the fit runs off the event loop
 
     with Registry(sql_url) as registry:
-        versions = registry.list_versions()
-        current = registry.current()
+        versions = registry.versions.list_versions()
+        current = registry.versions.current()
     assert [(v.version, v.status) for v in versions] == [(1, "published")] and current.version == 1
     info = versions[0]
     snapshot = reference["snapshot"]
@@ -186,8 +186,8 @@ def test_gated_model_is_rejected_with_reason_and_current_stays(
         assert trainer.metric("stableseg_trainer_trainings_total", outcome="rejected") == 1.0
         assert trainer.metric("stableseg_trainer_trainings_total", outcome="published") == 0.0
     with Registry(database_url) as registry:
-        versions = registry.list_versions()
-        assert registry.current().version == current
+        versions = registry.versions.list_versions()
+        assert registry.versions.current().version == current
     assert [(v.version, v.status) for v in versions] == [(current, "published"), (current + 1, "rejected")]
     rejected = versions[-1]
     assert rejected.reason.startswith("quality gate failed: clusters ") and "< gate_min_clusters 50" in rejected.reason
@@ -211,8 +211,8 @@ def test_crash_mid_publication_leaves_no_half_registered_version(
     def crash_after_registering(step: str) -> None:
         if step == "registered":  # the candidate row exists, publication has not happened
             with Registry(sql_url) as registry:
-                seen["current"] = registry.current().version
-                seen["candidates"] = [v.version for v in registry.list_versions(status="candidate")]
+                seen["current"] = registry.versions.current().version
+                seen["candidates"] = [v.version for v in registry.versions.list_versions(status="candidate")]
             raise RuntimeError("injected crash between registering and publishing")
 
     with RunningTrainer(settings, executor=executor, hook=crash_after_registering) as trainer:
@@ -223,8 +223,8 @@ def test_crash_mid_publication_leaves_no_half_registered_version(
         assert trainer.metric("stableseg_trainer_trainings_total", outcome="failed") == 1.0
     assert seen == {"current": current, "candidates": [current + 1]}
     with Registry(sql_url) as registry:
-        versions = registry.list_versions()
-        assert registry.current().version == current
+        versions = registry.versions.list_versions()
+        assert registry.versions.current().version == current
     assert [(v.version, v.status, v.reason) for v in versions][1:] == [(current + 1, "rejected", ABANDONED)]
     assert [e["version"] for e in published_events(fresh_kafka_bootstrap, wait_for_count=1)] == [current]
 
@@ -235,7 +235,7 @@ def test_recovery_removes_what_a_killed_publication_left(tmp_path: Path, sql_url
     store = ArtifactStore(tmp_path / "artifacts")
     with Registry(sql_url) as registry:
         uri = store_artifact(store, reference["directory"], FEATURE_SET, reference["sha256"])
-        assert store.exists(uri) and registry.list_versions() == []  # killed here: an orphan artifact
+        assert store.exists(uri) and registry.versions.list_versions() == []  # killed here: an orphan artifact
         assert recover(registry, store) == {"rejected": [], "deleted": [Path(uri).name]}
         assert store.list_names() == []
 
@@ -243,9 +243,9 @@ def test_recovery_removes_what_a_killed_publication_left(tmp_path: Path, sql_url
         with pytest.raises(RuntimeError, match="killed"):
             register_published(registry, reference["snapshot"], PARAMS, reference["metrics"], {}, uri,
                                reference["sha256"], before_publish=_raise)
-        assert registry.current() is None and registry.list_versions()[0].status == "candidate"
+        assert registry.versions.current() is None and registry.versions.list_versions()[0].status == "candidate"
         assert recover(registry, store) == {"rejected": [1], "deleted": []}
-        assert registry.get(1).status == "rejected" and registry.get(1).reason == ABANDONED
+        assert registry.versions.get(1).status == "rejected" and registry.versions.get(1).reason == ABANDONED
         # Re-storing identical content reuses the committed artifact (content-addressed, immutable).
         assert store_artifact(store, reference["directory"], FEATURE_SET, reference["sha256"]) == uri
 
@@ -285,7 +285,7 @@ def test_killed_trainer_process_leaves_nothing_and_the_restart_serves_the_reques
         os.killpg(first.pid, signal.SIGKILL)  # the service and its fitting worker, mid-training
         first.wait(10)
         with Registry(database_url) as registry:
-            assert registry.list_versions() == []
+            assert registry.versions.list_versions() == []
         assert ArtifactStore(settings.effective_artifact_uri).list_names() == []
         assert published_events(fresh_kafka_bootstrap) == []
         if not _eventually(lambda: topic_end(fresh_kafka_bootstrap, TRAINING_REQUESTS) == 2, 60):
@@ -301,7 +301,7 @@ def test_killed_trainer_process_leaves_nothing_and_the_restart_serves_the_reques
         status = http.get("/v1/status").json()
         assert status["last_outcome"]["status"] == "published" and not status["pending"] and not status["training"]
         with Registry(database_url) as registry:
-            versions = [(v.version, v.status, v.tags["requests"]) for v in registry.list_versions()]
+            versions = [(v.version, v.status, v.tags["requests"]) for v in registry.versions.list_versions()]
         assert versions == [(1, "published", 2)]
         second.send_signal(signal.SIGTERM)
         assert second.wait(30) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal after a graceful shutdown
@@ -321,7 +321,7 @@ def test_a_replica_waits_for_the_lock_and_skips_what_another_replica_served(
     settings = trainer_settings(tmp_path, fresh_kafka_bootstrap, redis_url, sql_url)
     upgrade_database(sql_url)
     with Registry(sql_url) as other, RunningTrainer(settings, executor=executor) as trainer:
-        assert other.acquire_training_lock("other-replica", ttl_seconds=120)  # another replica is training
+        assert other.locks.acquire_training_lock("other-replica", ttl_seconds=120)  # another replica is training
         send_request(fresh_kafka_bootstrap, reason="replicas")
         wait_for(lambda: _is_due(trainer.status()["due_in_seconds"]), 60, "the request to fall due")
         time.sleep(1.5)
@@ -332,12 +332,12 @@ def test_a_replica_waits_for_the_lock_and_skips_what_another_replica_served(
                              reference["sha256"])
         served = replace(reference["snapshot"], taken_at=datetime.now(UTC))
         register_published(other, served, PARAMS, reference["metrics"], {}, uri, reference["sha256"])
-        assert other.release_training_lock("other-replica")
+        assert other.locks.release_training_lock("other-replica")
         wait_for(lambda: trainer.status()["last_outcome"], 30, "the trainer to take the lock")
         assert trainer.status()["last_outcome"]["status"] == "skipped"
         assert trainer.status()["last_outcome"]["version"] == 1
         assert trainer.metric("stableseg_trainer_trainings_total", outcome="skipped") == 1.0
-        assert len(other.list_versions()) == 1
+        assert len(other.versions.list_versions()) == 1
     assert committed_offsets(fresh_kafka_bootstrap, GROUP_ID) == {TRAINING_REQUESTS: 1}
 
 

@@ -78,7 +78,7 @@ def test_registry_over_tls_with_a_password_from_a_file(server, tmp_path: Path, m
     upgrade_database(settings.effective_database_url)
     registry = Registry(settings.effective_database_url)
     try:
-        assert registry.get_next_segment_number() >= 1
+        assert registry.segments.get_next_segment_number() >= 1
     finally:
         registry.close()
     engine = make_engine(settings.effective_database_url)

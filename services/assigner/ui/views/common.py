@@ -40,8 +40,8 @@ class Sources:
     _sizes: tuple[Any, dict[int, dict[str, int]]] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        self._flows = lru_cache(maxsize=64)(self.registry.flows)
-        self._segment_flows = lru_cache(maxsize=256)(self.registry.segment_flows)
+        self._flows = lru_cache(maxsize=64)(self.registry.explorer.flows)
+        self._segment_flows = lru_cache(maxsize=256)(self.registry.explorer.segment_flows)
 
     def flows(self, before: datetime, after: datetime) -> list[tuple[str | None, str, str | None, str, int]]:
         return self._flows(before, after)
@@ -50,14 +50,14 @@ class Sources:
         return self._segment_flows(segment_id, before, after)
 
     def sizes(self) -> dict[int, dict[str, int]]:
-        """``Registry.sizes_by_version``, recomputed when the applied versions (or their moments) change."""
+        """``Explorer.sizes_by_version``, recomputed when the applied versions (or their moments) change."""
         key = tuple((e.model_version, e.created_at) for e in self.applied())
         if self._sizes is None or self._sizes[0] != key:
-            self._sizes = (key, self.registry.sizes_by_version())
+            self._sizes = (key, self.registry.explorer.sizes_by_version())
         return self._sizes[1]
 
     def applied(self) -> list[LineageInfo]:
-        return self.registry.list_lineage()
+        return self.registry.segments.list_lineage()
 
 
 def trust_of(info: SegmentInfo) -> tuple[float | None, str | None]:

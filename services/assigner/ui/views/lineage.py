@@ -79,7 +79,7 @@ def lineage_page(src: Sources, version: int | None) -> dict[str, Any]:
     entry = applied[-1] if version is None else next((e for e in applied if e.model_version == version), None)
     if entry is None:
         raise PageNotFound(f"model version {version} was never applied: no lineage to show")
-    names = {s.segment_id: s.name for s in src.registry.list_segments()}
+    names = {s.segment_id: s.name for s in src.registry.segments.list_segments()}
     flows = version_flows(src, entry, applied)
     figures = {} if not flows else {"sankey": sankey_figure(flows, entry, names)}
     table = [{"from": a, "to": b, "retailers": n, "kind": link_kind(a, b, entry.payload)} for a, b, n in flows or []]
@@ -90,10 +90,10 @@ def lineage_page(src: Sources, version: int | None) -> dict[str, Any]:
 
 def segment_lineage(src: Sources, segment_id: str) -> dict[str, Any]:
     """Where the segment's members came from and went, per applied version; a Sankey of the latest one. Reads
-    only the segment's flows (``Registry.segment_flows``), not every retailer's."""
+    only the segment's flows (``Explorer.segment_flows``), not every retailer's."""
     applied = src.applied()
     times = {e.model_version: e.created_at for e in applied}
-    names = {s.segment_id: s.name for s in src.registry.list_segments()}
+    names = {s.segment_id: s.name for s in src.registry.segments.list_segments()}
     sizes = src.sizes()
     steps, sankey = [], None
     for entry in applied:

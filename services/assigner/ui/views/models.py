@@ -32,7 +32,7 @@ def model_row(info: ModelVersionInfo, serving: int | None) -> dict[str, Any]:
 def models(src: Sources, serving: dict[str, Any] | None, admin_enabled: bool) -> dict[str, Any]:
     """Every version with raw vs latent metrics and its gate outcome; which one serves."""
     version = None if serving is None else int(serving["version"])
-    rows = [model_row(info, version) for info in src.registry.list_versions()]
+    rows = [model_row(info, version) for info in src.registry.versions.list_versions()]
     figures = {}
     if rows:
         figures = {"noise": charts.model_metrics(rows, "noise_ratio", "Noise share: latent vs raw", percent=True),
@@ -48,8 +48,8 @@ def change_json(row: ChangeRow) -> dict[str, Any]:
 
 def changes(src: Sources, segment: str | None, reason: str | None, after_id: int = 0) -> dict[str, Any]:
     """The latest changes of segment (newest first), filtered by segment (from or to) and reason."""
-    rows = src.registry.recent_changes(CHANGES_LIMIT, segment=segment or None, reason=reason or None,
-                                       after_id=after_id)
+    rows = src.registry.explorer.recent_changes(CHANGES_LIMIT, segment=segment or None, reason=reason or None,
+                                                after_id=after_id)
     return {"changes": [change_json(r) for r in rows], "segment": segment or "", "reason": reason or "",
-            "segments": [s.segment_id for s in src.registry.list_segments()], "reasons": REASONS,
+            "segments": [s.segment_id for s in src.registry.segments.list_segments()], "reasons": REASONS,
             "last_id": max((r.id for r in rows), default=after_id), "limit": CHANGES_LIMIT}

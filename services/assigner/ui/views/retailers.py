@@ -55,7 +55,7 @@ def retailer(src: Sources, shop_id: str, serving: dict[str, Any]) -> dict[str, A
     if not shop_id or len(shop_id) > MAX_SHOP_ID:
         raise PageNotFound(f"retailer {shop_id[:MAX_SHOP_ID]!r} is unknown: a shop_id has 1-64 characters")
     state = src.store.get(shop_id)
-    history = src.registry.history(shop_id)
+    history = src.registry.assignments.history(shop_id)
     feature_set = str(serving["feature_set"])
     row = src.features.get(shop_id, feature_set)
     if state is None and not history and row is None:
@@ -63,7 +63,7 @@ def retailer(src: Sources, shop_id: str, serving: dict[str, Any]) -> dict[str, A
     if state is None:
         state = {"segment": None, "name": None, "status": "unknown" if row and row["eligible"] else "ineligible",
                  "strength": 0.0, "model_version": serving["version"], "since": None, "reason": None}
-    info = src.registry.get_segment(state["segment"]) if state["segment"] else None
+    info = src.registry.segments.get_segment(state["segment"]) if state["segment"] else None
     curves = []
     own = own_seasonality(row, feature_set)
     if own is not None:
@@ -84,15 +84,15 @@ def search(src: Sources, query: str) -> str | dict[str, Any]:
         return "/ui"
     try:
         parse_segment_id(q)
-        if src.registry.get_segment(q) is not None:
+        if src.registry.segments.get_segment(q) is not None:
             return f"/ui/segments/{q}"
     except ValueError:
         pass
-    known = (src.store.get(q) is not None or src.registry.current_assignment(q) is not None
+    known = (src.store.get(q) is not None or src.registry.assignments.current_assignment(q) is not None
              or src.features.get(q) is not None) if len(q) <= MAX_SHOP_ID else False
     if known:
         return f"/ui/retailers/{quote(q, safe='')}"
     needle = q.lower()
-    segments = [s for s in src.registry.list_segments() if needle in s.segment_id or needle in s.name.lower()]
-    shops = src.registry.shops_starting_with(q) if len(q) <= MAX_SHOP_ID else []
+    segments = [s for s in src.registry.segments.list_segments() if needle in s.segment_id or needle in s.name.lower()]
+    shops = src.registry.explorer.shops_starting_with(q) if len(q) <= MAX_SHOP_ID else []
     return {"term": q, "segments": segments, "shops": shops}

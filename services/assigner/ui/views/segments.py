@@ -24,8 +24,8 @@ def segment_row(info: SegmentInfo, total: int) -> dict[str, Any]:
 
 def overview(src: Sources, serving: dict[str, Any]) -> dict[str, Any]:
     """Every active segment, sizes across versions, all seasonality curves on one chart."""
-    active = src.registry.list_segments("active")
-    names = {s.segment_id: s.name for s in src.registry.list_segments()}
+    active = src.registry.segments.list_segments("active")
+    names = {s.segment_id: s.name for s in src.registry.segments.list_segments()}
     versions = [entry.model_version for entry in src.applied()]
     total = sum(s.size for s in active)
     curves = [(f"{s.segment_id} {s.name}", s.segment_id, s.profile.get("seasonality") or [0.0] * 12) for s in active]
@@ -52,10 +52,10 @@ def segment(src: Sources, segment_id: str) -> dict[str, Any]:
         parse_segment_id(segment_id)
     except ValueError as exc:
         raise PageNotFound(f"segment {segment_id!r} does not exist ({exc})") from None
-    info = src.registry.get_segment(segment_id)
+    info = src.registry.segments.get_segment(segment_id)
     if info is None:
         raise PageNotFound(f"segment {segment_id!r} does not exist")
-    active = src.registry.list_segments("active")
+    active = src.registry.segments.list_segments("active")
     stats, pop_curve = population(active)
     rows = feature_rows(info, stats)
     sizes = src.sizes()
@@ -75,7 +75,7 @@ def segment(src: Sources, segment_id: str) -> dict[str, Any]:
 
 def members(src: Sources, segment_id: str, limit: int = 25) -> list[dict[str, Any]]:
     """The members held most strongly, with their live state from the assignments store."""
-    rows = src.registry.segment_members(segment_id, limit)
+    rows = src.registry.explorer.segment_members(segment_id, limit)
     live = src.store.states([shop for shop, _, _ in rows])
     out = []
     for shop, strength, since in rows:

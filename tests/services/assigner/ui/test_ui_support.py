@@ -62,15 +62,15 @@ def _metrics(bundle: Any) -> dict[str, Any]:
 def _publish(world: dict[str, Any], seed: int, min_cluster_size: int) -> int:
     """Save, upload, register and announce a bundle as the trainer does; wait until the assigner applied it."""
     registry, bundle = world["registry"], quick_bundle(world["features"], seed=seed, min_cluster_size=min_cluster_size)
-    version = len(registry.list_versions()) + 1
+    version = len(registry.versions.list_versions()) + 1
     directory = world["tmp"] / f"bundle-{version}"
     bundle.save(directory)
     sha = manifest_sha256(directory)
     uri = world["artifacts"].put_dir(directory, f"model-ui-{version}-{sha[:12]}")
-    number = registry.register_candidate(feature_set=bundle.feature_set, params=bundle.params.model_dump(),
-                                         metrics=_metrics(bundle), training_rows=len(world["features"]),
-                                         data_as_of="2025-12", seed=seed, artifact_uri=uri, sha256=sha)
-    world["bus"].send(published_record(registry.mark_published(number)))
+    number = registry.versions.register_candidate(feature_set=bundle.feature_set, params=bundle.params.model_dump(),
+                                                  metrics=_metrics(bundle), training_rows=len(world["features"]),
+                                                  data_as_of="2025-12", seed=seed, artifact_uri=uri, sha256=sha)
+    world["bus"].send(published_record(registry.versions.mark_published(number)))
     wait_for(lambda: world["bus"].lineage_of(number), what=f"lineage of version {number}")
     world["states"][number] = AssignmentStore(world["settings"].redis_url).states()
     return number
@@ -113,10 +113,10 @@ def running_world(tmp: Path) -> Iterator[dict[str, Any]]:
             wait_for(lambda: httpx.get(f"{url}/readyz").status_code == 200, what="assigner readiness")
             _publish(world, 0, 25)
             _publish(world, 1, 40)  # a coarser retrain: one cluster fewer, so the lineage has more than continuations
-            refused = registry.register_candidate(feature_set="behaviour-v2", params={}, metrics={
+            refused = registry.versions.register_candidate(feature_set="behaviour-v2", params={}, metrics={
                 "latent": {"clusters": 1, "noise_ratio": 0.61, "largest_share": 0.39}}, training_rows=len(features),
                 data_as_of="2025-12", seed=9)
-            registry.mark_rejected(refused, "noise_ratio 61.0% > 25.0%")
+            registry.versions.mark_rejected(refused, "noise_ratio 61.0% > 25.0%")
             time.sleep(0.2)
             yield world
     finally:
