@@ -119,7 +119,7 @@ class SalesConsumer(EngineBase):
                 if self._stop.is_set() or self._restart:
                     break  # a new log is suspected (or we stop): the next consumer re-positions from Redis
                 batches = {tp.partition: recs for tp, recs in fetched.items() if recs and tp.topic == self.topic}
-                gone = self._new_logs(batches)
+                gone = await self._new_logs(batches)
                 if gone and in_flight is not None:  # its offsets must land before the partition's are forgotten
                     for partition in await self._finish(in_flight):
                         batches.pop(partition, None)  # re-positioned: fetched before that seek
@@ -155,17 +155,29 @@ class SalesConsumer(EngineBase):
         except TimeoutError:
             return {}
 
-    def _new_logs(self, batches: dict[int, list[Any]]) -> set[int]:
-        """Partitions whose log no longer reaches our position: it was re-created below it (see ``_verify``)."""
-        gone = set()
+    async def _new_logs(self, batches: dict[int, list[Any]]) -> set[int]:
+        """Partitions whose log no longer reaches our position: it was re-created below it (see ``_verify``). A
+        fetch's high watermark can trail the records it carries while a producer appends, so a high watermark below
+        our position is confirmed by the log's end offset (ListOffsets) before the partition counts as gone."""
+        gone, short = set(), set()
         for partition in self._owned():
             position = self.next_offsets.get(partition)
             if position is None:
                 continue
             records = batches.get(partition)
             high = self._highwater(partition)
-            if (records and records[0].offset < position) or (high is not None and high < position):
+            if records and records[0].offset < position:
                 gone.add(partition)
+            elif high is not None and high < position:
+                short.add(partition)
+        if short:
+            assert self.consumer is not None
+            ends = await self.consumer.end_offsets([self._tp(p) for p in sorted(short)])
+            for tp, end in ends.items():
+                log.info("features.log_end_checked", partition=tp.partition, position=self.next_offsets[tp.partition],
+                         high_watermark=self._highwater(tp.partition), end=end, engine=self.engine)
+                if end < self.next_offsets[tp.partition]:
+                    gone.add(tp.partition)
         return gone
 
     async def _timed(self, prepared: Any) -> tuple[Any, float]:

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.feature_store.layout import Layout
+from shared.feature_store.layout import YEAR0, Layout
 from shared.feature_store.scripts import FENCE_CHECK
 from shared.feature_store.writer import StoreWriter
 from shared.keyspace import Script
 
 # KEYS: months fence, latest month, outbox. ARGV: epoch, new latest month index, first month of the counts, counts.
-CLOSE = FENCE_CHECK + r"""
+CLOSE = FENCE_CHECK + (r"""
 local new = tonumber(ARGV[2])
 local latest = redis.call('GET', KEYS[2])
 if latest and tonumber(latest) >= new then return {'ok', 0} end
@@ -27,13 +27,13 @@ redis.call('SET', KEYS[2], ARGV[2])
 if not latest then return {'ok', 0} end
 local start, pushed = tonumber(ARGV[3]), 0
 for m = tonumber(latest), new - 1 do
-  local month = string.format('%04d-%02d', 1900 + math.floor(m / 12), m % 12 + 1)
+  local month = string.format('%04d-%02d', YEAR0 + math.floor(m / 12), m % 12 + 1)
   local retailers = tonumber(ARGV[4 + m - start] or '0')
   redis.call('RPUSH', KEYS[3], cjson.encode({month = month, retailers = retailers}))
   pushed = pushed + 1
 end
 return {'ok', pushed}
-"""
+""").replace("YEAR0", str(YEAR0))
 
 
 class MonthCloser:

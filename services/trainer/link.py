@@ -37,6 +37,6 @@ class KafkaLink(BrokerLink):
             log.warning("trainer.commit_failed", offsets={f"{t}/{p}": o for (t, p), o in offsets.items()},
                         error=repr(exc))
 
-    async def send_one(self, record: KafkaRecord, within_s: float = 30.0) -> None:
+    async def send_one(self, record: KafkaRecord) -> None:
         """Send one record and wait for acks=all (see :meth:`BrokerLink.send`)."""
-        await self.send([record], within_s)
+        await self.send([record])

@@ -39,6 +39,7 @@ import numpy as np
 
 from shared.feature_store.scripts import FENCE
 from shared.keyspace import Generations, Script, drop_prefix, group_of, slot_tags
+from shared.schemas import YEAR_MIN
 
 ROOT = "ss"
 EPOCH_KEY = f"{ROOT}:epoch"
@@ -47,7 +48,7 @@ LAYOUT_NAME = "compact-v2"
 MONTHS_TAG = "ss.months"
 CHUNK_VALUES = 8  # float64 values per field: 64 bytes, the listpack value limit
 PRODUCTS_PER_FIELD = 8
-YEAR0 = 1900
+YEAR0 = YEAR_MIN  # month index 0 is January of the first year a record may name
 _B36 = string.digits + string.ascii_uppercase
 
 

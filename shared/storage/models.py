@@ -9,9 +9,12 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from shared.schemas import ID_MAX_LENGTH
+
 VERSION_STATUSES = ("candidate", "published", "rejected", "retired")
 SEGMENT_STATUSES = ("active", "retired")
 ASSIGNMENT_STATUSES = ("assigned", "noise", "ineligible", "unknown")  # the statuses of the public contract
+NAME_MAX_LENGTH = 64  # feature set, alias and lock names
 
 JSONType = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 
@@ -68,7 +71,7 @@ class ModelVersion(Base):
 
     version: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    feature_set: Mapped[str] = mapped_column(sa.String(64))
+    feature_set: Mapped[str] = mapped_column(sa.String(NAME_MAX_LENGTH))
     params: Mapped[dict[str, Any]]
     metrics: Mapped[dict[str, Any]]
     training_rows: Mapped[int]
@@ -86,7 +89,7 @@ class Alias(Base):
 
     __tablename__ = "aliases"
 
-    name: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(NAME_MAX_LENGTH), primary_key=True)
     version: Mapped[int] = mapped_column(sa.ForeignKey("model_versions.version"))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -138,7 +141,7 @@ class Assignment(Base):
     )
 
     id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True)
-    shop_id: Mapped[str] = mapped_column(sa.String(64))
+    shop_id: Mapped[str] = mapped_column(sa.String(ID_MAX_LENGTH))
     segment_id: Mapped[str | None] = mapped_column(sa.String(32))
     status: Mapped[str] = mapped_column(sa.String(16))
     strength: Mapped[float | None]
@@ -164,7 +167,7 @@ class Lock(Base):
 
     __tablename__ = "locks"
 
-    name: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(NAME_MAX_LENGTH), primary_key=True)
     owner: Mapped[str | None] = mapped_column(sa.String(200))
     acquired_at: Mapped[datetime | None]
     expires_at: Mapped[datetime | None]

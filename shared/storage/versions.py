@@ -14,7 +14,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 
 from shared.logging import get_logger
 from shared.storage.base import NotFoundError, Part, StateError, check_json, dialect_insert, record_of
-from shared.storage.models import Alias, ModelVersion, utcnow
+from shared.storage.models import NAME_MAX_LENGTH, Alias, ModelVersion, utcnow
 from shared.storage.records import ModelVersionInfo
 
 log = get_logger(__name__)
@@ -27,7 +27,7 @@ class NewVersion(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    feature_set: str = Field(min_length=1, max_length=64)
+    feature_set: str = Field(min_length=1, max_length=NAME_MAX_LENGTH)
     params: dict[str, Any]
     metrics: dict[str, Any]
     training_rows: int = Field(ge=0)
@@ -179,8 +179,8 @@ class Versions(Part):
 
     def set_alias(self, name: str, version: int) -> None:
         """Point ``name`` at a published version: with ``current`` this is promote / roll back / roll forward."""
-        if not name or len(name) > 64:
-            raise ValueError(f"name: alias must be 1-64 characters, got {name!r}")
+        if not name or len(name) > NAME_MAX_LENGTH:
+            raise ValueError(f"name: alias must be 1-{NAME_MAX_LENGTH} characters, got {name!r}")
         with self.db.write() as session:
             row = self._row(session, version, lock=True)  # vs. a concurrent retire
             if row.status != "published":
