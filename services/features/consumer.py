@@ -23,6 +23,7 @@ from aiokafka.errors import KafkaError
 
 from services.features.engine import EngineBase
 from services.features.fetch import lean_options
+from services.features.parsing import fingerprint
 from shared.logging import get_logger
 
 log = get_logger("stableseg.features.consumer")
@@ -90,6 +91,11 @@ class SalesConsumer(EngineBase):
         begin = await self.consumer.beginning_offsets([self._tp(p) for p in partitions])
         return {tp.partition: offset for tp, offset in begin.items()}
 
+    async def _ends(self, partitions: set[int]) -> dict[int, int]:
+        assert self.consumer is not None
+        ends = await self.consumer.end_offsets([self._tp(p) for p in sorted(partitions)])
+        return {tp.partition: offset for tp, offset in ends.items()}
+
     async def _seek(self, partition: int, offset: int) -> None:
         assert self.consumer is not None
         self.consumer.seek(self._tp(partition), offset)
@@ -156,10 +162,10 @@ class SalesConsumer(EngineBase):
             return {}
 
     async def _new_logs(self, batches: dict[int, list[Any]]) -> set[int]:
-        """Partitions whose log no longer reaches our position: it was re-created below it (see ``_verify``). A
-        fetch's high watermark can trail the records it carries while a producer appends, so a high watermark below
-        our position is confirmed by the log's end offset (ListOffsets) before the partition counts as gone."""
-        gone, short = set(), set()
+        """Partitions whose log no longer reaches our position: it was re-created below it (see ``_verify``); a high
+        watermark below our position counts once the log's end offset confirms it (``_confirmed_ends``), a fetch
+        below it once the record Redis holds as applied is not in it (``_same_log``)."""
+        gone, short, below = set(), set(), set()
         for partition in self._owned():
             position = self.next_offsets.get(partition)
             if position is None:
@@ -167,17 +173,33 @@ class SalesConsumer(EngineBase):
             records = batches.get(partition)
             high = self._highwater(partition)
             if records and records[0].offset < position:
-                gone.add(partition)
+                below.add(partition)
             elif high is not None and high < position:
                 short.add(partition)
-        if short:
-            assert self.consumer is not None
-            ends = await self.consumer.end_offsets([self._tp(p) for p in sorted(short)])
-            for tp, end in ends.items():
-                log.info("features.log_end_checked", partition=tp.partition, position=self.next_offsets[tp.partition],
-                         high_watermark=self._highwater(tp.partition), end=end, engine=self.engine)
-                if end < self.next_offsets[tp.partition]:
-                    gone.add(tp.partition)
+        gone |= await self._same_log(batches, below)
+        ends = await self._confirmed_ends(short)
+        return gone | {p for p, end in ends.items() if end < self.next_offsets[p]}
+
+    async def _same_log(self, batches: dict[int, list[Any]], below: set[int]) -> set[int]:
+        """Of the partitions fetched from below our position, those whose fetch holds the record Redis holds as
+        applied (same offset and fingerprint) are the log we applied: the records below our position are dropped
+        from ``batches``. Returns the others (a new log)."""
+        if not below:
+            return set()
+        stored = await self.processor.stored_offsets()
+        gone = set()
+        for partition in sorted(below):
+            records, position = batches[partition], self.next_offsets[partition]
+            offset, fp = stored.get(partition, (-1, ""))
+            same = any(r.offset == offset and fingerprint(r.value, r.timestamp) == fp for r in records)
+            log.warning("features.fetched_below_position", partition=partition, first=records[0].offset,
+                        position=position, stored=offset, same_log=same, engine=self.engine)
+            if not same:
+                gone.add(partition)
+            elif records[-1].offset < position:
+                del batches[partition]
+            else:
+                batches[partition] = [r for r in records if r.offset >= position]
         return gone
 
     async def _timed(self, prepared: Any) -> tuple[Any, float]:
