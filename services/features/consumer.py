@@ -23,7 +23,6 @@ from aiokafka.errors import KafkaError
 
 from services.features.engine import EngineBase
 from services.features.fetch import lean_options
-from services.features.parsing import fingerprint
 from shared.logging import get_logger
 
 log = get_logger("stableseg.features.consumer")
@@ -125,6 +124,13 @@ class SalesConsumer(EngineBase):
                 if self._stop.is_set() or self._restart:
                     break  # a new log is suspected (or we stop): the next consumer re-positions from Redis
                 batches = {tp.partition: recs for tp, recs in fetched.items() if recs and tp.topic == self.topic}
+                below = self._fetched_below(batches)
+                if below:
+                    if in_flight is not None:
+                        for partition in await self._finish(in_flight):
+                            batches.pop(partition, None)  # re-positioned: fetched before that seek
+                        in_flight = None
+                    await self._reposition_below(batches, below)
                 gone = await self._new_logs(batches)
                 if gone and in_flight is not None:  # its offsets must land before the partition's are forgotten
                     for partition in await self._finish(in_flight):
@@ -161,46 +167,32 @@ class SalesConsumer(EngineBase):
         except TimeoutError:
             return {}
 
-    async def _new_logs(self, batches: dict[int, list[Any]]) -> set[int]:
-        """Partitions whose log no longer reaches our position: it was re-created below it (see ``_verify``); a high
-        watermark below our position counts once the log's end offset confirms it (``_confirmed_ends``), a fetch
-        below it once the record Redis holds as applied is not in it (``_same_log``)."""
-        gone, short, below = set(), set(), set()
-        for partition in self._owned():
-            position = self.next_offsets.get(partition)
-            if position is None:
-                continue
-            records = batches.get(partition)
-            high = self._highwater(partition)
-            if records and records[0].offset < position:
-                below.add(partition)
-            elif high is not None and high < position:
-                short.add(partition)
-        gone |= await self._same_log(batches, below)
-        ends = await self._confirmed_ends(short)
-        return gone | {p for p, end in ends.items() if end < self.next_offsets[p]}
+    def _fetched_below(self, batches: dict[int, list[Any]]) -> set[int]:
+        """Partitions whose fetch starts below our position: aiokafka reset the position to the log's beginning
+        (``auto_offset_reset``; tansu was seen to answer an out-of-range error for a fetch while a producer appends),
+        or the log was re-created below it."""
+        return {p for p, records in batches.items() if records[0].offset < self.next_offsets.get(p, records[0].offset)}
 
-    async def _same_log(self, batches: dict[int, list[Any]], below: set[int]) -> set[int]:
-        """Of the partitions fetched from below our position, those whose fetch holds the record Redis holds as
-        applied (same offset and fingerprint) are the log we applied: the records below our position are dropped
-        from ``batches``. Returns the others (a new log)."""
-        if not below:
-            return set()
-        stored = await self.processor.stored_offsets()
-        gone = set()
-        for partition in sorted(below):
-            records, position = batches[partition], self.next_offsets[partition]
-            offset, fp = stored.get(partition, (-1, ""))
-            same = any(r.offset == offset and fingerprint(r.value, r.timestamp) == fp for r in records)
-            log.warning("features.fetched_below_position", partition=partition, first=records[0].offset,
-                        position=position, stored=offset, same_log=same, engine=self.engine)
-            if not same:
-                gone.add(partition)
-            elif records[-1].offset < position:
-                del batches[partition]
-            else:
-                batches[partition] = [r for r in records if r.offset >= position]
-        return gone
+    async def _reposition_below(self, batches: dict[int, list[Any]], below: set[int]) -> None:
+        """Seek ``below`` to the record Redis holds as applied (``EngineBase._reposition``, after the commit in flight
+        landed): the fingerprint check that follows tells the log we applied (carry on, nothing applied twice) from a
+        new one (read from its beginning)."""
+        first = {p: batches.pop(p)[0].offset for p in sorted(below)}
+        log.warning("features.fetched_below_position", first=first, positions={p: self.next_offsets[p] for p in first},
+                    engine=self.engine)
+        await self._reposition(below)
+
+    async def _new_logs(self, batches: dict[int, list[Any]]) -> set[int]:
+        """Partitions whose log ends below our position: it was re-created below it (see ``_verify``), once the log's
+        end offset confirms the high watermark (``_confirmed_ends``). A fetch from below our position is
+        ``_fetched_below``'s."""
+        short = set()
+        for partition in self._owned():
+            position, high = self.next_offsets.get(partition), self._highwater(partition)
+            if position is not None and high is not None and high < position:
+                short.add(partition)
+        ends = await self._confirmed_ends(short)
+        return {p for p, end in ends.items() if end < self.next_offsets[p]}
 
     async def _timed(self, prepared: Any) -> tuple[Any, float]:
         started = time.perf_counter()
@@ -218,9 +210,8 @@ class SalesConsumer(EngineBase):
     async def _verify(self, batches: dict[int, list[Any]], gone: set[int]) -> None:
         """Not the log we applied, so forget the offset and start from the beginning: ``gone``, a log that ends
         before our position (tansu answers a fetch past the end with no records and the real high watermark; once
-        the new log grows past our position the fetches would carry on from there, the records below lost) or a
-        fetch that starts below it (Kafka resets an out-of-range fetch; aiokafka discards fetches that do not match
-        the position, so nothing else does that); or, resuming at the stored record, a log that ends at it."""
+        the new log grows past our position the fetches would carry on from there, the records below lost); or,
+        resuming at the stored record, a log that ends at it."""
         for partition in sorted((set(self.verify) | gone) & self._owned()):
             high = self._highwater(partition)
             stored = self.verify.get(partition)
