@@ -126,15 +126,13 @@ class SalesConsumer(EngineBase):
                 batches = {tp.partition: recs for tp, recs in fetched.items() if recs and tp.topic == self.topic}
                 below = self._fetched_below(batches)
                 if below:
-                    if in_flight is not None:
-                        for partition in await self._finish(in_flight):
-                            batches.pop(partition, None)  # re-positioned: fetched before that seek
+                    if in_flight is not None:  # Redis must hold its offsets before we position from them
+                        await self._land(in_flight, batches)
                         in_flight = None
                     await self._reposition_below(batches, below)
                 gone = await self._new_logs(batches)
                 if gone and in_flight is not None:  # its offsets must land before the partition's are forgotten
-                    for partition in await self._finish(in_flight):
-                        batches.pop(partition, None)  # re-positioned: fetched before that seek
+                    await self._land(in_flight, batches)
                     in_flight = None
                 if self.verify or gone:
                     await self._verify(batches, gone)
@@ -177,9 +175,9 @@ class SalesConsumer(EngineBase):
         """Seek ``below`` to the record Redis holds as applied (``EngineBase._reposition``, after the commit in flight
         landed): the fingerprint check that follows tells the log we applied (carry on, nothing applied twice) from a
         new one (read from its beginning)."""
-        first = {p: batches.pop(p)[0].offset for p in sorted(below)}
-        log.warning("features.fetched_below_position", first=first, positions={p: self.next_offsets[p] for p in first},
-                    engine=self.engine)
+        first = {p: batches.pop(p)[0].offset for p in sorted(below) if p in batches}
+        log.warning("features.fetched_below_position", first=first,
+                    positions={p: self.next_offsets[p] for p in sorted(below)}, engine=self.engine)
         await self._reposition(below)
 
     async def _new_logs(self, batches: dict[int, list[Any]]) -> set[int]:
@@ -198,6 +196,11 @@ class SalesConsumer(EngineBase):
         started = time.perf_counter()
         outcome = await self.processor.commit(prepared)
         return outcome, time.perf_counter() - started
+
+    async def _land(self, task: asyncio.Task[Any], batches: dict[int, list[Any]]) -> None:
+        """``_finish`` the commit in flight; the partitions it re-positioned drop their fetch (made before the seek)."""
+        for partition in await self._finish(task):
+            batches.pop(partition, None)
 
     async def _finish(self, task: asyncio.Task[Any]) -> set[int]:
         """Wait for a commit; apply the seeks it asked for; return the partitions re-positioned."""
