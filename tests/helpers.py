@@ -269,14 +269,15 @@ class FeaturesProcess:
             self.proc.wait(30)
 
     def logs(self) -> str:
-        return self.log.read_text(errors="replace")[-3000:]
+        """Everything the worker logged so far."""
+        return self.log.read_text(errors="replace")
 
 
 def wait_for_worker(cond: Callable[[], bool], timeout: float, what: str, worker: FeaturesProcess | None = None
                     ) -> None:
     """``wait_for`` every 0.5 s, a service not answering yet counting as "not yet"; the worker's logs on timeout."""
     wait_for(cond, timeout, what, interval=0.5, tolerate=(httpx.HTTPError, redis.ConnectionError),
-             on_timeout=worker.logs if worker else None)
+             on_timeout=(lambda: worker.logs()[-3000:]) if worker else None)
 
 
 def end_offsets(bootstrap: str, topic: str = "sales.monthly") -> dict[int, int | None]:

@@ -90,11 +90,6 @@ class SalesConsumer(EngineBase):
         begin = await self.consumer.beginning_offsets([self._tp(p) for p in partitions])
         return {tp.partition: offset for tp, offset in begin.items()}
 
-    async def _ends(self, partitions: set[int]) -> dict[int, int]:
-        assert self.consumer is not None
-        ends = await self.consumer.end_offsets([self._tp(p) for p in sorted(partitions)])
-        return {tp.partition: offset for tp, offset in ends.items()}
-
     async def _seek(self, partition: int, offset: int) -> None:
         assert self.consumer is not None
         self.consumer.seek(self._tp(partition), offset)
@@ -130,7 +125,7 @@ class SalesConsumer(EngineBase):
                         await self._land(in_flight, batches)
                         in_flight = None
                     await self._reposition_below(batches, below)
-                gone = await self._new_logs(batches)
+                gone = self._new_logs()
                 if gone and in_flight is not None:  # its offsets must land before the partition's are forgotten
                     await self._land(in_flight, batches)
                     in_flight = None
@@ -180,17 +175,15 @@ class SalesConsumer(EngineBase):
                     positions={p: self.next_offsets[p] for p in sorted(below)}, engine=self.engine)
         await self._reposition(below)
 
-    async def _new_logs(self, batches: dict[int, list[Any]]) -> set[int]:
-        """Partitions whose log ends below our position: it was re-created below it (see ``_verify``), once the log's
-        end offset confirms the high watermark (``_confirmed_ends``). A fetch from below our position is
-        ``_fetched_below``'s."""
-        short = set()
+    def _new_logs(self) -> set[int]:
+        """Partitions whose log ends below our position: it was re-created below it (see ``_verify``). A fetch from
+        below our position is ``_fetched_below``'s."""
+        gone = set()
         for partition in self._owned():
             position, high = self.next_offsets.get(partition), self._highwater(partition)
             if position is not None and high is not None and high < position:
-                short.add(partition)
-        ends = await self._confirmed_ends(short)
-        return {p for p, end in ends.items() if end < self.next_offsets[p]}
+                gone.add(partition)
+        return gone
 
     async def _timed(self, prepared: Any) -> tuple[Any, float]:
         started = time.perf_counter()

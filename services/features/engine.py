@@ -5,7 +5,7 @@ error (tenacity backoff) or a ``restart()``.
 Positioning: a partition is sought to the record Redis says was applied last; that record comes back once more and
 its fingerprint proves the log is the one we applied (``verify`` holds the stored records not seen again yet). With
 no stored offset, or one below the log's beginning, it starts at the beginning. An engine supplies the primitives
-(``_beginnings``, ``_ends``, ``_seek``, ``_highwater``, ``_session``) and keeps its own record flow.
+(``_beginnings``, ``_seek``, ``_highwater``, ``_session``) and keeps its own record flow.
 """
 
 from __future__ import annotations
@@ -95,10 +95,6 @@ class EngineBase(ABC):
     def _highwater(self, partition: int) -> int | None:
         """The partition's high watermark from the fetch responses (``None``: not known)."""
 
-    @abstractmethod
-    async def _ends(self, partitions: set[int]) -> dict[int, int]:
-        """Each partition's log end offset, asked of the broker (ListOffsets)."""
-
     def _owned(self) -> set[int]:
         """The partitions whose lag counts."""
         return set(self.assigned)
@@ -163,18 +159,6 @@ class EngineBase(ABC):
             await self._seek(partition, floor if offset is None else max(offset, floor))
         log.info("features.partitions_positioned", positions={p: self.next_offsets[p] for p in sorted(partitions)},
                  engine=self.engine)
-
-    async def _confirmed_ends(self, partitions: set[int]) -> dict[int, int]:
-        """The log end offsets of ``partitions``, whose fetched high watermark looked short of the log we applied: a
-        fetch's high watermark can trail the records it carries while a producer appends, so only the broker's end
-        offset may tell a re-created log."""
-        if not partitions:
-            return {}
-        ends = await self._ends(partitions)
-        for partition in sorted(ends):
-            log.info("features.log_end_checked", partition=partition, position=self.next_offsets.get(partition),
-                     high_watermark=self._highwater(partition), end=ends[partition], engine=self.engine)
-        return ends
 
     async def _restart_partition(self, partition: int, high: int | None) -> None:
         """Not the log we applied: forget the partition's stored offset and read it from its beginning."""

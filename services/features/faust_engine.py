@@ -29,9 +29,8 @@ Offsets and acknowledgements (the correctness argument):
   the consumer keeps its position, and once the new log grows past it the fetches carry on from there, as if the
   records below were applied (lost). Kafka resets an out-of-range fetch to the beginning instead, and faust drops
   the records below its read offset, with the same effect. The sign both leave is a high watermark below our
-  position (a log never shrinks; confirmed by the log's end offset, as a fetch's may trail), so every batch and
-  housekeeping round restarts such partitions from their beginning (offset forgotten, that batch's events
-  dropped), as the aiokafka engine does on every fetch. Once
+  position (a log never shrinks), so every batch and housekeeping round restarts such partitions from their
+  beginning (offset forgotten, that batch's events dropped), as the aiokafka engine does on every fetch. Once
   ``restart()`` was called (the worker saw the topics go) nothing more is taken: the next app re-positions.
 * Only consecutive offsets are taken: per partition, a batch takes the run that starts exactly at the next offset
   to take (the seek target, then one past the last record taken). Records below it were fetched again (duplicates);
@@ -174,12 +173,6 @@ class FaustSalesConsumer(EngineBase):
         begin = await app.consumer.earliest_offsets(*[self._tp(p) for p in partitions])
         return {p: begin.get(self._tp(p)) or 0 for p in partitions}
 
-    async def _ends(self, partitions: set[int]) -> dict[int, int]:
-        app = self.app
-        assert app is not None
-        ends = await app.consumer.highwaters(*[self._tp(p) for p in sorted(partitions)])
-        return {tp.partition: offset for tp, offset in ends.items()}
-
     async def _reposition(self, partitions: set[int]) -> None:
         """``EngineBase._reposition``; the partitions are positioned from now on."""
         self.unpositioned -= partitions
@@ -263,16 +256,14 @@ class FaustSalesConsumer(EngineBase):
 
     async def _restart_new_logs(self) -> set[int]:
         """Restart the positioned partitions whose log is not the one we applied (see the module docstring)."""
-        suspects = {p for p in self.assigned - self.unpositioned if self._short(p, self._highwater(p))}
-        hit = {p for p, end in (await self._confirmed_ends(suspects)).items() if self._short(p, end)}
-        for partition in sorted(hit):
-            await self._restart_partition(partition, self._highwater(partition))
+        hit: set[int] = set()
+        for partition in sorted(self.assigned - self.unpositioned):
+            high, position = self._highwater(partition), self.next_offsets.get(partition)
+            stored = self.verify.get(partition)
+            if high is not None and position is not None and (high < position or (stored and high <= stored[0])):
+                await self._restart_partition(partition, high)
+                hit.add(partition)
         return hit
-
-    def _short(self, partition: int, end: int | None) -> bool:
-        """A log that ends below our position, or at or below the stored record not seen again yet."""
-        position, stored = self.next_offsets.get(partition), self.verify.get(partition)
-        return end is not None and position is not None and (end < position or bool(stored and end <= stored[0]))
 
     def _highwater(self, partition: int) -> int | None:
         app = self.app

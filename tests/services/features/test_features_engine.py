@@ -39,9 +39,6 @@ class Scripted(EngineBase):
     def _highwater(self, partition: int) -> Any:
         return None
 
-    async def _ends(self, partitions: set[int]) -> dict[int, int]:
-        return dict.fromkeys(partitions, 0)
-
 
 def test_sessions_restart_with_a_capped_doubling_backoff_that_a_clean_end_resets() -> None:
     engine = Scripted()
@@ -50,4 +47,3 @@ def test_sessions_restart_with_a_capped_doubling_backoff_that_a_clean_end_resets
     assert len(engine.starts) == 5 and engine.processor.stopping
     assert 0.2 <= gaps[0] < 0.4 <= gaps[1] and 0.4 <= gaps[2] < 0.75  # 0.2, 0.4, then capped at 0.4 (not 0.8)
     assert gaps[3] < 0.2  # after a clean end: a new session at once, the backoff starts again
-

@@ -69,9 +69,6 @@ class FakeConsumer:
     def highwater(self, tp: TP) -> int:
         return self.highs.get(tp.partition, 100)
 
-    async def highwaters(self, *tps: TP) -> dict[TP, int]:
-        return {tp: self.highwater(tp) for tp in tps}
-
 
 def _engine(processor: FakeProcessor, assigned: set[int]) -> tuple[FaustSalesConsumer, FakeConsumer]:
     engine = FaustSalesConsumer("127.0.0.1:1", TOPIC, "g", processor)  # type: ignore[arg-type]
